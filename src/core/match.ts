@@ -1,0 +1,153 @@
+import type { Destination, ModuleEntry, RouteExpression } from '../types.ts'
+
+export type ModulePredicate = (entry: ModuleEntry) => boolean
+
+export type LabelSelector
+  = | { op: 'has' | 'absent', key: string }
+    | { op: 'eq' | 'ne', key: string, value: string }
+
+/** Registry indexes a destination can be answered from without a scan. */
+export type IndexName = 'plugin' | 'instance' | 'module'
+
+/** How the router finds the recipients of one destination. */
+export type Lookup
+  = | { by: 'all' }
+    | { by: 'peer', id: string }
+    | { by: 'index', keys: ReadonlyArray<readonly [IndexName, string]> }
+    | { by: 'label', key: string, value: string }
+    | { by: 'scan', test: ModulePredicate }
+
+/** `key`, `!key`, `key=value` (split on the first `=`), `key!=value`. */
+export function parseLabelSelector(selector: string): LabelSelector {
+  if (selector.startsWith('!'))
+    return { op: 'absent', key: selector.slice(1) }
+  const eq = selector.indexOf('=')
+  if (eq === -1)
+    return { op: 'has', key: selector }
+  if (eq > 0 && selector[eq - 1] === '!')
+    return { op: 'ne', key: selector.slice(0, eq - 1), value: selector.slice(eq + 1) }
+  return { op: 'eq', key: selector.slice(0, eq), value: selector.slice(eq + 1) }
+}
+
+/** Kubernetes semantics: `key!=value` also matches modules without the key. */
+export function matchesLabel(labels: Record<string, string>, selector: LabelSelector): boolean {
+  const has = Object.hasOwn(labels, selector.key)
+  switch (selector.op) {
+    case 'has': return has
+    case 'absent': return !has
+    case 'eq': return has && labels[selector.key] === selector.value
+    case 'ne': return !has || labels[selector.key] !== selector.value
+  }
+}
+
+export function isLiteralGlob(glob: string): boolean {
+  return !glob.includes('*') && !glob.includes('?')
+}
+
+/** `*` any run, `?` one character, everything else literal; anchored. */
+export function compileGlob(glob: string): (value: string) => boolean {
+  if (isLiteralGlob(glob))
+    return value => value === glob
+  let source = ''
+  for (const char of glob) {
+    if (char === '*')
+      source += '.*'
+    else if (char === '?')
+      source += '.'
+    else
+      source += char.replace(/[.+^${}()|[\]\\/-]/g, '\\$&')
+  }
+  const regexp = new RegExp(`^${source}$`, 'su')
+  return value => regexp.test(value)
+}
+
+function leaf(test: ModulePredicate, inverted: boolean | undefined): ModulePredicate {
+  return inverted ? entry => !test(entry) : test
+}
+
+/** Compiles a routing expression once into a predicate over registry entries. */
+export function compileExpression(expression: RouteExpression): ModulePredicate {
+  switch (expression.type) {
+    case 'and': {
+      const parts = expression.all.map(compileExpression)
+      return entry => parts.every(part => part(entry))
+    }
+    case 'or': {
+      const parts = expression.any.map(compileExpression)
+      return entry => parts.some(part => part(entry))
+    }
+    case 'glob': {
+      const test = compileGlob(expression.glob)
+      return leaf(e => test(e.name) || test(e.identity.pluginId) || test(e.identity.instanceId), expression.inverted)
+    }
+    case 'ids': {
+      const ids = new Set(expression.ids)
+      return leaf(e => ids.has(e.peerId) || ids.has(e.identity.instanceId), expression.inverted)
+    }
+    case 'plugin': {
+      const plugins = new Set(expression.plugins)
+      return leaf(e => plugins.has(e.identity.pluginId), expression.inverted)
+    }
+    case 'instance': {
+      const instances = new Set(expression.instances)
+      return leaf(e => instances.has(e.identity.instanceId), expression.inverted)
+    }
+    case 'label': {
+      const selectors = expression.selectors.map(parseLabelSelector)
+      return leaf(e => selectors.every(s => matchesLabel(e.identity.labels, s)), expression.inverted)
+    }
+    case 'module': {
+      const modules = new Set(expression.modules)
+      return leaf(e => modules.has(e.name), expression.inverted)
+    }
+    case 'source': {
+      const sources = new Set(expression.sources)
+      return leaf(e => sources.has(e.name) || sources.has(e.identity.pluginId), expression.inverted)
+    }
+  }
+}
+
+function compileLabelLookup(selector: LabelSelector): Lookup {
+  if (selector.op === 'eq')
+    return { by: 'label', key: selector.key, value: selector.value }
+  return { by: 'scan', test: e => matchesLabel(e.identity.labels, selector) }
+}
+
+function compileString(destination: string): Lookup {
+  if (destination === '*')
+    return { by: 'all' }
+  const colon = destination.indexOf(':')
+  const prefix = colon === -1 ? '' : destination.slice(0, colon)
+  const value = destination.slice(colon + 1)
+  switch (prefix) {
+    case 'plugin': return { by: 'index', keys: [['plugin', value]] }
+    case 'instance': return { by: 'index', keys: [['instance', value]] }
+    case 'module': return { by: 'index', keys: [['module', value]] }
+    case 'source': return { by: 'index', keys: [['module', value], ['plugin', value]] }
+    case 'peer': return { by: 'peer', id: value }
+    case 'label': return compileLabelLookup(parseLabelSelector(value))
+  }
+  if (isLiteralGlob(destination))
+    return { by: 'index', keys: [['module', destination], ['plugin', destination], ['instance', destination]] }
+  const test = compileGlob(destination)
+  return { by: 'scan', test: e => test(e.name) || test(e.identity.pluginId) || test(e.identity.instanceId) }
+}
+
+// Destination strings repeat from event to event: compile each once. Bounded so that
+// hostile senders can't grow it without limit.
+const STRING_CACHE_LIMIT = 4096
+const stringCache = new Map<string, Lookup>()
+
+/** Compiles one destination into the cheapest way to find its recipients. */
+export function compileDestination(destination: Destination): Lookup {
+  if (typeof destination !== 'string')
+    return { by: 'scan', test: compileExpression(destination) }
+  let lookup = stringCache.get(destination)
+  if (!lookup) {
+    if (stringCache.size >= STRING_CACHE_LIMIT)
+      stringCache.clear()
+    lookup = compileString(destination)
+    stringCache.set(destination, lookup)
+  }
+  return lookup
+}

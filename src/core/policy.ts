@@ -1,0 +1,59 @@
+import type { PeerInfo } from '../types.ts'
+import type { LabelSelector } from './match.ts'
+import { compileGlob, matchesLabel, parseLabelSelector } from './match.ts'
+
+export interface RoutingPolicy {
+  /** Recipients' plugin ids (globs) that may receive routed events; unset = any. */
+  allowPlugins?: string[]
+  /** Recipients' plugin ids (globs) that never receive routed events. */
+  denyPlugins?: string[]
+  /** Label selectors of which a recipient must match at least one; unset = any. */
+  allowLabels?: string[]
+  /** Label selectors of which any match excludes the recipient. */
+  denyLabels?: string[]
+}
+
+export type RecipientFilter = (peer: PeerInfo) => boolean
+
+function anyGlob(globs: string[] | undefined) {
+  const tests = (globs ?? []).map(compileGlob)
+  return (value: string) => tests.some(test => test(value))
+}
+
+function anyLabel(selectors: LabelSelector[], labels: Record<string, string>) {
+  return selectors.some(selector => matchesLabel(labels, selector))
+}
+
+/**
+ * Compiles a policy into a recipient filter. Allow lists must match, any deny match excludes.
+ * Peers that have not announced have no plugin or labels: allow lists exclude them.
+ */
+export function compilePolicy(policy: RoutingPolicy | undefined): RecipientFilter | undefined {
+  if (!policy)
+    return undefined
+  const { allowPlugins, denyPlugins, allowLabels, denyLabels } = policy
+  if (!allowPlugins && !denyPlugins && !allowLabels && !denyLabels)
+    return undefined
+  const allowPlugin = allowPlugins && anyGlob(allowPlugins)
+  const denyPlugin = anyGlob(denyPlugins)
+  const allowSelectors = allowLabels?.map(parseLabelSelector)
+  const denySelectors = (denyLabels ?? []).map(parseLabelSelector)
+
+  // Registry entries are immutable (a re-announce makes a new one), so a verdict holds for an entry's life.
+  const verdicts = new WeakMap<object, boolean>()
+  return (peer) => {
+    const entry = peer.module
+    if (!entry)
+      return !allowPlugin && !allowSelectors
+    let verdict = verdicts.get(entry)
+    if (verdict === undefined) {
+      const { pluginId, labels } = entry.identity
+      verdict = (!allowPlugin || allowPlugin(pluginId))
+        && (!allowSelectors || anyLabel(allowSelectors, labels))
+        && !denyPlugin(pluginId)
+        && !anyLabel(denySelectors, labels)
+      verdicts.set(entry, verdict)
+    }
+    return verdict
+  }
+}

@@ -1,0 +1,152 @@
+import type { Destination, HubEvent, ModuleEntry, PeerInfo } from '../types.ts'
+import type { Lookup } from './match.ts'
+import type { Next, RouteContext, RoutingMiddleware } from './middleware.ts'
+import type { RecipientFilter } from './policy.ts'
+import type { Registry } from './registry.ts'
+import type { Session } from './session.ts'
+import { compileDestination } from './match.ts'
+import { composeMiddleware } from './middleware.ts'
+
+export interface RouterOptions {
+  registry: Registry
+  /** Every authenticated session, by id. */
+  authenticated: ReadonlyMap<string, Session>
+  policy?: RecipientFilter
+  middleware: readonly RoutingMiddleware[]
+  /** Whether trusted devtools peers may skip policy and middleware with `route.bypass`. */
+  allowBypass: boolean
+  /** Where a failed asynchronous middleware is reported. */
+  onMiddlewareError: (error: unknown) => void
+}
+
+export interface Router {
+  /** Routes one event from `sender`; returns how many peers it was delivered to (async if a middleware is). */
+  route: (sender: Session, event: HubEvent) => number | Promise<number>
+  /** Delivers one event to the given sessions, encoding it once per wire protocol. */
+  deliver: (event: HubEvent, recipients: Iterable<Session>) => number
+}
+
+/** The destinations of an event: `route.destinations`, else an array at `data.destinations`. */
+export function destinationsOf(event: HubEvent): Destination[] | undefined {
+  const fromRoute = event.route?.destinations
+  if (fromRoute)
+    return fromRoute
+  const fromData = event.data.destinations
+  return Array.isArray(fromData) ? fromData as Destination[] : undefined
+}
+
+export function createRouter(options: RouterOptions): Router {
+  const { registry, authenticated, policy, allowBypass, onMiddlewareError } = options
+  const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
+
+  function addEntries(into: Set<Session>, entries: Iterable<ModuleEntry>): void {
+    for (const entry of entries) {
+      const session = authenticated.get(entry.peerId)
+      if (session)
+        into.add(session)
+    }
+  }
+
+  function collect(lookup: Lookup, into: Set<Session>): void {
+    switch (lookup.by) {
+      case 'all':
+        for (const session of authenticated.values())
+          into.add(session)
+        return
+      case 'peer': {
+        const session = authenticated.get(lookup.id)
+        if (session)
+          into.add(session)
+        return
+      }
+      case 'index':
+        for (const [index, key] of lookup.keys)
+          addEntries(into, registry.lookup(index, key))
+        return
+      case 'label':
+        addEntries(into, registry.withLabel(lookup.key, lookup.value))
+        return
+      case 'scan':
+        for (const entry of registry.entries()) {
+          if (lookup.test(entry))
+            addEntries(into, [entry])
+        }
+    }
+  }
+
+  /** Recipients chosen by destinations alone; never the sender. */
+  function select(sender: Session, event: HubEvent): Set<Session> {
+    const destinations = destinationsOf(event)
+    const recipients = new Set<Session>()
+    if (!destinations) {
+      for (const session of authenticated.values())
+        recipients.add(session)
+    }
+    else {
+      for (const destination of destinations)
+        collect(compileDestination(destination), recipients)
+    }
+    recipients.delete(sender)
+    return recipients
+  }
+
+  function deliver(event: HubEvent, recipients: Iterable<Session>): number {
+    // Peers of one protocol share one encoded frame.
+    const frames = new Map<object, string>()
+    let delivered = 0
+    for (const session of recipients) {
+      const { encoder } = session.connection
+      let frame = frames.get(encoder)
+      if (frame === undefined)
+        frames.set(encoder, frame = encoder.encode(event))
+      session.connection.send(frame)
+      delivered++
+    }
+    return delivered
+  }
+
+  function route(sender: Session, event: HubEvent): number | Promise<number> {
+    let recipients = select(sender, event)
+    const bypass = allowBypass && sender.trusted && event.route?.bypass === true
+    if (bypass)
+      return deliver(event, recipients)
+    if (policy) {
+      for (const session of recipients) {
+        if (!policy(session))
+          recipients.delete(session)
+      }
+    }
+    if (!runMiddleware)
+      return deliver(event, recipients)
+
+    let dropped = false
+    const context: RouteContext = {
+      event,
+      sender,
+      recipients: [...recipients],
+      drop: () => { dropped = true },
+      get dropped() { return dropped },
+    }
+    let delivered = 0
+    const final: Next = () => {
+      // Middleware narrows: anything it added that destinations and policy did not choose is ignored.
+      const allowed = recipients
+      recipients = new Set()
+      for (const peer of context.recipients as PeerInfo[]) {
+        if (allowed.has(peer as Session))
+          recipients.add(peer as Session)
+      }
+      delivered = deliver(context.event, recipients)
+    }
+    const result = runMiddleware(context, final)
+    if (result instanceof Promise) {
+      return result.then(() => delivered, (error) => {
+        onMiddlewareError(error)
+        return 0
+      })
+    }
+    return delivered
+  }
+
+  return { route, deliver }
+}

@@ -1,0 +1,268 @@
+import type { Registry } from './core/registry.ts'
+import type { Connection, HubEvent, Identity, WireIdentity } from './types.ts'
+import type { HubOptions, ResolvedHubOptions } from './options.ts'
+import { nanoid } from 'nanoid'
+import { createTokenVerifier } from './core/auth.ts'
+import { markPlainJson, toWireIdentity } from './core/event.ts'
+import { createHeartbeat } from './core/heartbeat.ts'
+import { compilePolicy } from './core/policy.ts'
+import { createRegistry } from './core/registry.ts'
+import { createRouter } from './core/router.ts'
+import { Session } from './core/session.ts'
+import { HubError } from './errors.ts'
+import { resolveHubOptions } from './options.ts'
+
+export interface Announcement {
+  name: string
+  index?: number
+  identity: Identity
+}
+
+export type DeannounceReason = 'connection closed' | 'heartbeat expired' | 'server shutdown' | 're-announcing'
+
+export interface Hub {
+  readonly options: ResolvedHubOptions
+  readonly registry: Registry
+  /** Every connected session, by id. */
+  readonly peers: ReadonlyMap<string, Session>
+  /** Whether a token would authenticate (for gateways that check it before the upgrade). */
+  verifyToken: (token: unknown) => boolean
+  /** Whether peers must authenticate at all. */
+  readonly authRequired: boolean
+  /** A new peer; `token` when it already presented one at the upgrade. */
+  connect: (connection: Connection, init?: { token?: string }) => Session
+  authenticate: (session: Session, token: unknown, parentId?: string) => boolean
+  announce: (session: Session, announcement: Announcement, parentId?: string) => void
+  configure: (session: Session, target: { moduleName: string, moduleIndex?: number, config: unknown }, parentId?: string) => void
+  /** False (and an error event sent) when the peer has not authenticated. */
+  requireAuth: (session: Session, parentId?: string) => boolean
+  /** Answers a heartbeat ping. */
+  pong: (session: Session, parentId?: string) => void
+  /** Routes an event from an authenticated peer; resolves to the number of recipients. */
+  publish: (session: Session, event: HubEvent) => number | Promise<number>
+  /** Any frame from the peer: it is alive. */
+  touch: (session: Session) => void
+  /** Sends a hub-originated event to one peer. */
+  send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
+  /** Sends the `error` event for a failure caused by the peer's event `parentId`. */
+  reject: (session: Session, error: HubError, parentId?: string) => void
+  /** The peer's connection is gone. */
+  disconnect: (session: Session, reason?: DeannounceReason) => void
+  /** Closes every peer with 1001 and stops timers. */
+  close: () => void
+}
+
+const SHUTDOWN_CODE = 1001
+
+/** The hub core: sessions, registry, routing and liveness; it knows nothing of sockets. */
+export function createHub(input: HubOptions = {}): Hub {
+  const options = resolveHubOptions(input)
+  const { logger, onError } = options
+  const registry = createRegistry()
+  const peers = new Map<string, Session>()
+  const authenticated = new Map<string, Session>()
+  const authRequired = options.auth.tokens.length > 0
+  const verifyToken = createTokenVerifier([...options.auth.tokens, ...options.routing.devtoolsTokens])
+  const isDevtoolsToken = createTokenVerifier(options.routing.devtoolsTokens)
+  const hubSource: WireIdentity = { plugin: 'hub-server', instanceId: options.instanceId }
+  const wireIdentities = new WeakMap<object, WireIdentity>()
+
+  const router = createRouter({
+    registry,
+    authenticated,
+    policy: compilePolicy(options.routing.policy),
+    middleware: options.routing.middleware,
+    allowBypass: options.routing.allowBypass,
+    onMiddlewareError: error => onError(error, { stage: 'middleware' }),
+  })
+
+  function createEvent(type: string, data: Record<string, unknown>, parentId?: string): HubEvent {
+    return { type, data, metadata: { source: hubSource, event: parentId ? { id: nanoid(), parentId } : { id: nanoid() } } }
+  }
+
+  function send(session: Session, type: string, data: Record<string, unknown>, parentId?: string): void {
+    router.deliver(markPlainJson(createEvent(type, data, parentId)), [session])
+  }
+
+  /** Sends one hub event to every authenticated peer but `except`, encoded once. */
+  function broadcast(type: string, data: Record<string, unknown>, except?: Session): void {
+    const event = markPlainJson(createEvent(type, data))
+    const recipients = [...authenticated.values()].filter(session => session !== except)
+    router.deliver(event, recipients)
+  }
+
+  function wireOf(identity: Identity): WireIdentity {
+    let wire = wireIdentities.get(identity)
+    if (!wire)
+      wireIdentities.set(identity, wire = toWireIdentity(identity))
+    return wire
+  }
+
+  function moduleData(session: Session): { name: string, index?: number, identity: WireIdentity } {
+    const entry = session.module!
+    return { name: entry.name, index: entry.index, identity: wireOf(entry.identity) }
+  }
+
+  let syncCache: { revision: number, modules: unknown[] } | undefined
+  function syncTo(session: Session, parentId?: string): void {
+    if (syncCache?.revision !== registry.revision) {
+      const modules = [...registry.entries()].map(e => ({ name: e.name, index: e.index, identity: wireOf(e.identity) }))
+      syncCache = { revision: registry.revision, modules }
+    }
+    send(session, 'registry:modules:sync', { modules: syncCache.modules }, parentId)
+  }
+
+  function admit(session: Session, trusted: boolean, parentId?: string): void {
+    session.state = 'authenticated'
+    session.trusted = trusted
+    authenticated.set(session.id, session)
+    send(session, 'module:authenticated', { authenticated: true }, parentId)
+    syncTo(session, parentId)
+  }
+
+  function deannounce(session: Session, reason: DeannounceReason): void {
+    if (!session.module)
+      return
+    const data = { ...moduleData(session), reason }
+    registry.delete(session.id)
+    session.module = undefined
+    logger.debug(`module ${data.name} de-announced (${reason})`)
+    broadcast('module:de-announced', data, session)
+  }
+
+  function disconnect(session: Session, reason: DeannounceReason = 'connection closed'): void {
+    if (session.state === 'closed')
+      return
+    deannounce(session, reason)
+    session.state = 'closed'
+    peers.delete(session.id)
+    authenticated.delete(session.id)
+  }
+
+  function closeSession(session: Session, code: number, reason: string, deannounceReason?: DeannounceReason): void {
+    disconnect(session, deannounceReason)
+    try {
+      session.connection.close(code, reason)
+    }
+    catch (error) {
+      onError(error, { stage: 'close', peerId: session.id })
+    }
+  }
+
+  const heartbeat = createHeartbeat({
+    readTimeout: options.heartbeat.readTimeout,
+    authTimeout: authRequired ? options.auth.timeoutMs : 0,
+    now: Date.now,
+    sessions: () => peers.values(),
+    onUnhealthy: (session) => {
+      if (session.module)
+        broadcast('registry:modules:health:unhealthy', { ...moduleData(session), reason: 'heartbeat late' }, session)
+    },
+    onHealthy: (session) => {
+      if (session.module)
+        broadcast('registry:modules:health:healthy', moduleData(session), session)
+    },
+    onExpired: session => closeSession(session, 4000, 'heartbeat expired', 'heartbeat expired'),
+    onAuthTimeout: session => closeSession(session, 4001, 'authentication failed'),
+  })
+
+  function requireAuth(session: Session, parentId?: string): boolean {
+    if (session.authenticated)
+      return true
+    reject(session, new HubError('not_authenticated', 'not authenticated'), parentId)
+    return false
+  }
+
+  function reject(session: Session, error: HubError, parentId?: string): void {
+    send(session, 'error', { message: error.message }, parentId)
+  }
+
+  return {
+    options,
+    registry,
+    peers,
+    verifyToken,
+    authRequired,
+    touch: heartbeat.touch,
+    send,
+    reject,
+    requireAuth,
+    disconnect,
+
+    connect(connection, init) {
+      const session = new Session(nanoid(), connection, Date.now())
+      peers.set(session.id, session)
+      if (!authRequired)
+        admit(session, false)
+      else if (init?.token !== undefined && verifyToken(init.token))
+        admit(session, isDevtoolsToken(init.token))
+      return session
+    },
+
+    authenticate(session, token, parentId) {
+      if (!authRequired) {
+        admit(session, false, parentId)
+        return true
+      }
+      if (verifyToken(token)) {
+        admit(session, isDevtoolsToken(token), parentId)
+        return true
+      }
+      session.failedAuths++
+      reject(session, new HubError('invalid_token', 'invalid token'), parentId)
+      if (session.failedAuths >= options.auth.maxFailures)
+        closeSession(session, 4001, 'authentication failed')
+      return false
+    },
+
+    announce(session, { name, index, identity }, parentId) {
+      if (!requireAuth(session, parentId))
+        return
+      const current = session.module
+      const same = current && current.name === name && current.index === index
+        && JSON.stringify(current.identity) === JSON.stringify(identity)
+      if (!same) {
+        if (current)
+          deannounce(session, 're-announcing')
+        session.module = { name, index, identity, peerId: session.id }
+        registry.set(session.module)
+        logger.debug(`module ${name} announced by peer ${session.id}`)
+      }
+      syncTo(session, parentId)
+      if (!same)
+        broadcast('module:announced', moduleData(session), session)
+    },
+
+    configure(session, { moduleName, moduleIndex, config }, parentId) {
+      if (!requireAuth(session, parentId))
+        return
+      const target = registry.find(moduleName, moduleIndex)
+      const targetSession = target && peers.get(target.peerId)
+      if (!targetSession) {
+        reject(session, new HubError('module_not_found', 'module not found, it hasn\'t announced itself or the name is incorrect'), parentId)
+        return
+      }
+      router.deliver(createEvent('module:configure', { config }, parentId), [targetSession])
+    },
+
+    pong(session, parentId) {
+      send(session, 'transport:connection:heartbeat', { kind: 'pong', message: options.heartbeat.message, at: Date.now() }, parentId)
+    },
+
+    publish(session, event) {
+      const parentId = event.metadata?.event?.id
+      if (!requireAuth(session, parentId))
+        return 0
+      // The registry is authoritative: the hub stamps the sender's source, whatever it claimed.
+      const source = session.module ? wireOf(session.module.identity) : { plugin: 'anonymous', instanceId: session.id }
+      event.metadata = { ...event.metadata, source, event: { ...event.metadata?.event, id: parentId ?? nanoid() } }
+      return router.route(session, event)
+    },
+
+    close() {
+      heartbeat.stop()
+      for (const session of [...peers.values()])
+        closeSession(session, SHUTDOWN_CODE, 'server shutdown', 'server shutdown')
+    },
+  }
+}

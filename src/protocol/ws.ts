@@ -1,0 +1,92 @@
+import type { Hooks, Peer } from 'crossws'
+import type { Hub } from '../hub.ts'
+import type { Session } from '../core/session.ts'
+import type { Connection } from '../types.ts'
+import { airiEncoder, handleAiriFrame } from './airi.ts'
+
+export type GatewayHooks = Partial<Hooks>
+
+/** A token presented at the upgrade: `?token=` or `Authorization: Bearer`. */
+export function upgradeToken(request: Request, params: readonly string[] = ['token']): string | undefined {
+  const query = new URL(request.url).searchParams
+  for (const param of params) {
+    const value = query.get(param)
+    if (value !== null)
+      return value
+  }
+  const authorization = request.headers.get('authorization')
+  return authorization?.startsWith('Bearer ') ? authorization.slice(7) : undefined
+}
+
+/** Whether a text frame is over `max` bytes, without encoding it when its length already tells. */
+export function isOversized(text: string, max: number): boolean {
+  if (text.length > max)
+    return true
+  return text.length * 3 > max && Buffer.byteLength(text) > max
+}
+
+function connectionOf(peer: Peer): Connection {
+  return {
+    encoder: airiEncoder,
+    send: frame => peer.send(frame),
+    close: (code, reason) => peer.close(code, reason),
+    ping: () => peer.ping('hub'),
+  }
+}
+
+/** crossws hooks of the native AIRI endpoint (`/ws`): the only place that touches a crossws peer. */
+export function createAiriHooks(hub: Hub): GatewayHooks {
+  const sessions = new WeakMap<Peer, Session>()
+  const { maxPayloadBytes } = hub.options.limits
+  const { onError } = hub.options
+
+  return {
+    upgrade(request) {
+      const token = upgradeToken(request)
+      if (token !== undefined && hub.authRequired && !hub.verifyToken(token))
+        return new Response('Unauthorized', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
+      return { context: { token } }
+    },
+    open(peer) {
+      const token = peer.context.token as string | undefined
+      sessions.set(peer, hub.connect(connectionOf(peer), { token }))
+    },
+    message(peer, message) {
+      const session = sessions.get(peer)
+      if (!session || session.state === 'closed')
+        return
+      try {
+        const text = message.text()
+        if (isOversized(text, maxPayloadBytes)) {
+          hub.disconnect(session)
+          peer.close(4009, 'message too big')
+          return
+        }
+        const pending = handleAiriFrame(hub, session, text)
+        if (pending)
+          pending.catch(error => onError(error, { stage: 'middleware', peerId: session.id }))
+      }
+      catch (error) {
+        onError(error, { stage: 'decode', peerId: session.id })
+      }
+    },
+    ping(peer) {
+      const session = sessions.get(peer)
+      if (session)
+        hub.touch(session)
+    },
+    pong(peer) {
+      const session = sessions.get(peer)
+      if (session)
+        hub.touch(session)
+    },
+    close(peer) {
+      const session = sessions.get(peer)
+      if (session)
+        hub.disconnect(session)
+    },
+    error(peer, error) {
+      onError(error, { stage: 'hook', peerId: sessions.get(peer)?.id })
+    },
+  }
+}

@@ -1,0 +1,68 @@
+import type { Hooks } from 'crossws'
+import type { GatewayHooks } from './protocol/ws.ts'
+import type { Hub } from './hub.ts'
+import type { HubOptions } from './options.ts'
+import { defineWebSocketHandler, H3 } from 'h3'
+import { createHub } from './hub.ts'
+import { createAiriHooks } from './protocol/ws.ts'
+
+export interface ServerOptions extends HubOptions {
+  /**
+   * Path of the native (AIRI) WebSocket endpoint.
+   * @default '/ws'
+   */
+  path?: string
+}
+
+export interface HubServer {
+  /** The h3 app: mount it, or serve it with any h3 v2 host. */
+  app: H3
+  hub: Hub
+  registry: Hub['registry']
+  /**
+   * crossws options for a host that upgrades itself (e.g. `crossws/adapters/node`). Only the
+   * hub's endpoints upgrade; any other path is answered 404.
+   */
+  websocket: { hooks: Partial<Hooks>, serverOptions: { maxPayload: number } }
+  /** Closes every peer with 1001 "server shutdown". */
+  closeAllPeers: () => void
+}
+
+const NOT_FOUND = () => new Response('Not Found', { status: 404 })
+
+/** One set of crossws hooks for all endpoints, dispatched by path (crossws' default namespace). */
+function dispatchByPath(gateways: ReadonlyMap<string, GatewayHooks>): Partial<Hooks> {
+  const of = (namespace: string) => gateways.get(namespace)
+  return {
+    upgrade(request) {
+      const hooks = of(new URL(request.url).pathname)
+      return hooks ? hooks.upgrade?.(request) : NOT_FOUND()
+    },
+    open: peer => of(peer.namespace)?.open?.(peer),
+    message: (peer, message) => of(peer.namespace)?.message?.(peer, message),
+    ping: (peer, data) => of(peer.namespace)?.ping?.(peer, data),
+    pong: (peer, data) => of(peer.namespace)?.pong?.(peer, data),
+    close: (peer, details) => of(peer.namespace)?.close?.(peer, details),
+    error: (peer, error) => of(peer.namespace)?.error?.(peer, error),
+  }
+}
+
+/** The hub as an h3 app with its WebSocket endpoints. */
+export function createServer(options: ServerOptions = {}): HubServer {
+  const hub = createHub(options)
+  const gateways = new Map<string, GatewayHooks>([
+    [options.path ?? '/ws', createAiriHooks(hub)],
+  ])
+
+  const app = new H3()
+  for (const [path, hooks] of gateways)
+    app.get(path, defineWebSocketHandler(hooks))
+
+  return {
+    app,
+    hub,
+    registry: hub.registry,
+    websocket: { hooks: dispatchByPath(gateways), serverOptions: { maxPayload: hub.options.limits.maxPayloadBytes } },
+    closeAllPeers: hub.close,
+  }
+}

@@ -1,0 +1,82 @@
+/** A module's identity, normalised from whichever shape the client sent. */
+export interface Identity {
+  pluginId: string
+  instanceId: string
+  version?: string
+  /** Plugin labels merged under instance labels. */
+  labels: Record<string, string>
+}
+
+/** One announced module in the registry, keyed by (name, index). */
+export interface ModuleEntry {
+  name: string
+  index?: number
+  identity: Identity
+  /** The session that announced it. */
+  peerId: string
+}
+
+/** Identity as it travels on the wire (the `@proj-airi/server-sdk@0.8.4` shape). */
+export interface WireIdentity {
+  plugin: string
+  instanceId: string
+  version?: string
+  labels?: Record<string, string>
+}
+
+export type RouteExpression
+  = | { type: 'and', all: RouteExpression[] }
+    | { type: 'or', any: RouteExpression[] }
+    | { type: 'glob', glob: string, inverted?: boolean }
+    | { type: 'ids', ids: string[], inverted?: boolean }
+    | { type: 'plugin', plugins: string[], inverted?: boolean }
+    | { type: 'instance', instances: string[], inverted?: boolean }
+    | { type: 'label', selectors: string[], inverted?: boolean }
+    | { type: 'module', modules: string[], inverted?: boolean }
+    | { type: 'source', sources: string[], inverted?: boolean }
+
+export type Destination = string | RouteExpression
+
+export interface RouteConfig {
+  destinations?: Destination[]
+  bypass?: boolean
+}
+
+export interface EventMetadata {
+  source?: WireIdentity
+  event?: { id?: string, parentId?: string }
+}
+
+/** One event as the hub core sees it, whatever protocol carried it. */
+export interface HubEvent {
+  type: string
+  data: Record<string, unknown>
+  metadata?: EventMetadata
+  route?: RouteConfig
+}
+
+/** Turns an event into the text frame of one wire protocol; the router calls it once per protocol per event. */
+export interface EventEncoder {
+  encode: (event: HubEvent) => string
+}
+
+/**
+ * The port a protocol edge gives the core for one peer. The core never sees a socket:
+ * it sends encoded frames and asks for closes through this.
+ */
+export interface Connection {
+  /** Encodes events for this peer; peers sharing an encoder share one encoded frame. */
+  readonly encoder: EventEncoder
+  send: (frame: string) => void
+  close: (code: number, reason: string) => void
+  /** Probe a silent peer (a native ping); its answer counts as liveness. */
+  ping?: () => void
+}
+
+/** What middleware and policy may know about a peer. */
+export interface PeerInfo {
+  readonly id: string
+  readonly authenticated: boolean
+  /** Set once the peer announced a module. */
+  readonly module?: ModuleEntry
+}
