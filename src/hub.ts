@@ -1,6 +1,6 @@
 import type { Registry } from './core/registry.ts'
-import type { Connection, HubEvent, Identity, WireIdentity } from './types.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
+import type { Connection, HubEvent, Identity, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createTokenVerifier } from './core/auth.ts'
 import { markPlainJson, toWireIdentity } from './core/event.ts'

@@ -1,22 +1,22 @@
-// Server
-export { listenHub } from './listen.ts'
-export type { HubListener } from './listen.ts'
-export { createServer } from './server.ts'
-export type { HubServer, ServerOptions } from './server.ts'
-
-// Hub core
-export { createHub } from './hub.ts'
-export type { Announcement, DeannounceReason, Hub } from './hub.ts'
 export { defineMiddleware } from './core/middleware.ts'
 export type { Next, RouteContext, RoutingMiddleware } from './core/middleware.ts'
 export type { RoutingPolicy } from './core/policy.ts'
 export type { Registry } from './core/registry.ts'
 
+export { HubError } from './errors.ts'
+export type { ErrorStage, HubErrorCode } from './errors.ts'
+// Hub core
+export { createHub } from './hub.ts'
+export type { Announcement, DeannounceReason, Hub } from './hub.ts'
+// Server
+export { listenHub } from './listen.ts'
+export type { HubListener } from './listen.ts'
+
 // Options and errors
 export { resolveHubOptions, resolveListenOptions } from './options.ts'
 export type { HubOptions, ListenOptions, LogFormat, LogLevel, ResolvedHubOptions } from './options.ts'
-export { HubError } from './errors.ts'
-export type { ErrorStage, HubErrorCode } from './errors.ts'
+export { createServer } from './server.ts'
+export type { HubServer, ServerOptions } from './server.ts'
 
 // Vocabulary
 export type * from './types.ts'

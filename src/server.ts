@@ -1,7 +1,7 @@
 import type { Hooks } from 'crossws'
-import type { GatewayHooks } from './protocol/ws.ts'
 import type { Hub } from './hub.ts'
 import type { HubOptions } from './options.ts'
+import type { GatewayHooks } from './protocol/ws.ts'
 import { defineWebSocketHandler, H3 } from 'h3'
 import { createHub } from './hub.ts'
 import { createAiriHooks } from './protocol/ws.ts'
@@ -28,11 +28,11 @@ export interface HubServer {
   closeAllPeers: () => void
 }
 
-const NOT_FOUND = () => new Response('Not Found', { status: 404 })
+const NOT_FOUND = (): Response => new Response('Not Found', { status: 404 })
 
 /** One set of crossws hooks for all endpoints, dispatched by path (crossws' default namespace). */
 function dispatchByPath(gateways: ReadonlyMap<string, GatewayHooks>): Partial<Hooks> {
-  const of = (namespace: string) => gateways.get(namespace)
+  const of = (namespace: string): GatewayHooks | undefined => gateways.get(namespace)
   return {
     upgrade(request) {
       const hooks = of(new URL(request.url).pathname)

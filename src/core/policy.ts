@@ -15,12 +15,12 @@ export interface RoutingPolicy {
 
 export type RecipientFilter = (peer: PeerInfo) => boolean
 
-function anyGlob(globs: string[] | undefined) {
+function anyGlob(globs: string[] | undefined): (value: string) => boolean {
   const tests = (globs ?? []).map(compileGlob)
   return (value: string) => tests.some(test => test(value))
 }
 
-function anyLabel(selectors: LabelSelector[], labels: Record<string, string>) {
+function anyLabel(selectors: LabelSelector[], labels: Record<string, string>): boolean {
   return selectors.some(selector => matchesLabel(labels, selector))
 }
 

@@ -1,5 +1,5 @@
-import type { IndexName } from './match.ts'
 import type { ModuleEntry } from '../types.ts'
+import type { IndexName } from './match.ts'
 
 type EntrySet = Set<ModuleEntry>
 
@@ -46,7 +46,7 @@ export function createRegistry(): Registry {
   const labels = new Map<string, EntrySet>()
   let revision = 0
 
-  const labelKey = (key: string, value: string) => `${key}\u0000${value}`
+  const labelKey = (key: string, value: string): string => `${key}\u0000${value}`
 
   function index(entry: ModuleEntry, update: typeof addTo): void {
     update(indexes.plugin, entry.identity.pluginId, entry)

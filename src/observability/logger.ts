@@ -1,5 +1,6 @@
 import type { ConsolaInstance, ConsolaReporter } from 'consola'
 import type { LogFormat, LogLevel } from '../options.ts'
+import process from 'node:process'
 import { createConsola, LogLevels } from 'consola'
 
 const LEVEL_NUMBERS: Record<LogLevel, number> = {

@@ -1,5 +1,5 @@
-import type { Hub } from '../hub.ts'
 import type { Session } from '../core/session.ts'
+import type { Hub } from '../hub.ts'
 import type { EventEncoder, HubEvent, Identity, RouteExpression } from '../types.ts'
 import superjson from 'superjson'
 import * as v from 'valibot'

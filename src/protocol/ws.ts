@@ -1,7 +1,8 @@
 import type { Hooks, Peer } from 'crossws'
-import type { Hub } from '../hub.ts'
 import type { Session } from '../core/session.ts'
+import type { Hub } from '../hub.ts'
 import type { Connection } from '../types.ts'
+import { Buffer } from 'node:buffer'
 import { airiEncoder, handleAiriFrame } from './airi.ts'
 
 export type GatewayHooks = Partial<Hooks>

@@ -1,7 +1,8 @@
+import type { Buffer } from 'node:buffer'
 import type { ServerOptions } from '../../src/server.ts'
+import superjson from 'superjson'
 import { afterEach } from 'vitest'
 import WebSocket from 'ws'
-import superjson from 'superjson'
 import { listenHub } from '../../src/listen.ts'
 import { createServer } from '../../src/server.ts'
 
@@ -156,4 +157,4 @@ export class RawPeer {
 }
 
 /** Resolves after `ms`; use only to prove that something did NOT happen. */
-export const settle = (ms = 150) => new Promise(resolve => setTimeout(resolve, ms))
+export const settle = (ms = 150): Promise<unknown> => new Promise(resolve => setTimeout(resolve, ms))
