@@ -18,4 +18,4 @@ export class HubError extends Error {
 }
 
 /** Where a swallowed error happened; passed to `onError` with it. */
-export type ErrorStage = 'decode' | 'middleware' | 'deliver' | 'hook' | 'heartbeat' | 'close'
+export type ErrorStage = 'decode' | 'middleware' | 'deliver' | 'hook' | 'heartbeat' | 'close' | 'backplane'

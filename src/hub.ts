@@ -1,7 +1,9 @@
+import type { Cluster } from './backplane/cluster.ts'
 import type { Registry } from './core/registry.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
-import type { Connection, HubEvent, Identity, WireIdentity } from './types.ts'
+import type { Connection, HubEvent, Identity, ModuleEntry, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
+import { createCluster } from './backplane/cluster.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { markPlainJson, toWireIdentity } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
@@ -48,8 +50,12 @@ export interface Hub {
   reject: (session: Session, error: HubError, parentId?: string) => void
   /** The peer's connection is gone. */
   disconnect: (session: Session, reason?: DeannounceReason) => void
-  /** Closes every peer with 1001 and stops timers. */
-  close: () => void
+  /** False while a clustered hub's backplane is down (it still serves its own peers); always true alone. */
+  isReady: () => boolean
+  /** Set when clustered (a `backplane`, or `redisUrl` through `createServer()`). */
+  readonly cluster?: Cluster
+  /** Leaves the cluster, closes every peer with 1001 and stops timers. */
+  close: () => Promise<void>
 }
 
 const SHUTDOWN_CODE = 1001
@@ -66,6 +72,7 @@ export function createHub(input: HubOptions = {}): Hub {
   const isDevtoolsToken = createTokenVerifier(options.routing.devtoolsTokens)
   const hubSource: WireIdentity = { plugin: 'hub-server', instanceId: options.instanceId }
   const wireIdentities = new WeakMap<object, WireIdentity>()
+  let cluster: Cluster | undefined
 
   const router = createRouter({
     registry,
@@ -74,6 +81,7 @@ export function createHub(input: HubOptions = {}): Hub {
     middleware: options.routing.middleware,
     allowBypass: options.routing.allowBypass,
     onMiddlewareError: error => onError(error, { stage: 'middleware' }),
+    forward: (node, event, peerIds) => cluster?.forward(node, event, peerIds),
   })
 
   function createEvent(type: string, data: Record<string, unknown>, parentId?: string): HubEvent {
@@ -98,9 +106,12 @@ export function createHub(input: HubOptions = {}): Hub {
     return wire
   }
 
-  function moduleData(session: Session): { name: string, index?: number, identity: WireIdentity } {
-    const entry = session.module!
+  function entryData(entry: ModuleEntry): { name: string, index?: number, identity: WireIdentity } {
     return { name: entry.name, index: entry.index, identity: wireOf(entry.identity) }
+  }
+
+  function moduleData(session: Session): { name: string, index?: number, identity: WireIdentity } {
+    return entryData(session.module!)
   }
 
   let syncCache: { revision: number, modules: unknown[] } | undefined
@@ -126,6 +137,7 @@ export function createHub(input: HubOptions = {}): Hub {
     const data = { ...moduleData(session), reason }
     registry.delete(session.id)
     session.module = undefined
+    cluster?.deannounced(session.id, reason)
     logger.debug(`module ${data.name} de-announced (${reason})`)
     broadcast('module:de-announced', data, session)
   }
@@ -177,10 +189,53 @@ export function createHub(input: HubOptions = {}): Hub {
     send(session, 'error', { message: error.message }, parentId)
   }
 
+  if (options.backplane) {
+    cluster = createCluster({
+      backplane: options.backplane,
+      nodeId: `${options.instanceId}-${nanoid(8)}`,
+      ...options.cluster,
+      logger,
+      onError,
+      port: {
+        * localEntries() {
+          for (const session of authenticated.values()) {
+            if (session.module)
+              yield session.module
+          }
+        },
+        announce(entry) {
+          const previous = registry.set(entry)
+          if (previous)
+            broadcast('module:de-announced', { ...entryData(previous), reason: 're-announcing' })
+          broadcast('module:announced', entryData(entry))
+        },
+        deannounce(peerId, reason) {
+          const entry = registry.get(peerId)
+          if (entry?.node === undefined)
+            return
+          registry.delete(peerId)
+          broadcast('module:de-announced', { ...entryData(entry), reason })
+        },
+        deliver(event, peerIds) {
+          const recipients: Session[] = []
+          for (const id of peerIds) {
+            const session = authenticated.get(id)
+            if (session)
+              recipients.push(session)
+          }
+          router.deliver(event, recipients)
+        },
+      },
+    })
+    options.backplane.onError(error => onError(error, { stage: 'backplane' }))
+  }
+
   return {
     options,
     registry,
     peers,
+    cluster,
+    isReady: () => cluster?.ready ?? true,
     verifyToken,
     authRequired,
     touch: heartbeat.touch,
@@ -226,6 +281,7 @@ export function createHub(input: HubOptions = {}): Hub {
           deannounce(session, 're-announcing')
         session.module = { name, index, identity, peerId: session.id }
         registry.set(session.module)
+        cluster?.announced(session.module)
         logger.debug(`module ${name} announced by peer ${session.id}`)
       }
       syncTo(session, parentId)
@@ -237,6 +293,10 @@ export function createHub(input: HubOptions = {}): Hub {
       if (!requireAuth(session, parentId))
         return
       const target = registry.find(moduleName, moduleIndex)
+      if (target?.node !== undefined && cluster) {
+        cluster.forward(target.node, createEvent('module:configure', { config }, parentId), [target.peerId])
+        return
+      }
       const targetSession = target && peers.get(target.peerId)
       if (!targetSession) {
         reject(session, new HubError('module_not_found', 'module not found, it hasn\'t announced itself or the name is incorrect'), parentId)
@@ -259,10 +319,13 @@ export function createHub(input: HubOptions = {}): Hub {
       return router.route(session, event)
     },
 
-    close() {
+    async close() {
       heartbeat.stop()
+      // Goodbye first: the other nodes drop this node's modules at once, not one by one.
+      const leaving = cluster?.close()
       for (const session of [...peers.values()])
         closeSession(session, SHUTDOWN_CODE, 'server shutdown', 'server shutdown')
+      await leaving
     },
   }
 }

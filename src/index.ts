@@ -1,3 +1,11 @@
+// Cluster
+export type { Cluster } from './backplane/cluster.ts'
+export { createMemoryBackplane, createMemoryBus } from './backplane/memory.ts'
+export type { MemoryBus } from './backplane/memory.ts'
+export { createRedisBackplane } from './backplane/redis.ts'
+export type { RedisBackplaneOptions } from './backplane/redis.ts'
+export type { Backplane } from './backplane/types.ts'
+
 export { defineMiddleware } from './core/middleware.ts'
 export type { Next, RouteContext, RoutingMiddleware } from './core/middleware.ts'
 export type { RoutingPolicy } from './core/policy.ts'
@@ -13,7 +21,7 @@ export { listenHub } from './listen.ts'
 export type { HubListener } from './listen.ts'
 
 // Options and errors
-export { resolveHubOptions, resolveListenOptions } from './options.ts'
+export { resolveHubOptions, resolveListenOptions, resolveRedisUrl } from './options.ts'
 export type { HubOptions, ListenOptions, LogFormat, LogLevel, ResolvedHubOptions } from './options.ts'
 export { createServer } from './server.ts'
 export type { HubServer, ServerOptions } from './server.ts'

@@ -30,7 +30,7 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
     url: listener.url,
     port: address.port,
     async close() {
-      server.closeAllPeers()
+      await server.closeAllPeers()
       await listener.close()
     },
   }

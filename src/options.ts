@@ -1,4 +1,5 @@
 import type { ConsolaInstance } from 'consola'
+import type { Backplane } from './backplane/types.ts'
 import type { RoutingMiddleware } from './core/middleware.ts'
 import type { RoutingPolicy } from './core/policy.ts'
 import type { ErrorStage } from './errors.ts'
@@ -70,6 +71,31 @@ export interface HubOptions {
     /** @default env `LOG_FORMAT`, else 'pretty' */
     format?: LogFormat
   }
+  /**
+   * Redis to cluster through: several hub nodes sharing it act as one hub. Read by
+   * `createServer()`, which connects the Redis backplane (`createHub()` takes `backplane`).
+   * @default env `REDIS_URL`, else none: a single process
+   */
+  redisUrl?: string
+  /** A backplane to cluster through; wins over `redisUrl` (e.g. a memory backplane for hubs in one process). */
+  backplane?: Backplane
+  cluster?: {
+    /**
+     * A node not heard from for this long is gone: the others de-announce its modules.
+     * @default env `CLUSTER_NODE_TIMEOUT_MS`, else 10000
+     */
+    nodeTimeoutMs?: number
+    /**
+     * How often each node says it is alive; below `nodeTimeoutMs`.
+     * @default a fifth of `nodeTimeoutMs`
+     */
+    heartbeatMs?: number
+    /**
+     * Prefix of the backplane's channels, so that several clusters can share one Redis.
+     * @default 'hub-server'
+     */
+    prefix?: string
+  }
   /** Receives every error the hub handles itself instead of crashing. @default logs it */
   onError?: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
   /** Where environment variables are read from. @default process.env */
@@ -82,6 +108,9 @@ export interface ResolvedHubOptions {
   heartbeat: { readTimeout: number, message: string }
   routing: { policy?: RoutingPolicy, middleware: RoutingMiddleware[], allowBypass: boolean, devtoolsTokens: string[] }
   limits: { maxPayloadBytes: number }
+  /** Set when clustered. */
+  backplane?: Backplane
+  cluster: { nodeTimeoutMs: number, heartbeatMs: number, prefix: string }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
@@ -90,6 +119,8 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
+export const DEFAULT_NODE_TIMEOUT_MS = 10_000
+export const DEFAULT_CLUSTER_PREFIX = 'hub-server'
 export const DEFAULT_PORT = 6121
 export const DEFAULT_HOST = '127.0.0.1'
 const LOG_LEVELS: readonly LogLevel[] = ['silent', 'error', 'warn', 'log', 'info', 'debug', 'trace']
@@ -153,9 +184,25 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     limits: {
       maxPayloadBytes: positiveInt('MAX_PAYLOAD_BYTES', options.limits?.maxPayloadBytes, env.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES),
     },
+    backplane: options.backplane,
+    cluster: resolveClusterOptions(options.cluster, env),
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),
   }
+}
+
+function resolveClusterOptions(cluster: HubOptions['cluster'], env: Env): ResolvedHubOptions['cluster'] {
+  const nodeTimeoutMs = positiveInt('CLUSTER_NODE_TIMEOUT_MS', cluster?.nodeTimeoutMs, env.CLUSTER_NODE_TIMEOUT_MS, DEFAULT_NODE_TIMEOUT_MS, 2)
+  const heartbeatMs = positiveInt('cluster.heartbeatMs', cluster?.heartbeatMs, undefined, Math.max(1, Math.floor(nodeTimeoutMs / 5)))
+  if (heartbeatMs >= nodeTimeoutMs)
+    invalid('cluster.heartbeatMs', heartbeatMs, `less than the node timeout (${nodeTimeoutMs})`)
+  return { nodeTimeoutMs, heartbeatMs, prefix: cluster?.prefix || DEFAULT_CLUSTER_PREFIX }
+}
+
+/** The Redis URL `createServer()` clusters through, if any. */
+export function resolveRedisUrl(options: Pick<HubOptions, 'redisUrl' | 'env'> = {}): string | undefined {
+  const env = options.env ?? process.env
+  return options.redisUrl || env.REDIS_URL || undefined
 }
 
 export interface ListenOptions {

@@ -3,7 +3,9 @@ import type { Hub } from './hub.ts'
 import type { HubOptions } from './options.ts'
 import type { GatewayHooks } from './protocol/ws.ts'
 import { defineWebSocketHandler, H3 } from 'h3'
+import { createRedisBackplane } from './backplane/redis.ts'
 import { createHub } from './hub.ts'
+import { resolveRedisUrl } from './options.ts'
 import { createAiriHooks } from './protocol/ws.ts'
 
 export interface ServerOptions extends HubOptions {
@@ -24,8 +26,8 @@ export interface HubServer {
    * hub's endpoints upgrade; any other path is answered 404.
    */
   websocket: { hooks: Partial<Hooks>, serverOptions: { maxPayload: number } }
-  /** Closes every peer with 1001 "server shutdown". */
-  closeAllPeers: () => void
+  /** Leaves the cluster (if any) and closes every peer with 1001 "server shutdown". */
+  closeAllPeers: () => Promise<void>
 }
 
 const NOT_FOUND = (): Response => new Response('Not Found', { status: 404 })
@@ -49,7 +51,8 @@ function dispatchByPath(gateways: ReadonlyMap<string, GatewayHooks>): Partial<Ho
 
 /** The hub as an h3 app with its WebSocket endpoints. */
 export function createServer(options: ServerOptions = {}): HubServer {
-  const hub = createHub(options)
+  const redisUrl = options.backplane ? undefined : resolveRedisUrl(options)
+  const hub = createHub(redisUrl ? { ...options, backplane: createRedisBackplane({ url: redisUrl }) } : options)
   const gateways = new Map<string, GatewayHooks>([
     [options.path ?? '/ws', createAiriHooks(hub)],
   ])

@@ -14,6 +14,8 @@ export interface ModuleEntry {
   identity: Identity
   /** The session that announced it. */
   peerId: string
+  /** The hub node that peer is connected to, when clustered and it is not this one. */
+  node?: string
 }
 
 /** Identity as it travels on the wire (the `@proj-airi/server-sdk@0.8.4` shape). */

@@ -30,6 +30,8 @@ export interface Registry {
   lookup: (index: IndexName, key: string) => ReadonlySet<ModuleEntry>
   withLabel: (key: string, value: string) => ReadonlySet<ModuleEntry>
   entries: () => IterableIterator<ModuleEntry>
+  /** The entries of peers on other nodes (those with a `node`), by peer. */
+  readonly remote: ReadonlyMap<string, ModuleEntry>
 }
 
 /**
@@ -38,6 +40,7 @@ export interface Registry {
  */
 export function createRegistry(): Registry {
   const byPeer = new Map<string, ModuleEntry>()
+  const remote = new Map<string, ModuleEntry>()
   const indexes: Record<IndexName, Map<string, EntrySet>> = {
     plugin: new Map(),
     instance: new Map(),
@@ -60,6 +63,7 @@ export function createRegistry(): Registry {
     const entry = byPeer.get(peerId)
     if (entry) {
       byPeer.delete(peerId)
+      remote.delete(peerId)
       index(entry, removeFrom)
       revision++
     }
@@ -73,6 +77,8 @@ export function createRegistry(): Registry {
     set(entry) {
       const previous = remove(entry.peerId)
       byPeer.set(entry.peerId, entry)
+      if (entry.node !== undefined)
+        remote.set(entry.peerId, entry)
       index(entry, addTo)
       revision++
       return previous
@@ -88,5 +94,6 @@ export function createRegistry(): Registry {
     lookup: (index, key) => indexes[index].get(key) ?? EMPTY,
     withLabel: (key, value) => labels.get(labelKey(key, value)) ?? EMPTY,
     entries: () => byPeer.values(),
+    remote,
   }
 }

@@ -17,6 +17,8 @@ export interface RouterOptions {
   allowBypass: boolean
   /** Where a failed asynchronous middleware is reported. */
   onMiddlewareError: (error: unknown) => void
+  /** Sends an event to some peers of another node (clustered hubs only). */
+  forward?: (node: string, event: HubEvent, peerIds: string[]) => void
 }
 
 export interface Router {
@@ -36,27 +38,53 @@ export function destinationsOf(event: HubEvent): Destination[] | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { registry, authenticated, policy, allowBypass, onMiddlewareError } = options
+  const { registry, authenticated, policy, allowBypass, onMiddlewareError, forward } = options
   const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
 
-  function addEntries(into: Set<Session>, entries: Iterable<ModuleEntry>): void {
+  // Peers of other nodes take part in routing (policy, middleware) through their registry entry.
+  const remotePeers = new WeakMap<ModuleEntry, PeerInfo>()
+  // Set by select() when it chose a remote peer, read right after: a single node never splits recipients.
+  let remoteSelected = false
+
+  function addRemote(into: Set<PeerInfo>, entry: ModuleEntry): void {
+    let peer = remotePeers.get(entry)
+    if (!peer)
+      remotePeers.set(entry, peer = { id: entry.peerId, authenticated: true, module: entry })
+    into.add(peer)
+    remoteSelected = true
+  }
+
+  function addAll(into: Set<PeerInfo>): void {
+    for (const session of authenticated.values())
+      into.add(session)
+    if (registry.remote.size > 0) {
+      for (const entry of registry.remote.values())
+        addRemote(into, entry)
+    }
+  }
+
+  function addEntries(into: Set<PeerInfo>, entries: Iterable<ModuleEntry>): void {
     for (const entry of entries) {
       const session = authenticated.get(entry.peerId)
       if (session)
         into.add(session)
+      else if (entry.node !== undefined)
+        addRemote(into, entry)
     }
   }
 
-  function collect(lookup: Lookup, into: Set<Session>): void {
+  function collect(lookup: Lookup, into: Set<PeerInfo>): void {
     switch (lookup.by) {
       case 'all':
-        for (const session of authenticated.values())
-          into.add(session)
+        addAll(into)
         return
       case 'peer': {
         const session = authenticated.get(lookup.id)
+        const remote = session ? undefined : registry.remote.get(lookup.id)
         if (session)
           into.add(session)
+        else if (remote)
+          addRemote(into, remote)
         return
       }
       case 'index':
@@ -75,12 +103,12 @@ export function createRouter(options: RouterOptions): Router {
   }
 
   /** Recipients chosen by destinations alone; never the sender. */
-  function select(sender: Session, event: HubEvent): Set<Session> {
+  function select(sender: Session, event: HubEvent): Set<PeerInfo> {
     const destinations = destinationsOf(event)
-    const recipients = new Set<Session>()
+    const recipients = new Set<PeerInfo>()
+    remoteSelected = false
     if (!destinations) {
-      for (const session of authenticated.values())
-        recipients.add(session)
+      addAll(recipients)
     }
     else {
       for (const destination of destinations)
@@ -105,11 +133,38 @@ export function createRouter(options: RouterOptions): Router {
     return delivered
   }
 
+  /** Delivers to local recipients and forwards to each other node the ids of its own, once. */
+  function dispatch(event: HubEvent, recipients: Set<PeerInfo>, clustered: boolean): number {
+    if (!clustered || !forward)
+      return deliver(event, recipients as Set<Session>)
+    const local: Session[] = []
+    const byNode = new Map<string, string[]>()
+    for (const peer of recipients) {
+      const node = peer.module?.node
+      if (node === undefined) {
+        local.push(peer as Session)
+        continue
+      }
+      const ids = byNode.get(node)
+      if (ids)
+        ids.push(peer.id)
+      else
+        byNode.set(node, [peer.id])
+    }
+    let delivered = deliver(event, local)
+    for (const [node, ids] of byNode) {
+      forward(node, event, ids)
+      delivered += ids.length
+    }
+    return delivered
+  }
+
   function route(sender: Session, event: HubEvent): number | Promise<number> {
     let recipients = select(sender, event)
+    const clustered = remoteSelected
     const bypass = allowBypass && sender.trusted && event.route?.bypass === true
     if (bypass)
-      return deliver(event, recipients)
+      return dispatch(event, recipients, clustered)
     if (policy) {
       for (const session of recipients) {
         if (!policy(session))
@@ -117,7 +172,7 @@ export function createRouter(options: RouterOptions): Router {
       }
     }
     if (!runMiddleware)
-      return deliver(event, recipients)
+      return dispatch(event, recipients, clustered)
 
     let dropped = false
     const context: RouteContext = {
@@ -132,11 +187,11 @@ export function createRouter(options: RouterOptions): Router {
       // Middleware narrows: anything it added that destinations and policy did not choose is ignored.
       const allowed = recipients
       recipients = new Set()
-      for (const peer of context.recipients as PeerInfo[]) {
-        if (allowed.has(peer as Session))
-          recipients.add(peer as Session)
+      for (const peer of context.recipients) {
+        if (allowed.has(peer))
+          recipients.add(peer)
       }
-      delivered = deliver(context.event, recipients)
+      delivered = dispatch(context.event, recipients, clustered)
     }
     const result = runMiddleware(context, final)
     if (result instanceof Promise) {

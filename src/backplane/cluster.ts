@@ -1,0 +1,238 @@
+import type { ConsolaInstance } from 'consola'
+import type { ErrorStage } from '../errors.ts'
+import type { DeannounceReason } from '../hub.ts'
+import type { HubEvent, ModuleEntry } from '../types.ts'
+import type { Backplane, ClusterMessage, RemoteEntry } from './types.ts'
+import superjson from 'superjson'
+
+/** What the cluster asks of the hub core it serves. */
+export interface ClusterPort {
+  /** The modules announced by this node's own peers. */
+  localEntries: () => Iterable<ModuleEntry>
+  /** A module of another node appeared, or changed (`entry.node` names its node). */
+  announce: (entry: ModuleEntry) => void
+  /** A module of another node is gone. */
+  deannounce: (peerId: string, reason: DeannounceReason) => void
+  /** Delivers an event routed on another node to some of this node's peers. */
+  deliver: (event: HubEvent, peerIds: readonly string[]) => void
+}
+
+export interface ClusterOptions {
+  backplane: Backplane
+  /** Unique per process start, so a restarted node never inherits a dead one's entries. */
+  nodeId: string
+  /** Prefix of every channel, so several clusters may share one Redis. */
+  prefix: string
+  /** How often this node says it is alive (and how often it checks the others). */
+  heartbeatMs: number
+  /** A node not heard from for this long is gone: its modules are de-announced. */
+  nodeTimeoutMs: number
+  port: ClusterPort
+  logger: ConsolaInstance
+  onError: (error: unknown, context: { stage: ErrorStage }) => void
+}
+
+export interface Cluster {
+  readonly nodeId: string
+  /** Joined, and the backplane is connected. */
+  readonly ready: boolean
+  /** The other nodes this one currently knows. */
+  nodes: () => string[]
+  /** Tells the other nodes about a module of a local peer. */
+  announced: (entry: ModuleEntry) => void
+  deannounced: (peerId: string, reason: DeannounceReason) => void
+  /** Sends an event to some peers of one other node (to that node only). */
+  forward: (node: string, event: HubEvent, peerIds: readonly string[]) => void
+  /** Says goodbye (the others de-announce this node's modules at once) and disconnects. */
+  close: () => Promise<void>
+}
+
+/** What this node knows of another one. */
+interface NodeView {
+  /** The last change of that node applied here; -1 until its state arrived. */
+  seq: number
+  lastSeen: number
+  /** Its modules, by peer, with a fingerprint to tell changes from repeats. */
+  entries: Map<string, string>
+  syncRequestedAt: number
+}
+
+function toRemote({ peerId, name, index, identity }: ModuleEntry): RemoteEntry {
+  return index === undefined ? { peerId, name, identity } : { peerId, name, index, identity }
+}
+
+/**
+ * The cluster logic, written once for every backplane. Each node owns its peers' entries and
+ * numbers its changes; the others apply them in order, notice gaps (a delta or heartbeat
+ * ahead of what they applied) and repair them with a full state transfer. A node silent for
+ * `nodeTimeoutMs` is dropped with its modules.
+ */
+export function createCluster(options: ClusterOptions): Cluster {
+  const { backplane, nodeId, port, logger, onError, heartbeatMs, nodeTimeoutMs } = options
+  const allChannel = `${options.prefix}:all`
+  const nodeChannel = (node: string): string => `${options.prefix}:node:${node}`
+  const views = new Map<string, NodeView>()
+  let seq = 0
+  let joined = false
+  let closed = false
+
+  function publish(channel: string, message: ClusterMessage): void {
+    if (closed || !backplane.ready)
+      return
+    backplane.publish(channel, superjson.stringify(message)).catch(error => onError(error, { stage: 'backplane' }))
+  }
+
+  function state(hello: boolean): ClusterMessage {
+    return { type: 'state', node: nodeId, seq, entries: [...port.localEntries()].map(toRemote), hello }
+  }
+
+  function requestSync(node: string, view: NodeView, now: number): void {
+    if (now - view.syncRequestedAt < heartbeatMs)
+      return
+    view.syncRequestedAt = now
+    publish(nodeChannel(node), { type: 'sync', node: nodeId })
+  }
+
+  function apply(node: string, view: NodeView, entry: RemoteEntry): void {
+    const fingerprint = JSON.stringify(entry)
+    if (view.entries.get(entry.peerId) === fingerprint)
+      return
+    view.entries.set(entry.peerId, fingerprint)
+    port.announce({ ...entry, node })
+  }
+
+  function remove(view: NodeView, peerId: string, reason: DeannounceReason): void {
+    if (view.entries.delete(peerId))
+      port.deannounce(peerId, reason)
+  }
+
+  function drop(node: string, reason: DeannounceReason): void {
+    const view = views.get(node)
+    if (!view)
+      return
+    views.delete(node)
+    logger.info(`cluster: node ${node} left (${reason}), de-announcing its ${view.entries.size} module(s)`)
+    for (const peerId of [...view.entries.keys()])
+      remove(view, peerId, reason)
+  }
+
+  /** Replaces what this node knows of `node` by its full state: only differences are announced. */
+  function replace(node: string, view: NodeView, message: Extract<ClusterMessage, { type: 'state' }>): void {
+    const present = new Set(message.entries.map(entry => entry.peerId))
+    for (const peerId of [...view.entries.keys()]) {
+      if (!present.has(peerId))
+        remove(view, peerId, 'connection closed')
+    }
+    for (const entry of message.entries)
+      apply(node, view, entry)
+    view.seq = message.seq
+    view.syncRequestedAt = 0
+  }
+
+  function receive(text: string): void {
+    const message = superjson.parse<ClusterMessage>(text)
+    if (!message || message.node === nodeId || closed)
+      return
+    const now = Date.now()
+    if (message.type === 'route') {
+      port.deliver(message.event, message.to)
+      return
+    }
+    if (message.type === 'bye') {
+      drop(message.node, 'server shutdown')
+      return
+    }
+    if (message.type === 'sync') {
+      publish(nodeChannel(message.node), state(false))
+      return
+    }
+    let view = views.get(message.node)
+    if (!view) {
+      views.set(message.node, view = { seq: -1, lastSeen: now, entries: new Map(), syncRequestedAt: 0 })
+      logger.info(`cluster: node ${message.node} joined`)
+    }
+    view.lastSeen = now
+    switch (message.type) {
+      case 'state':
+        if (message.seq >= view.seq)
+          replace(message.node, view, message)
+        if (message.hello)
+          publish(nodeChannel(message.node), state(false))
+        return
+      case 'heartbeat':
+        if (message.seq > view.seq)
+          requestSync(message.node, view, now)
+        return
+      case 'announced':
+      case 'de-announced':
+        if (message.seq <= view.seq)
+          return
+        if (view.seq === -1 || message.seq > view.seq + 1) {
+          requestSync(message.node, view, now)
+          return
+        }
+        view.seq = message.seq
+        if (message.type === 'announced')
+          apply(message.node, view, message.entry)
+        else
+          remove(view, message.peerId, message.reason as DeannounceReason)
+    }
+  }
+
+  function tick(): void {
+    publish(allChannel, { type: 'heartbeat', node: nodeId, seq })
+    const now = Date.now()
+    for (const [node, view] of views) {
+      if (now - view.lastSeen > nodeTimeoutMs)
+        drop(node, 'heartbeat expired')
+    }
+  }
+
+  function join(): void {
+    joined = true
+    publish(allChannel, state(true))
+  }
+
+  backplane.onReadyChange((ready) => {
+    if (closed || !joined)
+      return
+    if (ready) {
+      logger.info('cluster: backplane connected again, rejoining')
+      join()
+    }
+    else {
+      logger.warn('cluster: backplane lost; serving local peers only until it is back')
+    }
+  })
+
+  Promise.all([
+    backplane.subscribe(allChannel, receive),
+    backplane.subscribe(nodeChannel(nodeId), receive),
+  ]).then(join, error => onError(error, { stage: 'backplane' }))
+
+  const timer = setInterval(tick, heartbeatMs)
+  timer.unref()
+
+  return {
+    nodeId,
+    get ready() { return joined && backplane.ready },
+    nodes: () => [...views.keys()],
+    announced(entry) {
+      seq++
+      publish(allChannel, { type: 'announced', node: nodeId, seq, entry: toRemote(entry) })
+    },
+    deannounced(peerId, reason) {
+      seq++
+      publish(allChannel, { type: 'de-announced', node: nodeId, seq, peerId, reason })
+    },
+    forward(node, event, peerIds) {
+      publish(nodeChannel(node), { type: 'route', node: nodeId, to: [...peerIds], event })
+    },
+    async close() {
+      clearInterval(timer)
+      publish(allChannel, { type: 'bye', node: nodeId })
+      closed = true
+      await backplane.close()
+    },
+  }
+}

@@ -1,0 +1,44 @@
+import type { HubEvent, Identity } from '../types.ts'
+
+/**
+ * How hub nodes talk: channels of string messages, nothing more. An engine (memory, Redis,
+ * later NATS or Valkey) only moves bytes; everything a cluster means lives in `cluster.ts`.
+ */
+export interface Backplane {
+  /** Connected: publishes go out and subscriptions deliver. */
+  readonly ready: boolean
+  /** Sends one message to every subscriber of `channel` on every node, this one included. */
+  publish: (channel: string, message: string) => Promise<void>
+  /**
+   * Delivers the messages of `channel` to `handler`, in the order each publisher sent them
+   * (across channels too). The first subscription connects the engine.
+   */
+  subscribe: (channel: string, handler: (message: string) => void) => Promise<void>
+  /** Called whenever `ready` changes, e.g. when the engine is lost or comes back. */
+  onReadyChange: (listener: (ready: boolean) => void) => void
+  /** Called with the errors the engine recovers from by itself (e.g. once per lost connection). */
+  onError: (listener: (error: unknown) => void) => void
+  close: () => Promise<void>
+}
+
+/** One module as nodes tell each other about it: the entry of the peer that announced it. */
+export interface RemoteEntry {
+  peerId: string
+  name: string
+  index?: number
+  identity: Identity
+}
+
+/**
+ * Every message between nodes. Each node owns the entries of its own peers (Phoenix.Tracker):
+ * it numbers its changes (`seq`), sends them as deltas, and a full `state` when asked, when
+ * it (re)joins, or when a receiver saw a gap.
+ */
+export type ClusterMessage
+  = | { type: 'state', node: string, seq: number, entries: RemoteEntry[], /** Asks every node to answer with its own state. */ hello: boolean }
+    | { type: 'announced', node: string, seq: number, entry: RemoteEntry }
+    | { type: 'de-announced', node: string, seq: number, peerId: string, reason: string }
+    | { type: 'heartbeat', node: string, seq: number }
+    | { type: 'sync', node: string }
+    | { type: 'bye', node: string }
+    | { type: 'route', node: string, to: string[], event: HubEvent }
