@@ -21,6 +21,7 @@ export function createRedisBackplane({ url }: RedisBackplaneOptions): Backplane 
   let subscribed = false
   let ready = false
   let closing = false
+  let closed: Promise<void> | undefined
 
   function update(): void {
     const now = !closing && pub.status === 'ready' && sub.status === 'ready' && subscribed
@@ -94,10 +95,19 @@ export function createRedisBackplane({ url }: RedisBackplaneOptions): Backplane 
     onError(listener) {
       errorListeners.push(listener)
     },
-    async close() {
-      closing = true
-      update()
-      await Promise.all([pub, sub].map(client => client.status === 'ready' ? client.quit() : client.disconnect()))
+    close() {
+      if (!closed) {
+        closing = true
+        update()
+        // QUIT lets queued publishes (a goodbye) out first; a client that is not connected just stops.
+        closed = Promise.all([pub, sub].map(async (client) => {
+          if (client.status === 'ready')
+            await client.quit().catch(() => client.disconnect())
+          else
+            client.disconnect()
+        })).then(() => {})
+      }
+      return closed
     },
   }
 }
