@@ -1,0 +1,176 @@
+import type { ChildProcess } from 'node:child_process'
+import type { ServerOptions } from '../../src/server.ts'
+import type { RunningHub, WireEvent } from '../helpers/hub.ts'
+import type { RedisServer } from '../helpers/redis.ts'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import process from 'node:process'
+import { Client } from '@proj-airi/server-sdk'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { until } from '../backplane/contract.ts'
+import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { startRedis } from '../helpers/redis.ts'
+
+let redis: RedisServer
+beforeEach(async () => {
+  redis = await startRedis()
+  onCleanup(() => redis.kill())
+})
+
+/** Hub nodes in this process, clustered through the test's redis-server by `redisUrl`. */
+async function startNodes(count: number, nodeTimeoutMs: number, options: ServerOptions = {}): Promise<RunningHub[]> {
+  const hubs: RunningHub[] = []
+  for (let i = 0; i < count; i++)
+    hubs.push(await startHub({ ...options, redisUrl: redis.url, cluster: { nodeTimeoutMs } }))
+  await until(() => hubs.every(hub => hub.server.hub.isReady() && hub.server.hub.cluster!.nodes().length === count - 1), 'the nodes to know each other')
+  return hubs
+}
+
+/** A real `@proj-airi/server-sdk@0.8.4` client that records what it receives. */
+function sdkClient(url: string, name: string, labels?: Record<string, string>) {
+  const received: WireEvent[] = []
+  const client = new Client({
+    name,
+    url,
+    identity: { plugin: name, instanceId: `${name}-1`, labels },
+    autoReconnect: false,
+    onAnyMessage: event => received.push(event as WireEvent),
+  })
+  onCleanup(() => client.close())
+  const waitFor = async (predicate: (event: WireEvent) => boolean, what: string, timeoutMs = 5000): Promise<WireEvent> => {
+    let found: WireEvent | undefined
+    await until(() => (found = received.find(predicate)) !== undefined, `${name} to receive ${what}`, timeoutMs)
+    return found!
+  }
+  const ofType = (type: string): WireEvent[] => received.filter(event => event.type === type)
+  return { client, received, waitFor, ofType }
+}
+
+const announced = (name: string) => (event: WireEvent) => event.type === 'module:announced' && event.data.name === name
+const deannounced = (name: string) => (event: WireEvent) => event.type === 'module:de-announced' && event.data.name === name
+
+/** The module names a peer newly connected to `hub` is given, sorted (duplicates kept). */
+async function listing(hub: RunningHub): Promise<string[]> {
+  const peer = await RawPeer.connect(hub.url())
+  const sync = await peer.waitForType('registry:modules:sync')
+  await peer.close()
+  return sync.data.modules.map((m: { name: string }) => m.name).sort()
+}
+
+/** A hub node in a child process (so it can be SIGKILLed), clustered through the test's Redis. */
+async function spawnNode(env: Record<string, string>): Promise<{ child: ChildProcess, port: number }> {
+  const child = spawn(process.execPath, ['test/fixtures/cluster-node.mjs'], {
+    env: { ...process.env, REDIS_URL: redis.url, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  onCleanup(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+    }
+  })
+  const [line] = await once(child.stdout!, 'data') as [Buffer]
+  return { child, port: JSON.parse(line.toString()).port }
+}
+
+describe('several hub nodes over one real Redis', () => {
+  it('gives real SDK clients on different nodes one registry and routing across nodes, each event once', async () => {
+    const [a, b, c] = await startNodes(3, 2000)
+    const alpha = sdkClient(a!.url(), 'alpha')
+    await alpha.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'alpha'), 'its own announce')
+    const beta = sdkClient(b!.url(), 'beta', { role: 'worker' })
+    const gamma = sdkClient(c!.url(), 'gamma')
+    await alpha.waitFor(announced('beta'), 'beta announced')
+    await alpha.waitFor(announced('gamma'), 'gamma announced')
+    await beta.waitFor(announced('gamma'), 'gamma announced')
+    expect(await listing(a!)).toEqual(['alpha', 'beta', 'gamma'])
+    expect(await listing(c!)).toEqual(['alpha', 'beta', 'gamma'])
+
+    alpha.client.send({ type: 'input:text', data: { text: 'hi worker', at: new Date(7) }, route: { destinations: ['label:role=worker'] } } as never)
+    const got = await beta.waitFor(e => e.type === 'input:text', 'the targeted event')
+    expect(got.data).toEqual({ text: 'hi worker', at: new Date(7) })
+    expect(got.metadata?.source).toEqual({ plugin: 'alpha', instanceId: 'alpha-1', labels: {} })
+
+    gamma.client.send({ type: 'output:all', data: { n: 1 } } as never)
+    await alpha.waitFor(e => e.type === 'output:all', 'the broadcast')
+    await beta.waitFor(e => e.type === 'output:all', 'the broadcast')
+    await settle(200)
+    expect([alpha, beta, gamma].map(peer => peer.ofType('input:text').length)).toEqual([0, 1, 0])
+    expect([alpha, beta, gamma].map(peer => peer.ofType('output:all').length)).toEqual([1, 1, 0])
+    expect(alpha.ofType('module:announced').map(e => e.data.name).sort()).toEqual(['beta', 'gamma'])
+  })
+
+  it('de-announces the modules of a node killed with SIGKILL on the other nodes, leaving no ghost', async () => {
+    const nodeTimeoutMs = 1000
+    const [a] = await startNodes(1, nodeTimeoutMs)
+    const doomed = await spawnNode({ CLUSTER_NODE_TIMEOUT_MS: String(nodeTimeoutMs) })
+    const alpha = sdkClient(a!.url(), 'alpha')
+    const victim = await RawPeer.connect(`ws://127.0.0.1:${doomed.port}/ws`)
+    await victim.join('victim')
+    await alpha.waitFor(announced('victim'), 'the victim announced')
+    expect(await listing(a!)).toEqual(['alpha', 'victim'])
+
+    doomed.child.kill('SIGKILL')
+    await once(doomed.child, 'exit')
+    const gone = await alpha.waitFor(deannounced('victim'), 'the victim de-announced', 4 * nodeTimeoutMs)
+    expect(gone.data).toMatchObject({ name: 'victim', reason: 'heartbeat expired' })
+    expect(await listing(a!)).toEqual(['alpha'])
+    expect(a!.server.hub.cluster!.nodes()).toEqual([])
+  })
+
+  it('keeps routing locally while Redis is down, reports not ready, and converges when it returns', async () => {
+    const nodeTimeoutMs = 1000
+    const [a, b] = await startNodes(2, nodeTimeoutMs)
+    const alpha = sdkClient(a!.url(), 'alpha')
+    const leaving = sdkClient(a!.url(), 'leaving')
+    const local = sdkClient(a!.url(), 'local')
+    const beta = sdkClient(b!.url(), 'beta')
+    await beta.waitFor(announced('local'), 'local announced')
+    await alpha.waitFor(announced('beta'), 'beta announced')
+
+    await redis.kill()
+    await until(() => !a!.server.hub.isReady() && !b!.server.hub.isReady(), 'both nodes to report not ready')
+    alpha.client.send({ type: 'still:here', data: {}, route: { destinations: ['plugin:local'] } } as never)
+    await local.waitFor(e => e.type === 'still:here', 'a local event while Redis is down')
+    // Past the node timeout the nodes give up on each other: no ghosts of unreachable modules.
+    await alpha.waitFor(deannounced('beta'), 'beta de-announced', 4 * nodeTimeoutMs)
+    // Changes while apart: one module leaves node a, one arrives on node b.
+    leaving.client.close()
+    const late = sdkClient(b!.url(), 'late')
+    await late.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'late'), 'its own announce')
+
+    await redis.start()
+    await until(() => a!.server.hub.isReady() && b!.server.hub.isReady(), 'both nodes to be ready again', 10_000)
+    await alpha.waitFor(e => e.type === 'module:announced' && e.data.name === 'late', 'late announced', 10_000)
+    await alpha.waitFor(e => alpha.ofType('module:announced').filter(x => x.data.name === 'beta').length === 2, 'beta announced again', 10_000)
+    await until(() => a!.server.registry.size === 4 && b!.server.registry.size === 4, 'both registries to converge', 10_000)
+    expect(await listing(a!)).toEqual(['alpha', 'beta', 'late', 'local'])
+    expect(await listing(b!)).toEqual(['alpha', 'beta', 'late', 'local'])
+
+    alpha.client.send({ type: 'across:again', data: {}, route: { destinations: ['plugin:late'] } } as never)
+    await late.waitFor(e => e.type === 'across:again', 'an event across nodes again')
+    await settle(200)
+    expect(late.ofType('across:again')).toHaveLength(1)
+    expect(alpha.ofType('module:announced').filter(e => e.data.name === 'late')).toHaveLength(1)
+  })
+
+  it('rides out a short Redis outage without dropping anyone, repairing what it missed', async () => {
+    const [a, b] = await startNodes(2, 8000)
+    const alpha = sdkClient(a!.url(), 'alpha')
+    const beta = sdkClient(b!.url(), 'beta')
+    await alpha.waitFor(announced('beta'), 'beta announced')
+    await beta.waitFor(announced('alpha'), 'alpha announced')
+
+    await redis.kill()
+    await until(() => !a!.server.hub.isReady(), 'node a to report not ready')
+    const late = sdkClient(b!.url(), 'late')
+    await late.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'late'), 'its own announce')
+    await redis.start()
+
+    await alpha.waitFor(announced('late'), 'late announced after the outage', 10_000)
+    await settle(300)
+    expect(alpha.ofType('module:de-announced')).toEqual([])
+    expect(alpha.ofType('module:announced').map(e => e.data.name).sort()).toEqual(['beta', 'late'])
+    expect(await listing(a!)).toEqual(['alpha', 'beta', 'late'])
+  })
+})
