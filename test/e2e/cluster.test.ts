@@ -1,3 +1,4 @@
+import type { Buffer } from 'node:buffer'
 import type { ChildProcess } from 'node:child_process'
 import type { ServerOptions } from '../../src/server.ts'
 import type { RunningHub, WireEvent } from '../helpers/hub.ts'
@@ -142,7 +143,7 @@ describe('several hub nodes over one real Redis', () => {
     await redis.start()
     await until(() => a!.server.hub.isReady() && b!.server.hub.isReady(), 'both nodes to be ready again', 10_000)
     await alpha.waitFor(e => e.type === 'module:announced' && e.data.name === 'late', 'late announced', 10_000)
-    await alpha.waitFor(e => alpha.ofType('module:announced').filter(x => x.data.name === 'beta').length === 2, 'beta announced again', 10_000)
+    await until(() => alpha.ofType('module:announced').filter(e => e.data.name === 'beta').length === 2, 'beta announced again', 10_000)
     await until(() => a!.server.registry.size === 4 && b!.server.registry.size === 4, 'both registries to converge', 10_000)
     expect(await listing(a!)).toEqual(['alpha', 'beta', 'late', 'local'])
     expect(await listing(b!)).toEqual(['alpha', 'beta', 'late', 'local'])
