@@ -158,7 +158,7 @@ async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channe
     delivered = await hub.publish(channel.session, { type: event, data: payload })
   }
   catch (cause) {
-    hub.options.onError(cause, { stage: 'middleware', peerId: channel.session.id })
+    hub.options.onError(cause, { stage: 'deliver', peerId: channel.session.id })
     return reply(socket, frame, error('internal error'))
   }
   reply(socket, frame, ok({ delivered }))
