@@ -72,8 +72,8 @@ function reply(socket: PhoenixSocket, [joinRef, ref, topic]: PhoenixFrame, paylo
   socket.peer.send(encodePhoenixFrame(joinRef, ref, topic, 'phx_reply', payload))
 }
 
-const ok = (response: Record<string, unknown> = {}): Reply => ({ status: 'ok', response })
-const error = (reason: string): Reply => ({ status: 'error', response: { reason } })
+const okReply = (response: Record<string, unknown> = {}): Reply => ({ status: 'ok', response })
+const errorReply = (reason: string): Reply => ({ status: 'error', response: { reason } })
 
 // The hub closes a channel's session for reasons that concern the whole socket (heartbeat,
 // shutdown); its other channels are de-announced for the same reason.
@@ -120,11 +120,11 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
   const prefix = topic.slice(0, colon)
   const name = topic.slice(colon + 1)
   if (colon === -1 || name === '' || !hub.options.phoenix.topics.includes(prefix))
-    return reply(socket, frame, error('unmatched topic'))
+    return reply(socket, frame, errorReply('unmatched topic'))
   if (socket.channels.has(topic))
-    return reply(socket, frame, error('already joined'))
+    return reply(socket, frame, errorReply('already joined'))
   if (!v.is(Data, payload))
-    return reply(socket, frame, error('invalid payload'))
+    return reply(socket, frame, errorReply('invalid payload'))
 
   const connection = channelConnection(hub, socket, joinRef, topic)
   const session = hub.connect(connection, { token: socket.token })
@@ -132,10 +132,10 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
   hub.announce(session, { name, identity })
   if (!session.module) {
     hub.disconnect(session)
-    return reply(socket, frame, error('unauthorized'))
+    return reply(socket, frame, errorReply('unauthorized'))
   }
   socket.channels.set(topic, { joinRef, session })
-  reply(socket, frame, ok())
+  reply(socket, frame, okReply())
   connection.open()
 }
 
@@ -143,38 +143,38 @@ function leave(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Ch
   const [joinRef, , topic] = frame
   socket.channels.delete(topic)
   hub.disconnect(channel.session)
-  reply(socket, frame, ok())
+  reply(socket, frame, okReply())
   socket.peer.send(encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
 }
 
 async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
   const [, , , event, payload] = frame
   if (event.startsWith('phx_'))
-    return reply(socket, frame, error('reserved event'))
+    return reply(socket, frame, errorReply('reserved event'))
   if (!v.is(PushPayload, payload))
-    return reply(socket, frame, error('invalid payload'))
+    return reply(socket, frame, errorReply('invalid payload'))
   let delivered: number
   try {
     delivered = await hub.publish(channel.session, { type: event, data: payload })
   }
   catch (cause) {
     hub.options.onError(cause, { stage: 'deliver', peerId: channel.session.id })
-    return reply(socket, frame, error('internal error'))
+    return reply(socket, frame, errorReply('internal error'))
   }
-  reply(socket, frame, ok({ delivered }))
+  reply(socket, frame, okReply({ delivered }))
 }
 
 /** Handles one decoded frame: heartbeat, join, leave, else a push into the hub. */
 function handleFrame(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void | Promise<void> {
   const [joinRef, , topic, event] = frame
   if (topic === HEARTBEAT_TOPIC && event === 'heartbeat')
-    return reply(socket, frame, ok())
+    return reply(socket, frame, okReply())
   if (event === 'phx_join')
     return join(hub, socket, frame)
   const channel = socket.channels.get(topic)
   // A join_ref of an earlier join of this topic is stale.
   if (!channel || (joinRef !== null && joinRef !== channel.joinRef))
-    return reply(socket, frame, error('unmatched topic'))
+    return reply(socket, frame, errorReply('unmatched topic'))
   if (event === 'phx_leave')
     return leave(hub, socket, frame, channel)
   return push(hub, socket, frame, channel)

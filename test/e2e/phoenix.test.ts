@@ -227,7 +227,8 @@ describe('phoenix gateway: the real phoenix client', () => {
   })
 
   it('heartbeats keep a plugin alive past the hub heartbeat timeout; a silent one expires', async () => {
-    const hub = await startHub({ heartbeat: { readTimeout: 150 } })
+    // Closed after 2 × 300 ms of silence; the plugin beats every 50 ms (a wide margin on a busy machine).
+    const hub = await startHub({ heartbeat: { readTimeout: 300 } })
     const watch = await RawPeer.connect(hub.url())
     await watch.join('watcher')
     // Sockets that never answer native pings: only Phoenix heartbeats can keep them alive.
@@ -240,11 +241,13 @@ describe('phoenix gateway: the real phoenix client', () => {
     const beating = keepsBeating.channel('plugin:beating', {})
     const silent = phoenixSocket(hub.url('/socket'), { transport: NoPong, heartbeatIntervalMs: 60_000 })
     const quiet = silent.channel('plugin:quiet', {})
-    await Promise.all([outcome(beating.join()), outcome(quiet.join())])
+    const quieter = silent.channel('plugins:quieter', {})
+    await Promise.all([beating, quiet, quieter].map(channel => outcome(channel.join())))
 
-    const expired = await watch.waitFor(deannounced('quiet'))
-    expect(expired.data.reason).toBe('heartbeat expired')
-    await settle(700) // over four read timeouts
+    // Every channel of the silent socket goes, for the same reason.
+    expect((await watch.waitFor(deannounced('quiet'))).data.reason).toBe('heartbeat expired')
+    expect((await watch.waitFor(deannounced('quieter'))).data.reason).toBe('heartbeat expired')
+    await settle(1300) // over four read timeouts
     expect(watch.received.some(deannounced('beating'))).toBe(false)
     expect([...hub.server.registry.entries()].map(e => e.name)).toContain('beating')
     expect(beating.state).toBe('joined')
