@@ -3,6 +3,7 @@ import type { Session } from '../core/session.ts'
 import type { DeannounceReason, Hub } from '../hub.ts'
 import type { Connection, EventEncoder } from '../types.ts'
 import type { GatewayHooks } from './ws.ts'
+import { Buffer } from 'node:buffer'
 import * as v from 'valibot'
 import { isPlainJson } from '../core/event.ts'
 import { Data, DataDestinations } from './airi.ts'
@@ -64,6 +65,8 @@ interface PhoenixSocket {
   peer: Peer
   token?: string
   channels: Map<string, Channel>
+  /** Closes the socket while it has no channel, the hub's liveness can not see it then. */
+  idle?: ReturnType<typeof setTimeout>
 }
 
 type Reply = { status: 'ok', response: Record<string, unknown> } | { status: 'error', response: { reason: string } }
@@ -182,16 +185,41 @@ function handleFrame(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void
 
 // --- crossws hooks ---------------------------------------------------------------------
 
+const AUTH_PROTOCOL_PREFIX = 'base64url.bearer.phx.'
+
+/**
+ * The `phoenix` client's `authToken` option offers the subprotocols `phoenix` and
+ * `base64url.bearer.phx.<token in base64>`; the token, and whether to answer `phoenix`.
+ */
+function subprotocolAuth(request: Request): { token?: string, protocol?: string } {
+  const offered = (request.headers.get('sec-websocket-protocol') ?? '').split(',').map(p => p.trim())
+  const encoded = offered.find(p => p.startsWith(AUTH_PROTOCOL_PREFIX))?.slice(AUTH_PROTOCOL_PREFIX.length)
+  return {
+    token: encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString(),
+    protocol: offered.includes('phoenix') ? 'phoenix' : undefined,
+  }
+}
+
 /** crossws hooks of the Phoenix Channels V2 endpoints (`/socket`, `/debug_socket`, …). */
 export function createPhoenixHooks(hub: Hub): GatewayHooks {
   const sockets = new WeakMap<Peer, PhoenixSocket>()
   const { maxPayloadBytes } = hub.options.limits
   const { onError } = hub.options
 
+  const idleMs = 2 * hub.options.heartbeat.readTimeout
+
   // Liveness is the socket's: any frame or native ping/pong keeps all its channels alive.
   function touch(peer: Peer): void {
-    for (const { session } of sockets.get(peer)?.channels.values() ?? [])
+    const socket = sockets.get(peer)
+    if (!socket)
+      return
+    for (const { session } of socket.channels.values())
       hub.touch(session)
+    clearTimeout(socket.idle)
+    if (socket.channels.size === 0) {
+      socket.idle = setTimeout(() => closeSocket(hub, socket, 4000, 'heartbeat expired'), idleMs)
+      socket.idle.unref?.()
+    }
   }
 
   return {
@@ -200,13 +228,15 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
       if (vsn !== null && !vsn.startsWith('2.'))
         return new Response('Unsupported vsn (only 2.x)', { status: 400 })
       // Phoenix clients have no in-band auth: a bad key is refused before the upgrade.
-      const token = upgradeToken(request, ['api_key', 'token'])
+      const subprotocol = subprotocolAuth(request)
+      const token = upgradeToken(request, ['api_key', 'token']) ?? subprotocol.token
       if (hub.authRequired && !hub.verifyToken(token))
         return new Response('Forbidden', { status: 403 })
-      return { context: { token } }
+      return { context: { token }, protocol: subprotocol.protocol }
     },
     open(peer) {
       sockets.set(peer, { peer, token: peer.context.token as string | undefined, channels: new Map() })
+      touch(peer)
     },
     message(peer, message) {
       const socket = sockets.get(peer)
@@ -216,11 +246,12 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
         const text = message.text()
         if (isOversized(text, maxPayloadBytes))
           return closeSocket(hub, socket, 4009, 'message too big')
-        touch(peer)
         const frame = decodePhoenixFrame(text)
         if (!frame)
           return closeSocket(hub, socket, 1007, 'invalid frame: expected [join_ref, ref, topic, event, payload]')
         const pending = handleFrame(hub, socket, frame)
+        // After the frame: a join or leave changes whether the socket needs its idle timer.
+        touch(peer)
         if (pending)
           pending.catch(error => onError(error, { stage: 'hook', peerId: peer.id }))
       }
@@ -234,6 +265,7 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
       const socket = sockets.get(peer)
       if (!socket)
         return
+      clearTimeout(socket.idle)
       for (const { session } of socket.channels.values())
         hub.disconnect(session)
       socket.channels.clear()

@@ -69,6 +69,23 @@ describe('phoenix gateway: upgrade', () => {
     await RawPhoenix.connect(`${url}?vsn=2.0.0&token=${KEY}`)
   })
 
+  it('takes the phoenix client\'s authToken (a Sec-WebSocket-Protocol token) too', async () => {
+    const hub = await startHub({ auth: { token: KEY } })
+    const socket = phoenixSocket(hub.url('/socket'), { authToken: KEY })
+    const channel = socket.channel('plugin:subprotocol', {})
+    channel.join()
+    await until(() => channel.state === 'joined', 'the join')
+    expect([...hub.server.registry.entries()].map(e => e.name)).toEqual(['subprotocol'])
+
+    const errors: unknown[] = []
+    const refused = phoenixSocket(hub.url('/socket'), { authToken: 'wrong' })
+    refused.onError((error) => {
+      errors.push(error)
+    })
+    await until(() => errors.length > 0, 'the client error')
+    expect(String((errors[0] as { message?: string }).message)).toContain('403')
+  })
+
   it('serves every default path with and without /websocket, and only V2', async () => {
     const hub = await startHub()
     for (const base of ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']) {
@@ -257,6 +274,22 @@ describe('phoenix gateway: the real phoenix client', () => {
       pushes.push(payload)
     })
     await until(() => pushes.length === 1, 'a push to the live plugin')
+  })
+
+  it('closes a socket that joins nothing and stays silent, like a silent module', async () => {
+    const hub = await startHub({ heartbeat: { readTimeout: 100 } })
+    const idle = await RawPhoenix.connect(hub.url('/socket/websocket?vsn=2.0.0'))
+    const beating = await RawPhoenix.connect(hub.url('/socket/websocket?vsn=2.0.0'))
+    const left = await RawPhoenix.connect(hub.url('/socket/websocket?vsn=2.0.0'))
+    await left.request(['1', '1', 'plugin:left', 'phx_join', {}])
+    await left.request(['1', '2', 'plugin:left', 'phx_leave', {}])
+    const timer = setInterval(() => beating.send([null, String(Date.now()), 'phoenix', 'heartbeat', {}]), 30)
+    onCleanup(() => clearInterval(timer))
+
+    expect(await idle.waitForClose()).toEqual({ code: 4000, reason: 'heartbeat expired' })
+    expect(await left.waitForClose()).toEqual({ code: 4000, reason: 'heartbeat expired' })
+    await settle(400)
+    expect(beating.closed).toBeUndefined()
   })
 
   it('leave and disconnect de-announce, seen by another peer', async () => {
