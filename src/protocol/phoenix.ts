@@ -15,8 +15,10 @@ import { isOversized, upgradeToken } from './ws.ts'
 const Ref = v.nullable(v.union([v.string(), v.number()]))
 const Name = v.pipe(v.string(), v.minLength(1))
 
-/** A Phoenix Channels V2 frame: `[join_ref, ref, topic, event, payload]`. */
-// Length first: a tuple alone would take a missing payload for `undefined`.
+/**
+ * A Phoenix Channels V2 frame: `[join_ref, ref, topic, event, payload]`. Length first: a
+ * tuple alone would take a missing payload for `undefined`.
+ */
 const Frame = v.pipe(v.array(v.unknown()), v.length(5), v.strictTuple([Ref, Ref, Name, Name, v.unknown()]))
 
 export type PhoenixRef = v.InferOutput<typeof Ref>
@@ -65,7 +67,7 @@ interface PhoenixSocket {
   peer: Peer
   token?: string
   channels: Map<string, Channel>
-  /** Closes the socket while it has no channel, the hub's liveness can not see it then. */
+  /** Closes the socket after silence while it has no channel: no hub session watches it then. */
   idle?: ReturnType<typeof setTimeout>
 }
 
@@ -205,7 +207,6 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
   const sockets = new WeakMap<Peer, PhoenixSocket>()
   const { maxPayloadBytes } = hub.options.limits
   const { onError } = hub.options
-
   const idleMs = 2 * hub.options.heartbeat.readTimeout
 
   // Liveness is the socket's: any frame or native ping/pong keeps all its channels alive.
