@@ -3,6 +3,7 @@ import type { WireEvent } from '../helpers/hub.ts'
 import { Client } from '@proj-airi/server-sdk'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { createServer } from '../../src/server.ts'
 import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { phoenixSocket, RawPhoenix, until, upgradeStatus } from '../helpers/phoenix.ts'
 
@@ -105,6 +106,13 @@ describe('phoenix gateway: upgrade', () => {
     const socket = await RawPhoenix.connect(hub.url('/hub_socket/websocket?vsn=2.0.0'))
     expect((await socket.request(['1', '1', 'plugin:custom', 'phx_join', {}]))[4].status).toBe('ok')
     expect(await upgradeStatus(hub.url('/socket/websocket?vsn=2.0.0'))).toBe(404)
+  })
+
+  it('refuses invalid paths and topics, and a path another endpoint has', () => {
+    expect(() => createServer({ phoenix: { paths: ['socket'] } })).toThrow('Invalid phoenix.paths: "socket"')
+    expect(() => createServer({ phoenix: { paths: ['/socket/'] } })).toThrow('Invalid phoenix.paths')
+    expect(() => createServer({ phoenix: { topics: ['a:b'] } })).toThrow('Invalid phoenix.topics: "a:b"')
+    expect(() => createServer({ path: '/socket', logger: { level: 'silent' } })).toThrow('/socket is already an endpoint')
   })
 })
 
