@@ -59,8 +59,10 @@ export function createServer(options: ServerOptions = {}): HubServer {
   for (const path of hub.options.phoenix.paths) {
     // The `phoenix` client appends `/websocket` to the URL it is given.
     for (const endpoint of [path, `${path}/websocket`]) {
-      if (gateways.has(endpoint))
+      if (gateways.has(endpoint)) {
+        hub.close() // its heartbeat timer must not outlive a server that never was
         throw new HubError('invalid_option', `Invalid phoenix.paths: ${endpoint} is already an endpoint`)
+      }
       gateways.set(endpoint, phoenix)
     }
   }
