@@ -64,6 +64,19 @@ export interface HubOptions {
      */
     maxPayloadBytes?: number
   }
+  phoenix?: {
+    /**
+     * Endpoints of the Phoenix Channels gateway; each is also served with the `/websocket`
+     * suffix the `phoenix` client appends. `[]` turns the gateway off.
+     * @default ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
+     */
+    paths?: string[]
+    /**
+     * Topic prefixes a channel may join as `<prefix>:<module name>`.
+     * @default ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
+     */
+    topics?: string[]
+  }
   logger?: {
     /** @default env `LOG_LEVEL`, else 'log' */
     level?: LogLevel
@@ -82,6 +95,7 @@ export interface ResolvedHubOptions {
   heartbeat: { readTimeout: number, message: string }
   routing: { policy?: RoutingPolicy, middleware: RoutingMiddleware[], allowBypass: boolean, devtoolsTokens: string[] }
   limits: { maxPayloadBytes: number }
+  phoenix: { paths: string[], topics: string[] }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
@@ -92,6 +106,8 @@ export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_PORT = 6121
 export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
+export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
 const LOG_LEVELS: readonly LogLevel[] = ['silent', 'error', 'warn', 'log', 'info', 'debug', 'trace']
 const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json']
 
@@ -119,6 +135,14 @@ function oneOf<T extends string>(name: string, value: string | undefined, allowe
   if (!allowed.includes(value as T))
     invalid(name, value, allowed.join(' | '))
   return value as T
+}
+
+function listOf(name: string, values: readonly string[], valid: (value: string) => boolean, expected: string): string[] {
+  for (const value of values) {
+    if (typeof value !== 'string' || !valid(value))
+      invalid(name, value, expected)
+  }
+  return [...values]
 }
 
 function tokensOf(token: string | string[] | undefined, raw: string | undefined): string[] {
@@ -152,6 +176,10 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     },
     limits: {
       maxPayloadBytes: positiveInt('MAX_PAYLOAD_BYTES', options.limits?.maxPayloadBytes, env.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES),
+    },
+    phoenix: {
+      paths: listOf('phoenix.paths', options.phoenix?.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
+      topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
     },
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),
