@@ -7,7 +7,7 @@ export async function main(): Promise<void> {
   const server = createServer()
   const { logger } = server.hub.options
   const listener = await listenHub(server)
-  logger.info(`hub-server listening on ${listener.url.replace(/^http/, 'ws')}ws`)
+  logger.log(`hub-server listening on ${listener.url.replace(/^http/, 'ws')}ws`)
   const stop = async (): Promise<void> => {
     await listener.close()
     process.exit(0)

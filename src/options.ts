@@ -65,6 +65,19 @@ export interface HubOptions {
      */
     maxPayloadBytes?: number
   }
+  phoenix?: {
+    /**
+     * Endpoints of the Phoenix Channels gateway; each is also served with the `/websocket`
+     * suffix the `phoenix` client appends. `[]` turns the gateway off.
+     * @default ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
+     */
+    paths?: string[]
+    /**
+     * Topic prefixes a channel may join as `<prefix>:<module name>`.
+     * @default ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
+     */
+    topics?: string[]
+  }
   logger?: {
     /** @default env `LOG_LEVEL`, else 'log' */
     level?: LogLevel
@@ -111,6 +124,7 @@ export interface ResolvedHubOptions {
   /** Set when clustered. */
   backplane?: Backplane
   cluster: { nodeTimeoutMs: number, heartbeatMs: number, prefix: string }
+  phoenix: { paths: string[], topics: string[] }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
@@ -123,6 +137,8 @@ export const DEFAULT_NODE_TIMEOUT_MS = 10_000
 export const DEFAULT_CLUSTER_PREFIX = 'hub-server'
 export const DEFAULT_PORT = 6121
 export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
+export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
 const LOG_LEVELS: readonly LogLevel[] = ['silent', 'error', 'warn', 'log', 'info', 'debug', 'trace']
 const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json']
 
@@ -150,6 +166,14 @@ function oneOf<T extends string>(name: string, value: string | undefined, allowe
   if (!allowed.includes(value as T))
     invalid(name, value, allowed.join(' | '))
   return value as T
+}
+
+function listOf(name: string, values: readonly string[], valid: (value: string) => boolean, expected: string): string[] {
+  for (const value of values) {
+    if (typeof value !== 'string' || !valid(value))
+      invalid(name, value, expected)
+  }
+  return [...values]
 }
 
 function tokensOf(token: string | string[] | undefined, raw: string | undefined): string[] {
@@ -186,6 +210,10 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     },
     backplane: options.backplane,
     cluster: resolveClusterOptions(options.cluster, env),
+    phoenix: {
+      paths: listOf('phoenix.paths', options.phoenix?.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
+      topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
+    },
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),
   }

@@ -4,8 +4,10 @@ import type { HubOptions } from './options.ts'
 import type { GatewayHooks } from './protocol/ws.ts'
 import { defineWebSocketHandler, H3 } from 'h3'
 import { createRedisBackplane } from './backplane/redis.ts'
+import { HubError } from './errors.ts'
 import { createHub } from './hub.ts'
 import { resolveRedisUrl } from './options.ts'
+import { createPhoenixHooks } from './protocol/phoenix.ts'
 import { createAiriHooks } from './protocol/ws.ts'
 
 export interface ServerOptions extends HubOptions {
@@ -56,6 +58,17 @@ export function createServer(options: ServerOptions = {}): HubServer {
   const gateways = new Map<string, GatewayHooks>([
     [options.path ?? '/ws', createAiriHooks(hub)],
   ])
+  const phoenix = createPhoenixHooks(hub)
+  for (const path of hub.options.phoenix.paths) {
+    // The `phoenix` client appends `/websocket` to the URL it is given.
+    for (const endpoint of [path, `${path}/websocket`]) {
+      if (gateways.has(endpoint)) {
+        hub.close() // its heartbeat timer must not outlive a server that never was
+        throw new HubError('invalid_option', `Invalid phoenix.paths: ${endpoint} is already an endpoint`)
+      }
+      gateways.set(endpoint, phoenix)
+    }
+  }
 
   const app = new H3()
   for (const [path, hooks] of gateways)

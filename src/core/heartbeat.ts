@@ -50,7 +50,8 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
     }
   }
 
-  const timer = setInterval(sweep, Math.max(10, Math.floor(readTimeout / 4)))
+  const period = Math.min(readTimeout / 4, authTimeout > 0 ? authTimeout / 2 : Infinity)
+  const timer = setInterval(sweep, Math.max(10, Math.floor(period)))
   timer.unref()
 
   return {

@@ -55,7 +55,7 @@ export function compileGlob(glob: string): (value: string) => boolean {
     else if (char === '?')
       source += '.'
     else
-      source += char.replace(/[.+^${}()|[\]\\/-]/g, '\\$&')
+      source += char.replace(/[.+^${}()|[\]\\]/g, '\\$&')
   }
   const regexp = new RegExp(`^${source}$`, 'su')
   return value => regexp.test(value)

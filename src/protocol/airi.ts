@@ -24,7 +24,7 @@ const Expression: v.GenericSchema<RouteExpression> = v.variant('type', [
   v.object({ type: v.literal('source'), sources: Strings, ...inverted }),
 ]) as v.GenericSchema<RouteExpression>
 
-const Data = v.custom<Record<string, unknown>>(
+export const Data = v.custom<Record<string, unknown>>(
   value => typeof value === 'object' && value !== null && !Array.isArray(value),
 )
 
@@ -42,7 +42,7 @@ const Envelope = v.looseObject({
 })
 
 // Destinations may also ride in `data.destinations`; they must be valid there too.
-const DataDestinations = v.optional(v.array(v.union([v.string(), Expression])))
+export const DataDestinations = v.optional(v.array(v.union([v.string(), Expression])))
 
 /** 0.8.4 client: `{ plugin, instanceId, version?, labels? }`. */
 const FlatIdentity = v.object({

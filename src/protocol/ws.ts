@@ -35,7 +35,7 @@ function connectionOf(peer: Peer): Connection {
   }
 }
 
-/** crossws hooks of the native AIRI endpoint (`/ws`): the only place that touches a crossws peer. */
+/** crossws hooks of the native AIRI endpoint (`/ws`). */
 export function createAiriHooks(hub: Hub): GatewayHooks {
   const sessions = new WeakMap<Peer, Session>()
   const { maxPayloadBytes } = hub.options.limits

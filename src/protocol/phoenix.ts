@@ -1,0 +1,278 @@
+import type { Peer } from 'crossws'
+import type { Session } from '../core/session.ts'
+import type { DeannounceReason, Hub } from '../hub.ts'
+import type { Connection, EventEncoder } from '../types.ts'
+import type { GatewayHooks } from './ws.ts'
+import { Buffer } from 'node:buffer'
+import * as v from 'valibot'
+import { isPlainJson } from '../core/event.ts'
+import { Data, DataDestinations } from './airi.ts'
+import { isOversized, upgradeToken } from './ws.ts'
+
+// --- Codec -----------------------------------------------------------------------------
+
+/** Refs are opaque: echoed back exactly as the client sent them. */
+const Ref = v.nullable(v.union([v.string(), v.number()]))
+const Name = v.pipe(v.string(), v.minLength(1))
+
+/**
+ * A Phoenix Channels V2 frame: `[join_ref, ref, topic, event, payload]`. Length first: a
+ * tuple alone would take a missing payload for `undefined`.
+ */
+const Frame = v.pipe(v.array(v.unknown()), v.length(5), v.strictTuple([Ref, Ref, Name, Name, v.unknown()]))
+
+export type PhoenixRef = v.InferOutput<typeof Ref>
+export type PhoenixFrame = v.InferOutput<typeof Frame>
+
+/** Parses one text frame; `undefined` when it is not a V2 frame at all. */
+export function decodePhoenixFrame(text: string): PhoenixFrame | undefined {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  }
+  catch {
+    return undefined
+  }
+  const result = v.safeParse(Frame, parsed)
+  return result.success ? result.output : undefined
+}
+
+export function encodePhoenixFrame(joinRef: PhoenixRef, ref: PhoenixRef, topic: string, event: string, payload: unknown): string {
+  return JSON.stringify([joinRef, ref, topic, event, payload])
+}
+
+// superjson-only values from native peers: a BigInt would make JSON.stringify throw.
+const jsonSafe = (_key: string, value: unknown): unknown => typeof value === 'bigint' ? value.toString() : value
+
+/**
+ * One encoder for every channel: it encodes the `"type",data]` tail of a push once per
+ * event, and each channel puts its own `[join_ref,null,topic,` in front.
+ */
+export const phoenixEncoder: EventEncoder = {
+  encode: event => `${JSON.stringify(event.type)},${JSON.stringify(event.data, isPlainJson(event) ? undefined : jsonSafe)}]`,
+}
+
+// --- Channels --------------------------------------------------------------------------
+
+const HEARTBEAT_TOPIC = 'phoenix'
+const PushPayload = v.pipe(Data, v.check(data => v.is(DataDestinations, data.destinations)))
+
+interface Channel {
+  joinRef: PhoenixRef
+  session: Session
+}
+
+/** One Phoenix socket: its joined channels by topic, each a hub session of its own. */
+interface PhoenixSocket {
+  peer: Peer
+  token?: string
+  channels: Map<string, Channel>
+  /** Closes the socket after silence while it has no channel: no hub session watches it then. */
+  idle?: ReturnType<typeof setTimeout>
+}
+
+type Reply = { status: 'ok', response: Record<string, unknown> } | { status: 'error', response: { reason: string } }
+
+function reply(socket: PhoenixSocket, [joinRef, ref, topic]: PhoenixFrame, payload: Reply): void {
+  socket.peer.send(encodePhoenixFrame(joinRef, ref, topic, 'phx_reply', payload))
+}
+
+const okReply = (response: Record<string, unknown> = {}): Reply => ({ status: 'ok', response })
+const errorReply = (reason: string): Reply => ({ status: 'error', response: { reason } })
+
+// The hub closes a channel's session for reasons that concern the whole socket (heartbeat,
+// shutdown); its other channels are de-announced for the same reason.
+function deannounceReasonOf(reason: string): DeannounceReason {
+  return reason === 'heartbeat expired' || reason === 'server shutdown' ? reason : 'connection closed'
+}
+
+function closeSocket(hub: Hub, socket: PhoenixSocket, code: number, reason: string): void {
+  const channels = [...socket.channels.values()]
+  socket.channels.clear()
+  for (const { session } of channels)
+    hub.disconnect(session, deannounceReasonOf(reason))
+  socket.peer.close(code, reason)
+}
+
+/** The port one channel gives the hub; frames wait until the join reply is out. */
+function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef, topic: string): Connection & { open: () => void } {
+  const prefix = `[${JSON.stringify(joinRef)},null,${JSON.stringify(topic)},`
+  let backlog: string[] | undefined = []
+  return {
+    encoder: phoenixEncoder,
+    send(tail) {
+      // `phx_*` events steer the client's channel state; no peer may forge them.
+      if (tail.startsWith('"phx_'))
+        return
+      if (backlog)
+        backlog.push(prefix + tail)
+      else
+        socket.peer.send(prefix + tail)
+    },
+    close: (code, reason) => closeSocket(hub, socket, code, reason),
+    ping: () => socket.peer.ping('hub'),
+    open() {
+      for (const frame of backlog ?? [])
+        socket.peer.send(frame)
+      backlog = undefined
+    },
+  }
+}
+
+function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
+  const [joinRef, , topic, , payload] = frame
+  const colon = topic.indexOf(':')
+  const prefix = topic.slice(0, colon)
+  const name = topic.slice(colon + 1)
+  if (colon === -1 || name === '' || !hub.options.phoenix.topics.includes(prefix))
+    return reply(socket, frame, errorReply('unmatched topic'))
+  if (socket.channels.has(topic))
+    return reply(socket, frame, errorReply('already joined'))
+  if (!v.is(Data, payload))
+    return reply(socket, frame, errorReply('invalid payload'))
+
+  const connection = channelConnection(hub, socket, joinRef, topic)
+  const session = hub.connect(connection, { token: socket.token })
+  const identity = { pluginId: name, instanceId: session.id, labels: { protocol: 'phoenix', topic: prefix } }
+  hub.announce(session, { name, identity })
+  if (!session.module) {
+    hub.disconnect(session)
+    return reply(socket, frame, errorReply('unauthorized'))
+  }
+  socket.channels.set(topic, { joinRef, session })
+  reply(socket, frame, okReply())
+  connection.open()
+}
+
+function leave(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
+  const [joinRef, , topic] = frame
+  socket.channels.delete(topic)
+  hub.disconnect(channel.session)
+  reply(socket, frame, okReply())
+  socket.peer.send(encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
+}
+
+async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
+  const [, , , event, payload] = frame
+  if (event.startsWith('phx_'))
+    return reply(socket, frame, errorReply('reserved event'))
+  if (!v.is(PushPayload, payload))
+    return reply(socket, frame, errorReply('invalid payload'))
+  let delivered: number
+  try {
+    delivered = await hub.publish(channel.session, { type: event, data: payload })
+  }
+  catch (cause) {
+    hub.options.onError(cause, { stage: 'deliver', peerId: channel.session.id })
+    return reply(socket, frame, errorReply('internal error'))
+  }
+  reply(socket, frame, okReply({ delivered }))
+}
+
+/** Handles one decoded frame: heartbeat, join, leave, else a push into the hub. */
+function handleFrame(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void | Promise<void> {
+  const [joinRef, , topic, event] = frame
+  if (topic === HEARTBEAT_TOPIC && event === 'heartbeat')
+    return reply(socket, frame, okReply())
+  if (event === 'phx_join')
+    return join(hub, socket, frame)
+  const channel = socket.channels.get(topic)
+  // A join_ref of an earlier join of this topic is stale.
+  if (!channel || (joinRef !== null && joinRef !== channel.joinRef))
+    return reply(socket, frame, errorReply('unmatched topic'))
+  if (event === 'phx_leave')
+    return leave(hub, socket, frame, channel)
+  return push(hub, socket, frame, channel)
+}
+
+// --- crossws hooks ---------------------------------------------------------------------
+
+const AUTH_PROTOCOL_PREFIX = 'base64url.bearer.phx.'
+
+/**
+ * The `phoenix` client's `authToken` option offers the subprotocols `phoenix` and
+ * `base64url.bearer.phx.<token in base64>`; the token, and whether to answer `phoenix`.
+ */
+function subprotocolAuth(request: Request): { token?: string, protocol?: string } {
+  const offered = (request.headers.get('sec-websocket-protocol') ?? '').split(',').map(p => p.trim())
+  const encoded = offered.find(p => p.startsWith(AUTH_PROTOCOL_PREFIX))?.slice(AUTH_PROTOCOL_PREFIX.length)
+  return {
+    token: encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString(),
+    protocol: offered.includes('phoenix') ? 'phoenix' : undefined,
+  }
+}
+
+/** crossws hooks of the Phoenix Channels V2 endpoints (`/socket`, `/debug_socket`, …). */
+export function createPhoenixHooks(hub: Hub): GatewayHooks {
+  const sockets = new WeakMap<Peer, PhoenixSocket>()
+  const { maxPayloadBytes } = hub.options.limits
+  const { onError } = hub.options
+  const idleMs = 2 * hub.options.heartbeat.readTimeout
+
+  // Liveness is the socket's: any frame or native ping/pong keeps all its channels alive.
+  function touch(peer: Peer): void {
+    const socket = sockets.get(peer)
+    if (!socket)
+      return
+    for (const { session } of socket.channels.values())
+      hub.touch(session)
+    clearTimeout(socket.idle)
+    if (socket.channels.size === 0) {
+      socket.idle = setTimeout(() => closeSocket(hub, socket, 4000, 'heartbeat expired'), idleMs)
+      socket.idle.unref?.()
+    }
+  }
+
+  return {
+    upgrade(request) {
+      const vsn = new URL(request.url).searchParams.get('vsn')
+      if (vsn !== null && !vsn.startsWith('2.'))
+        return new Response('Unsupported vsn (only 2.x)', { status: 400 })
+      // Phoenix clients have no in-band auth: a bad key is refused before the upgrade.
+      const subprotocol = subprotocolAuth(request)
+      const token = upgradeToken(request, ['api_key', 'token']) ?? subprotocol.token
+      if (hub.authRequired && !hub.verifyToken(token))
+        return new Response('Forbidden', { status: 403 })
+      return { context: { token }, protocol: subprotocol.protocol }
+    },
+    open(peer) {
+      sockets.set(peer, { peer, token: peer.context.token as string | undefined, channels: new Map() })
+      touch(peer)
+    },
+    message(peer, message) {
+      const socket = sockets.get(peer)
+      if (!socket)
+        return
+      try {
+        const text = message.text()
+        if (isOversized(text, maxPayloadBytes))
+          return closeSocket(hub, socket, 4009, 'message too big')
+        const frame = decodePhoenixFrame(text)
+        if (!frame)
+          return closeSocket(hub, socket, 1007, 'invalid frame: expected [join_ref, ref, topic, event, payload]')
+        const pending = handleFrame(hub, socket, frame)
+        // After the frame: a join or leave changes whether the socket needs its idle timer.
+        touch(peer)
+        if (pending)
+          pending.catch(error => onError(error, { stage: 'hook', peerId: peer.id }))
+      }
+      catch (error) {
+        onError(error, { stage: 'decode', peerId: peer.id })
+      }
+    },
+    ping: touch,
+    pong: touch,
+    close(peer) {
+      const socket = sockets.get(peer)
+      if (!socket)
+        return
+      clearTimeout(socket.idle)
+      for (const { session } of socket.channels.values())
+        hub.disconnect(session)
+      socket.channels.clear()
+    },
+    error(peer, error) {
+      onError(error, { stage: 'hook', peerId: peer.id })
+    },
+  }
+}

@@ -1,0 +1,127 @@
+import type { ModuleEntry } from '../../src/types.ts'
+import { describe, expect, it } from 'vitest'
+import { compileDestination, compileExpression, compileGlob, matchesLabel, parseLabelSelector } from '../../src/core/match.ts'
+
+function entry(name: string, pluginId: string, instanceId: string, labels: Record<string, string> = {}, peerId = `${name}-peer`): ModuleEntry {
+  return { name, peerId, identity: { pluginId, instanceId, labels } }
+}
+
+describe('compileGlob', () => {
+  it.each([
+    ['*', 'anything', true],
+    ['*', '', true],
+    ['tele*', 'telegram-bot', true],
+    ['tele*', 'xtelegram', false],
+    ['*bot', 'telegram-bot', true],
+    ['*bot', 'telegram-bots', false],
+    ['a?c', 'abc', true],
+    ['a?c', 'ac', false],
+    ['a?c', 'abbc', false],
+    ['a.c', 'abc', false],
+    ['a.c', 'a.c', true],
+    ['a+b', 'a+b', true],
+    ['a+b', 'aab', false],
+    ['(x)', '(x)', true],
+    ['[ab]', 'a', false],
+    ['[ab]', '[ab]', true],
+    ['a\\b', 'a\\b', true],
+    ['$^', '$^', true],
+    ['exact', 'exact', true],
+    ['exact', 'exactly', false],
+    ['*-*', 'a-b', true],
+    ['*-*', 'ab', false],
+    ['ü*', 'über', true],
+    ['?', '😀', true],
+  ])('%s matches %s: %s', (glob, value, expected) => {
+    expect(compileGlob(glob)(value)).toBe(expected)
+  })
+})
+
+describe('label selectors', () => {
+  const labels = { env: 'prod', eq: 'a=b', empty: '' }
+  it.each([
+    ['env', true],
+    ['missing', false],
+    ['env=prod', true],
+    ['env=dev', false],
+    ['eq=a=b', true],
+    ['eq=a', false],
+    ['empty=', true],
+    ['env!=dev', true],
+    ['env!=prod', false],
+    ['missing!=x', true],
+    ['!missing', true],
+    ['!env', false],
+  ])('%s → %s', (selector, expected) => {
+    expect(matchesLabel(labels, parseLabelSelector(selector))).toBe(expected)
+  })
+
+  it('splits on the first = only', () => {
+    expect(parseLabelSelector('k=v=w')).toEqual({ op: 'eq', key: 'k', value: 'v=w' })
+    expect(parseLabelSelector('k!=v=w')).toEqual({ op: 'ne', key: 'k', value: 'v=w' })
+    expect(parseLabelSelector('k=v!=w')).toEqual({ op: 'eq', key: 'k', value: 'v!=w' })
+  })
+})
+
+describe('compileDestination', () => {
+  it('splits on the first colon only', () => {
+    expect(compileDestination('plugin:a:b')).toEqual({ by: 'index', keys: [['plugin', 'a:b']] })
+    expect(compileDestination('instance:x:1')).toEqual({ by: 'index', keys: [['instance', 'x:1']] })
+    expect(compileDestination('label:k=v:w')).toEqual({ by: 'label', key: 'k', value: 'v:w' })
+  })
+
+  it('maps each prefix to its lookup', () => {
+    expect(compileDestination('*')).toEqual({ by: 'all' })
+    expect(compileDestination('peer:p1')).toEqual({ by: 'peer', id: 'p1' })
+    expect(compileDestination('module:chat')).toEqual({ by: 'index', keys: [['module', 'chat']] })
+    expect(compileDestination('source:chat')).toEqual({ by: 'index', keys: [['module', 'chat'], ['plugin', 'chat']] })
+    expect(compileDestination('bot')).toEqual({ by: 'index', keys: [['module', 'bot'], ['plugin', 'bot'], ['instance', 'bot']] })
+  })
+
+  it('scans with a predicate for wildcard globs, non-equality label selectors and expressions', () => {
+    const glob = compileDestination('tele*')
+    expect(glob.by).toBe('scan')
+    if (glob.by === 'scan') {
+      expect(glob.test(entry('telegram', 'p', 'i'))).toBe(true)
+      expect(glob.test(entry('x', 'telegram', 'i'))).toBe(true)
+      expect(glob.test(entry('x', 'y', 'tele-1'))).toBe(true)
+      expect(glob.test(entry('x', 'y', 'z'))).toBe(false)
+    }
+    const unknownPrefix = compileDestination('foo:bar')
+    expect(unknownPrefix).toEqual({ by: 'index', keys: [['module', 'foo:bar'], ['plugin', 'foo:bar'], ['instance', 'foo:bar']] })
+    const notKey = compileDestination('label:!devtools')
+    expect(notKey.by).toBe('scan')
+    if (notKey.by === 'scan') {
+      expect(notKey.test(entry('a', 'a', 'a', { devtools: 'true' }))).toBe(false)
+      expect(notKey.test(entry('a', 'a', 'a'))).toBe(true)
+    }
+  })
+})
+
+describe('compileExpression', () => {
+  const bot = entry('bot', 'telegram', 'tg-1', { env: 'prod', team: 'a' }, 'peer-1')
+  const ui = entry('stage', 'stage-web', 'web-1', { env: 'dev' }, 'peer-2')
+
+  it.each([
+    [{ type: 'and', all: [] }, true, true],
+    [{ type: 'or', any: [] }, false, false],
+    [{ type: 'glob', glob: 'tele*' }, true, false],
+    [{ type: 'glob', glob: 'tele*', inverted: true }, false, true],
+    [{ type: 'ids', ids: ['peer-2'] }, false, true],
+    [{ type: 'ids', ids: ['tg-1'] }, true, false],
+    [{ type: 'plugin', plugins: ['telegram', 'x'] }, true, false],
+    [{ type: 'instance', instances: ['web-1'] }, false, true],
+    [{ type: 'label', selectors: ['env=prod', 'team'] }, true, false],
+    [{ type: 'label', selectors: ['env!=prod'] }, false, true],
+    [{ type: 'label', selectors: ['!team'], inverted: true }, true, false],
+    [{ type: 'module', modules: ['stage'] }, false, true],
+    [{ type: 'source', sources: ['telegram'] }, true, false],
+    [{ type: 'source', sources: ['stage'] }, false, true],
+    [{ type: 'and', all: [{ type: 'label', selectors: ['env'] }, { type: 'plugin', plugins: ['stage-web'], inverted: true }] }, true, false],
+    [{ type: 'or', any: [{ type: 'module', modules: ['nope'] }, { type: 'instance', instances: ['web-1'] }] }, false, true],
+  ] as const)('%j → bot %s, ui %s', (expression, forBot, forUi) => {
+    const test = compileExpression(expression as never)
+    expect(test(bot)).toBe(forBot)
+    expect(test(ui)).toBe(forUi)
+  })
+})
