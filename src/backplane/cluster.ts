@@ -130,7 +130,15 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function receive(text: string): void {
-    const message = superjson.parse<ClusterMessage>(text)
+    try {
+      handle(superjson.parse<ClusterMessage>(text))
+    }
+    catch (error) {
+      onError(error, { stage: 'backplane' })
+    }
+  }
+
+  function handle(message: ClusterMessage | undefined): void {
     if (!message || message.node === nodeId || closed)
       return
     const now = Date.now()
