@@ -110,6 +110,13 @@ export function createHub(input: HubOptions = {}): Hub {
     return { name: entry.name, index: entry.index, identity: wireOf(entry.identity) }
   }
 
+  function broadcastHealth(entry: ModuleEntry, healthy: boolean, except?: Session): void {
+    if (healthy)
+      broadcast('registry:modules:health:healthy', entryData(entry), except)
+    else
+      broadcast('registry:modules:health:unhealthy', { ...entryData(entry), reason: 'heartbeat late' }, except)
+  }
+
   function moduleData(session: Session): { name: string, index?: number, identity: WireIdentity } {
     return entryData(session.module!)
   }
@@ -167,12 +174,16 @@ export function createHub(input: HubOptions = {}): Hub {
     now: Date.now,
     sessions: () => peers.values(),
     onUnhealthy: (session) => {
-      if (session.module)
-        broadcast('registry:modules:health:unhealthy', { ...moduleData(session), reason: 'heartbeat late' }, session)
+      if (session.module) {
+        broadcastHealth(session.module, false, session)
+        cluster?.health(session.id, false)
+      }
     },
     onHealthy: (session) => {
-      if (session.module)
-        broadcast('registry:modules:health:healthy', moduleData(session), session)
+      if (session.module) {
+        broadcastHealth(session.module, true, session)
+        cluster?.health(session.id, true)
+      }
     },
     onExpired: session => closeSession(session, 4000, 'heartbeat expired', 'heartbeat expired'),
     onAuthTimeout: session => closeSession(session, 4001, 'authentication failed'),
@@ -215,6 +226,11 @@ export function createHub(input: HubOptions = {}): Hub {
             return
           registry.delete(peerId)
           broadcast('module:de-announced', { ...entryData(entry), reason })
+        },
+        health(peerId, healthy) {
+          const entry = registry.get(peerId)
+          if (entry?.node !== undefined)
+            broadcastHealth(entry, healthy)
         },
         deliver(event, peerIds) {
           const recipients: Session[] = []

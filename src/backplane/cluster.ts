@@ -13,6 +13,8 @@ export interface ClusterPort {
   announce: (entry: ModuleEntry) => void
   /** A module of another node is gone. */
   deannounce: (peerId: string, reason: DeannounceReason) => void
+  /** A module of another node went silent (`healthy: false`) or came back. */
+  health: (peerId: string, healthy: boolean) => void
   /** Delivers an event routed on another node to some of this node's peers. */
   deliver: (event: HubEvent, peerIds: readonly string[]) => void
 }
@@ -41,6 +43,8 @@ export interface Cluster {
   /** Tells the other nodes about a module of a local peer. */
   announced: (entry: ModuleEntry) => void
   deannounced: (peerId: string, reason: DeannounceReason) => void
+  /** Tells the other nodes that a local module went silent or came back. */
+  health: (peerId: string, healthy: boolean) => void
   /** Sends an event to some peers of one other node (to that node only). */
   forward: (node: string, event: HubEvent, peerIds: readonly string[]) => void
   /** Says goodbye (the others de-announce this node's modules at once) and disconnects. */
@@ -146,6 +150,10 @@ export function createCluster(options: ClusterOptions): Cluster {
       port.deliver(message.event, message.to)
       return
     }
+    if (message.type === 'health') {
+      port.health(message.peerId, message.healthy)
+      return
+    }
     if (message.type === 'bye') {
       drop(message.node, 'server shutdown')
       return
@@ -232,6 +240,9 @@ export function createCluster(options: ClusterOptions): Cluster {
     deannounced(peerId, reason) {
       seq++
       publish(allChannel, { type: 'de-announced', node: nodeId, seq, peerId, reason })
+    },
+    health(peerId, healthy) {
+      publish(allChannel, { type: 'health', node: nodeId, peerId, healthy })
     },
     forward(node, event, peerIds) {
       publish(nodeChannel(node), { type: 'route', node: nodeId, to: [...peerIds], event })

@@ -39,6 +39,7 @@ export type ClusterMessage
     | { type: 'announced', node: string, seq: number, entry: RemoteEntry }
     | { type: 'de-announced', node: string, seq: number, peerId: string, reason: string }
     | { type: 'heartbeat', node: string, seq: number }
+    | { type: 'health', node: string, peerId: string, healthy: boolean }
     | { type: 'sync', node: string }
     | { type: 'bye', node: string }
     | { type: 'route', node: string, to: string[], event: HubEvent }

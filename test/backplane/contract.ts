@@ -180,6 +180,20 @@ export function describeBackplane(name: string, factory: () => BackplaneFactory)
         expect([denied, muted, open].map(peer => peer.ofType('news').length)).toEqual([0, 0, 1])
       })
 
+      it('tells every node when a module goes silent and when it is back', async () => {
+        const [a, b] = await startCluster(2, { heartbeat: { readTimeout: 200 } })
+        const alpha = await joined(a!, 'alpha')
+        // A peer that does not answer the hub's pings: it falls silent.
+        const quiet = await RawPeer.connect(b!.url(), { autoPong: false })
+        await quiet.join('quiet')
+        await alpha.waitFor(e => e.type === 'module:announced' && e.data.name === 'quiet')
+        const unhealthy = await alpha.waitForType('registry:modules:health:unhealthy')
+        expect(unhealthy.data).toMatchObject({ name: 'quiet', reason: 'heartbeat late' })
+        quiet.send({ type: 'transport:connection:heartbeat', data: { kind: 'ping', message: 'hi' } })
+        const healthy = await alpha.waitForType('registry:modules:health:healthy')
+        expect(healthy.data).toMatchObject({ name: 'quiet' })
+      })
+
       it('configures a module on another node', async () => {
         const [a, b] = await startCluster(2)
         const ui = await joined(a!, 'ui')
