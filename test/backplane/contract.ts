@@ -4,6 +4,7 @@ import type { RunningHub, WireEvent } from '../helpers/hub.ts'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { defineMiddleware } from '../../src/core/middleware.ts'
 import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { until } from '../helpers/phoenix.ts'
 
 /** One engine (a bus, a Redis server) of a contract test: each `connect()` is one more node on it. */
 export interface BackplaneFactory {
@@ -12,16 +13,6 @@ export interface BackplaneFactory {
 
 const NODE_TIMEOUT_MS = 600
 let clusters = 0
-
-/** Waits until `check` holds, polling; fails with `what` after `timeoutMs`. */
-export async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
 
 const modulesOf = (event: WireEvent): string[] => event.data.modules.map((m: { name: string }) => m.name).sort()
 

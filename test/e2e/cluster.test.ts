@@ -8,8 +8,8 @@ import { once } from 'node:events'
 import process from 'node:process'
 import { Client } from '@proj-airi/server-sdk'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { until } from '../backplane/contract.ts'
 import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { RawPhoenix, until } from '../helpers/phoenix.ts'
 import { startRedis } from '../helpers/redis.ts'
 
 let redis: RedisServer
@@ -99,6 +99,21 @@ describe('several hub nodes over one real Redis', () => {
     expect([alpha, beta, gamma].map(peer => peer.ofType('input:text').length)).toEqual([0, 1, 0])
     expect([alpha, beta, gamma].map(peer => peer.ofType('output:all').length)).toEqual([1, 1, 0])
     expect(alpha.ofType('module:announced').map(e => e.data.name).sort()).toEqual(['beta', 'gamma'])
+  })
+
+  it('routes between an AIRI client on one node and a Phoenix channel on another', async () => {
+    const [a, b] = await startNodes(2, 2000)
+    const alpha = sdkClient(a!.url(), 'alpha')
+    const phoenix = await RawPhoenix.connect(b!.url('/socket/websocket?vsn=2.0.0'))
+    expect((await phoenix.request(['1', '1', 'plugin:ph', 'phx_join', {}]))[4].status).toBe('ok')
+    await alpha.waitFor(announced('ph'), 'the phoenix module announced')
+
+    alpha.client.send({ type: 'to:phoenix', data: { n: 1 }, route: { destinations: ['module:ph'] } } as never)
+    const frame = await phoenix.waitFor(f => f[3] === 'to:phoenix', 'the event from node a')
+    expect(frame).toEqual(['1', null, 'plugin:ph', 'to:phoenix', { n: 1 }])
+    phoenix.send(['1', '2', 'plugin:ph', 'to:alpha', { n: 2 }])
+    const got = await alpha.waitFor(e => e.type === 'to:alpha', 'the push from node b')
+    expect(got.data).toEqual({ n: 2 })
   })
 
   it('de-announces the modules of a node killed with SIGKILL on the other nodes, leaving no ghost', async () => {
