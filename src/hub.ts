@@ -1,9 +1,10 @@
 import type { Cluster } from './backplane/cluster.ts'
 import type { Registry } from './core/registry.ts'
+import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
 import type { Connection, HubEvent, Identity, ModuleEntry, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
-import { createCluster } from './backplane/cluster.ts'
+import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { markPlainJson, toWireIdentity } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
@@ -73,10 +74,12 @@ export function createHub(input: HubOptions = {}): Hub {
   const hubSource: WireIdentity = { plugin: 'hub-server', instanceId: options.instanceId }
   const wireIdentities = new WeakMap<object, WireIdentity>()
   let cluster: Cluster | undefined
+  const remotePeers = new Map<string, RemotePeer>()
 
   const router = createRouter({
     registry,
     authenticated,
+    remote: remotePeers,
     policy: compilePolicy(options.routing.policy),
     middleware: options.routing.middleware,
     allowBypass: options.routing.allowBypass,
@@ -134,6 +137,7 @@ export function createHub(input: HubOptions = {}): Hub {
     session.state = 'authenticated'
     session.trusted = trusted
     authenticated.set(session.id, session)
+    cluster?.update(session.id, session.module)
     send(session, 'module:authenticated', { authenticated: true }, parentId)
     syncTo(session, parentId)
   }
@@ -144,7 +148,7 @@ export function createHub(input: HubOptions = {}): Hub {
     const data = { ...moduleData(session), reason }
     registry.delete(session.id)
     session.module = undefined
-    cluster?.deannounced(session.id, reason)
+    cluster?.update(session.id, undefined, reason)
     logger.debug(`module ${data.name} de-announced (${reason})`)
     broadcast('module:de-announced', data, session)
   }
@@ -155,7 +159,8 @@ export function createHub(input: HubOptions = {}): Hub {
     deannounce(session, reason)
     session.state = 'closed'
     peers.delete(session.id)
-    authenticated.delete(session.id)
+    if (authenticated.delete(session.id))
+      cluster?.left(session.id)
   }
 
   function closeSession(session: Session, code: number, reason: string, deannounceReason?: DeannounceReason): void {
@@ -208,23 +213,29 @@ export function createHub(input: HubOptions = {}): Hub {
       logger,
       onError,
       port: {
-        * localEntries() {
-          for (const session of authenticated.values()) {
-            if (session.module)
-              yield session.module
+        * localPeers() {
+          for (const session of authenticated.values())
+            yield toPeerState(session.id, session.module)
+        },
+        upsert(node, { id, module }, reason) {
+          const previous = registry.get(id)
+          if (previous?.node !== undefined) {
+            registry.delete(id)
+            broadcast('module:de-announced', { ...entryData(previous), reason })
+          }
+          const entry: ModuleEntry | undefined = module && { ...module, peerId: id, node }
+          remotePeers.set(id, { id, authenticated: true, module: entry, node })
+          if (entry) {
+            registry.set(entry)
+            broadcast('module:announced', entryData(entry))
           }
         },
-        announce(entry) {
-          const previous = registry.set(entry)
-          if (previous)
-            broadcast('module:de-announced', { ...entryData(previous), reason: 're-announcing' })
-          broadcast('module:announced', entryData(entry))
-        },
-        deannounce(peerId, reason) {
-          const entry = registry.get(peerId)
+        remove(id, reason) {
+          remotePeers.delete(id)
+          const entry = registry.get(id)
           if (entry?.node === undefined)
             return
-          registry.delete(peerId)
+          registry.delete(id)
           broadcast('module:de-announced', { ...entryData(entry), reason })
         },
         health(peerId, healthy) {
@@ -297,7 +308,7 @@ export function createHub(input: HubOptions = {}): Hub {
           deannounce(session, 're-announcing')
         session.module = { name, index, identity, peerId: session.id }
         registry.set(session.module)
-        cluster?.announced(session.module)
+        cluster?.update(session.id, session.module)
         logger.debug(`module ${name} announced by peer ${session.id}`)
       }
       syncTo(session, parentId)

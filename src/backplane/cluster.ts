@@ -2,19 +2,22 @@ import type { ConsolaInstance } from 'consola'
 import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason } from '../hub.ts'
 import type { HubEvent, ModuleEntry } from '../types.ts'
-import type { Backplane, ClusterMessage, RemoteEntry } from './types.ts'
+import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
 import superjson from 'superjson'
 
 /** What the cluster asks of the hub core it serves. */
 export interface ClusterPort {
-  /** The modules announced by this node's own peers. */
-  localEntries: () => Iterable<ModuleEntry>
-  /** A module of another node appeared, or changed (`entry.node` names its node). */
-  announce: (entry: ModuleEntry) => void
-  /** A module of another node is gone. */
-  deannounce: (peerId: string, reason: DeannounceReason) => void
+  /** This node's own authenticated peers, with their modules. */
+  localPeers: () => Iterable<RemotePeerState>
+  /**
+   * A peer of another node is authenticated, with this module or none; when it had another,
+   * that one left for `reason`.
+   */
+  upsert: (node: string, peer: RemotePeerState, reason: DeannounceReason) => void
+  /** A peer of another node is gone (its module, if any, left for `reason`). */
+  remove: (id: string, reason: DeannounceReason) => void
   /** A module of another node went silent (`healthy: false`) or came back. */
-  health: (peerId: string, healthy: boolean) => void
+  health: (id: string, healthy: boolean) => void
   /** Delivers an event routed on another node to some of this node's peers. */
   deliver: (event: HubEvent, peerIds: readonly string[]) => void
 }
@@ -40,11 +43,12 @@ export interface Cluster {
   readonly ready: boolean
   /** The other nodes this one currently knows. */
   nodes: () => string[]
-  /** Tells the other nodes about a module of a local peer. */
-  announced: (entry: ModuleEntry) => void
-  deannounced: (peerId: string, reason: DeannounceReason) => void
+  /** Tells the other nodes that a local peer authenticated, announced `module`, or lost its module for `reason`. */
+  update: (id: string, module: ModuleEntry | undefined, reason?: DeannounceReason) => void
+  /** Tells the other nodes that an authenticated local peer is gone. */
+  left: (id: string) => void
   /** Tells the other nodes that a local module went silent or came back. */
-  health: (peerId: string, healthy: boolean) => void
+  health: (id: string, healthy: boolean) => void
   /** Sends an event to some peers of one other node (to that node only). */
   forward: (node: string, event: HubEvent, peerIds: readonly string[]) => void
   /** Says goodbye (the others de-announce this node's modules at once) and disconnects. */
@@ -56,20 +60,24 @@ interface NodeView {
   /** The last change of that node applied here; -1 until its state arrived. */
   seq: number
   lastSeen: number
-  /** Its modules, by peer, with a fingerprint to tell changes from repeats. */
-  entries: Map<string, string>
+  /** Its authenticated peers, with a fingerprint of their module to tell changes from repeats. */
+  peers: Map<string, string>
   syncRequestedAt: number
 }
 
-function toRemote({ peerId, name, index, identity }: ModuleEntry): RemoteEntry {
-  return index === undefined ? { peerId, name, identity } : { peerId, name, index, identity }
+/** A local peer as the other nodes learn it. */
+export function toPeerState(id: string, module: ModuleEntry | undefined): RemotePeerState {
+  if (!module)
+    return { id }
+  const { name, index, identity } = module
+  return { id, module: index === undefined ? { name, identity } : { name, index, identity } }
 }
 
 /**
  * The cluster logic, written once for every backplane. Each node owns its peers' entries and
  * numbers its changes; the others apply them in order, notice gaps (a delta or heartbeat
  * ahead of what they applied) and repair them with a full state transfer. A node silent for
- * `nodeTimeoutMs` is dropped with its modules.
+ * `nodeTimeoutMs` is dropped with its peers.
  */
 export function createCluster(options: ClusterOptions): Cluster {
   const { backplane, nodeId, port, logger, onError, heartbeatMs, nodeTimeoutMs } = options
@@ -87,7 +95,7 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function state(hello: boolean): ClusterMessage {
-    return { type: 'state', node: nodeId, seq, entries: [...port.localEntries()].map(toRemote), hello }
+    return { type: 'state', node: nodeId, seq, peers: [...port.localPeers()], hello }
   }
 
   function requestSync(node: string, view: NodeView, now: number): void {
@@ -97,17 +105,17 @@ export function createCluster(options: ClusterOptions): Cluster {
     publish(nodeChannel(node), { type: 'sync', node: nodeId })
   }
 
-  function apply(node: string, view: NodeView, entry: RemoteEntry): void {
-    const fingerprint = JSON.stringify(entry)
-    if (view.entries.get(entry.peerId) === fingerprint)
+  function apply(node: string, view: NodeView, peer: RemotePeerState, reason: DeannounceReason): void {
+    const fingerprint = peer.module ? JSON.stringify(peer.module) : ''
+    if (view.peers.get(peer.id) === fingerprint)
       return
-    view.entries.set(entry.peerId, fingerprint)
-    port.announce({ ...entry, node })
+    view.peers.set(peer.id, fingerprint)
+    port.upsert(node, peer, reason)
   }
 
-  function remove(view: NodeView, peerId: string, reason: DeannounceReason): void {
-    if (view.entries.delete(peerId))
-      port.deannounce(peerId, reason)
+  function remove(view: NodeView, id: string, reason: DeannounceReason): void {
+    if (view.peers.delete(id))
+      port.remove(id, reason)
   }
 
   function drop(node: string, reason: DeannounceReason): void {
@@ -115,20 +123,20 @@ export function createCluster(options: ClusterOptions): Cluster {
     if (!view)
       return
     views.delete(node)
-    logger.info(`cluster: node ${node} left (${reason}), de-announcing its ${view.entries.size} module(s)`)
-    for (const peerId of [...view.entries.keys()])
-      remove(view, peerId, reason)
+    logger.info(`cluster: node ${node} left (${reason}) with ${view.peers.size} peer(s)`)
+    for (const id of [...view.peers.keys()])
+      remove(view, id, reason)
   }
 
   /** Replaces what this node knows of `node` by its full state: only differences are announced. */
   function replace(node: string, view: NodeView, message: Extract<ClusterMessage, { type: 'state' }>): void {
-    const present = new Set(message.entries.map(entry => entry.peerId))
-    for (const peerId of [...view.entries.keys()]) {
-      if (!present.has(peerId))
-        remove(view, peerId, 'connection closed')
+    const present = new Set(message.peers.map(peer => peer.id))
+    for (const id of [...view.peers.keys()]) {
+      if (!present.has(id))
+        remove(view, id, 'connection closed')
     }
-    for (const entry of message.entries)
-      apply(node, view, entry)
+    for (const peer of message.peers)
+      apply(node, view, peer, 're-announcing')
     view.seq = message.seq
     view.syncRequestedAt = 0
   }
@@ -145,26 +153,24 @@ export function createCluster(options: ClusterOptions): Cluster {
   function handle(message: ClusterMessage | undefined): void {
     if (!message || message.node === nodeId || closed)
       return
+    switch (message.type) {
+      case 'route':
+        port.deliver(message.event, message.to)
+        return
+      case 'health':
+        port.health(message.id, message.healthy)
+        return
+      case 'bye':
+        drop(message.node, 'server shutdown')
+        return
+      case 'sync':
+        publish(nodeChannel(message.node), state(false))
+        return
+    }
     const now = Date.now()
-    if (message.type === 'route') {
-      port.deliver(message.event, message.to)
-      return
-    }
-    if (message.type === 'health') {
-      port.health(message.peerId, message.healthy)
-      return
-    }
-    if (message.type === 'bye') {
-      drop(message.node, 'server shutdown')
-      return
-    }
-    if (message.type === 'sync') {
-      publish(nodeChannel(message.node), state(false))
-      return
-    }
     let view = views.get(message.node)
     if (!view) {
-      views.set(message.node, view = { seq: -1, lastSeen: now, entries: new Map(), syncRequestedAt: 0 })
+      views.set(message.node, view = { seq: -1, lastSeen: now, peers: new Map(), syncRequestedAt: 0 })
       logger.info(`cluster: node ${message.node} joined`)
     }
     view.lastSeen = now
@@ -179,8 +185,8 @@ export function createCluster(options: ClusterOptions): Cluster {
         if (message.seq > view.seq)
           requestSync(message.node, view, now)
         return
-      case 'announced':
-      case 'de-announced':
+      case 'peer':
+      case 'left':
         if (message.seq <= view.seq)
           return
         if (view.seq === -1 || message.seq > view.seq + 1) {
@@ -188,10 +194,10 @@ export function createCluster(options: ClusterOptions): Cluster {
           return
         }
         view.seq = message.seq
-        if (message.type === 'announced')
-          apply(message.node, view, message.entry)
+        if (message.type === 'peer')
+          apply(message.node, view, message.peer, (message.reason ?? 're-announcing') as DeannounceReason)
         else
-          remove(view, message.peerId, message.reason as DeannounceReason)
+          remove(view, message.id, 'connection closed')
     }
   }
 
@@ -233,16 +239,16 @@ export function createCluster(options: ClusterOptions): Cluster {
     nodeId,
     get ready() { return joined && backplane.ready },
     nodes: () => [...views.keys()],
-    announced(entry) {
+    update(id, module, reason) {
       seq++
-      publish(allChannel, { type: 'announced', node: nodeId, seq, entry: toRemote(entry) })
+      publish(allChannel, { type: 'peer', node: nodeId, seq, peer: toPeerState(id, module), reason })
     },
-    deannounced(peerId, reason) {
+    left(id) {
       seq++
-      publish(allChannel, { type: 'de-announced', node: nodeId, seq, peerId, reason })
+      publish(allChannel, { type: 'left', node: nodeId, seq, id })
     },
-    health(peerId, healthy) {
-      publish(allChannel, { type: 'health', node: nodeId, peerId, healthy })
+    health(id, healthy) {
+      publish(allChannel, { type: 'health', node: nodeId, id, healthy })
     },
     forward(node, event, peerIds) {
       publish(nodeChannel(node), { type: 'route', node: nodeId, to: [...peerIds], event })

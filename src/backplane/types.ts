@@ -21,25 +21,31 @@ export interface Backplane {
   close: () => Promise<void>
 }
 
-/** One module as nodes tell each other about it: the entry of the peer that announced it. */
-export interface RemoteEntry {
-  peerId: string
+/** A module as nodes tell each other about it. */
+export interface RemoteModule {
   name: string
   index?: number
   identity: Identity
 }
 
+/** An authenticated peer of one node as the others know it: its id and its module, once announced. */
+export interface RemotePeerState {
+  id: string
+  module?: RemoteModule
+}
+
 /**
- * Every message between nodes. Each node owns the entries of its own peers (Phoenix.Tracker):
- * it numbers its changes (`seq`), sends them as deltas, and a full `state` when asked, when
- * it (re)joins, or when a receiver saw a gap.
+ * Every message between nodes. Each node owns the entries of its own authenticated peers
+ * (Phoenix.Tracker): it numbers its changes (`seq`), sends them as deltas, and a full `state`
+ * when asked, when it (re)joins, or when a receiver saw a gap.
  */
 export type ClusterMessage
-  = | { type: 'state', node: string, seq: number, entries: RemoteEntry[], /** Asks every node to answer with its own state. */ hello: boolean }
-    | { type: 'announced', node: string, seq: number, entry: RemoteEntry }
-    | { type: 'de-announced', node: string, seq: number, peerId: string, reason: string }
+  = | { type: 'state', node: string, seq: number, peers: RemotePeerState[], /** Asks every node to answer with its own state. */ hello: boolean }
+    /** A peer authenticated, announced, or lost its module (`reason` says why, then). */
+    | { type: 'peer', node: string, seq: number, peer: RemotePeerState, reason?: string }
+    | { type: 'left', node: string, seq: number, id: string }
     | { type: 'heartbeat', node: string, seq: number }
-    | { type: 'health', node: string, peerId: string, healthy: boolean }
+    | { type: 'health', node: string, id: string, healthy: boolean }
     | { type: 'sync', node: string }
     | { type: 'bye', node: string }
     | { type: 'route', node: string, to: string[], event: HubEvent }

@@ -30,8 +30,6 @@ export interface Registry {
   lookup: (index: IndexName, key: string) => ReadonlySet<ModuleEntry>
   withLabel: (key: string, value: string) => ReadonlySet<ModuleEntry>
   entries: () => IterableIterator<ModuleEntry>
-  /** The entries of peers on other nodes (those with a `node`), by peer. */
-  readonly remote: ReadonlyMap<string, ModuleEntry>
 }
 
 /**
@@ -40,7 +38,6 @@ export interface Registry {
  */
 export function createRegistry(): Registry {
   const byPeer = new Map<string, ModuleEntry>()
-  const remote = new Map<string, ModuleEntry>()
   const indexes: Record<IndexName, Map<string, EntrySet>> = {
     plugin: new Map(),
     instance: new Map(),
@@ -63,7 +60,6 @@ export function createRegistry(): Registry {
     const entry = byPeer.get(peerId)
     if (entry) {
       byPeer.delete(peerId)
-      remote.delete(peerId)
       index(entry, removeFrom)
       revision++
     }
@@ -77,8 +73,6 @@ export function createRegistry(): Registry {
     set(entry) {
       const previous = remove(entry.peerId)
       byPeer.set(entry.peerId, entry)
-      if (entry.node !== undefined)
-        remote.set(entry.peerId, entry)
       index(entry, addTo)
       revision++
       return previous
@@ -94,6 +88,5 @@ export function createRegistry(): Registry {
     lookup: (index, key) => indexes[index].get(key) ?? EMPTY,
     withLabel: (key, value) => labels.get(labelKey(key, value)) ?? EMPTY,
     entries: () => byPeer.values(),
-    remote,
   }
 }

@@ -7,10 +7,18 @@ import type { Session } from './session.ts'
 import { compileDestination } from './match.ts'
 import { composeMiddleware } from './middleware.ts'
 
+/** An authenticated peer of another hub node, as routing sees it (clustered hubs only). */
+export interface RemotePeer extends PeerInfo {
+  /** The node it is connected to. */
+  readonly node: string
+}
+
 export interface RouterOptions {
   registry: Registry
   /** Every authenticated session, by id. */
   authenticated: ReadonlyMap<string, Session>
+  /** Every authenticated peer of the other nodes, by id (empty alone). */
+  remote: ReadonlyMap<string, RemotePeer>
   policy?: RecipientFilter
   middleware: readonly RoutingMiddleware[]
   /** Whether trusted devtools peers may skip policy and middleware with `route.bypass`. */
@@ -38,28 +46,27 @@ export function destinationsOf(event: HubEvent): Destination[] | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { registry, authenticated, policy, allowBypass, onMiddlewareError, forward } = options
+  const { registry, authenticated, remote, policy, allowBypass, onMiddlewareError, forward } = options
   const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
 
-  // Peers of other nodes take part in routing (policy, middleware) through their registry entry.
-  const remotePeers = new WeakMap<ModuleEntry, PeerInfo>()
   // Set by select() when it chose a remote peer, read right after: a single node never splits recipients.
   let remoteSelected = false
 
-  function addRemote(into: Set<PeerInfo>, entry: ModuleEntry): void {
-    let peer = remotePeers.get(entry)
-    if (!peer)
-      remotePeers.set(entry, peer = { id: entry.peerId, authenticated: true, module: entry })
-    into.add(peer)
-    remoteSelected = true
+  function addRemote(into: Set<PeerInfo>, id: string): void {
+    const peer = remote.get(id)
+    if (peer) {
+      into.add(peer)
+      remoteSelected = true
+    }
   }
 
   function addAll(into: Set<PeerInfo>): void {
     for (const session of authenticated.values())
       into.add(session)
-    if (registry.remote.size > 0) {
-      for (const entry of registry.remote.values())
-        addRemote(into, entry)
+    if (remote.size > 0) {
+      for (const peer of remote.values())
+        into.add(peer)
+      remoteSelected = true
     }
   }
 
@@ -69,7 +76,7 @@ export function createRouter(options: RouterOptions): Router {
       if (session)
         into.add(session)
       else if (entry.node !== undefined)
-        addRemote(into, entry)
+        addRemote(into, entry.peerId)
     }
   }
 
@@ -80,11 +87,10 @@ export function createRouter(options: RouterOptions): Router {
         return
       case 'peer': {
         const session = authenticated.get(lookup.id)
-        const remote = session ? undefined : registry.remote.get(lookup.id)
         if (session)
           into.add(session)
-        else if (remote)
-          addRemote(into, remote)
+        else
+          addRemote(into, lookup.id)
         return
       }
       case 'index':
@@ -140,7 +146,7 @@ export function createRouter(options: RouterOptions): Router {
     const local: Session[] = []
     const byNode = new Map<string, string[]>()
     for (const peer of recipients) {
-      const node = peer.module?.node
+      const { node } = peer as Partial<RemotePeer>
       if (node === undefined) {
         local.push(peer as Session)
         continue
