@@ -230,7 +230,10 @@ function resolveClusterOptions(cluster: HubOptions['cluster'], env: Env): Resolv
 /** The Redis URL `createServer()` clusters through, if any. */
 export function resolveRedisUrl(options: Pick<HubOptions, 'redisUrl' | 'env'> = {}): string | undefined {
   const env = options.env ?? process.env
-  return options.redisUrl || env.REDIS_URL || undefined
+  const url = options.redisUrl || env.REDIS_URL || undefined
+  if (url !== undefined && !/^rediss?:\/\/./.test(url))
+    invalid('REDIS_URL', url, 'redis://host:port or rediss://host:port')
+  return url
 }
 
 export interface ListenOptions {

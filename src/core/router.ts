@@ -25,8 +25,8 @@ export interface RouterOptions {
   allowBypass: boolean
   /** Where a failed asynchronous middleware is reported. */
   onMiddlewareError: (error: unknown) => void
-  /** Sends an event to some peers of another node (clustered hubs only). */
-  forward?: (node: string, event: HubEvent, peerIds: string[]) => void
+  /** Sends an event to some of the `remote` peers of one node. */
+  forward: (node: string, event: HubEvent, peerIds: string[]) => void
 }
 
 export interface Router {
@@ -141,7 +141,7 @@ export function createRouter(options: RouterOptions): Router {
 
   /** Delivers to local recipients and forwards to each other node the ids of its own, once. */
   function dispatch(event: HubEvent, recipients: Set<PeerInfo>, clustered: boolean): number {
-    if (!clustered || !forward)
+    if (!clustered)
       return deliver(event, recipients as Set<Session>)
     const local: Session[] = []
     const byNode = new Map<string, string[]>()

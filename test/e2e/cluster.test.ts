@@ -8,15 +8,12 @@ import { once } from 'node:events'
 import process from 'node:process'
 import { Client } from '@proj-airi/server-sdk'
 import { beforeEach, describe, expect, it } from 'vitest'
+import { createServer } from '../../src/server.ts'
 import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { RawPhoenix, until } from '../helpers/phoenix.ts'
 import { startRedis } from '../helpers/redis.ts'
 
 let redis: RedisServer
-beforeEach(async () => {
-  redis = await startRedis()
-  onCleanup(() => redis.kill())
-})
 
 /** Hub nodes in this process, clustered through the test's redis-server by `redisUrl`. */
 async function startNodes(count: number, nodeTimeoutMs: number, options: ServerOptions = {}): Promise<RunningHub[]> {
@@ -74,7 +71,28 @@ async function spawnNode(env: Record<string, string>): Promise<{ child: ChildPro
   return { child, port: JSON.parse(line.toString()).port }
 }
 
+describe('cluster options', () => {
+  it('stays a single process without REDIS_URL, ready at once', () => {
+    const server = createServer({ logger: { level: 'silent' }, env: {} })
+    onCleanup(() => server.closeAllPeers())
+    expect(server.hub.cluster).toBeUndefined()
+    expect(server.hub.isReady()).toBe(true)
+  })
+
+  it('refuses a malformed Redis URL and node timings at start-up, naming them', () => {
+    const start = (options: ServerOptions) => () => createServer({ logger: { level: 'silent' }, ...options })
+    expect(start({ env: { REDIS_URL: 'localhost:6379' } })).toThrow(/Invalid REDIS_URL: "localhost:6379"/)
+    expect(start({ env: { REDIS_URL: 'redis://127.0.0.1:1', CLUSTER_NODE_TIMEOUT_MS: 'soon' } })).toThrow(/Invalid CLUSTER_NODE_TIMEOUT_MS/)
+    expect(start({ redisUrl: 'redis://127.0.0.1:1', cluster: { nodeTimeoutMs: 1000, heartbeatMs: 1000 } })).toThrow(/Invalid cluster.heartbeatMs/)
+  })
+})
+
 describe('several hub nodes over one real Redis', () => {
+  beforeEach(async () => {
+    redis = await startRedis()
+    onCleanup(() => redis.kill())
+  })
+
   it('gives real SDK clients on different nodes one registry and routing across nodes, each event once', async () => {
     const [a, b, c] = await startNodes(3, 2000)
     const alpha = sdkClient(a!.url(), 'alpha')
