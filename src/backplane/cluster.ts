@@ -85,6 +85,7 @@ export function createCluster(options: ClusterOptions): Cluster {
   const nodeChannel = (node: string): string => `${options.prefix}:node:${node}`
   const views = new Map<string, NodeView>()
   let seq = 0
+  let subscribed = false
   let joined = false
   let closed = false
 
@@ -210,27 +211,29 @@ export function createCluster(options: ClusterOptions): Cluster {
     }
   }
 
+  /** (Re)joins: tells every node this node's state and asks for theirs. */
   function join(): void {
+    if (closed || !subscribed || !backplane.ready)
+      return
+    logger.info(joined ? 'cluster: backplane back, rejoining' : `cluster: joined as node ${nodeId}`)
     joined = true
     publish(allChannel, state(true))
   }
 
   backplane.onReadyChange((ready) => {
-    if (closed || !joined)
-      return
-    if (ready) {
-      logger.info('cluster: backplane connected again, rejoining')
+    if (ready)
       join()
-    }
-    else {
+    else if (joined && !closed)
       logger.warn('cluster: backplane lost; serving local peers only until it is back')
-    }
   })
 
   Promise.all([
     backplane.subscribe(allChannel, receive),
     backplane.subscribe(nodeChannel(nodeId), receive),
-  ]).then(join, error => onError(error, { stage: 'backplane' }))
+  ]).then(() => {
+    subscribed = true
+    join()
+  }, error => onError(error, { stage: 'backplane' }))
 
   const timer = setInterval(tick, heartbeatMs)
   timer.unref()
