@@ -118,7 +118,8 @@ export function describeBackplane(name: string, factory: () => BackplaneFactory)
         await watcher.subscribe(`${b!.server.hub.options.cluster.prefix}:node:${b!.server.hub.cluster!.nodeId}`, message => seenByB.push(message))
         await until(() => watcher.ready, 'the watcher')
 
-        alpha.send({ type: 'note', data: { to: 'gamma', at: new Date(5) }, route: { destinations: ['plugin:gamma'] } })
+        // Three destinations that all match gamma: still one delivery.
+        alpha.send({ type: 'note', data: { to: 'gamma', at: new Date(5) }, route: { destinations: ['plugin:gamma', 'module:gamma', 'gam*'] } })
         const got = await gamma.waitForType('note')
         expect(got.data).toEqual({ to: 'gamma', at: new Date(5) })
         expect(got.metadata?.source).toEqual({ plugin: 'alpha', instanceId: 'alpha-1', labels: {} })

@@ -58,7 +58,8 @@ async function listing(hub: RunningHub): Promise<string[]> {
 /** A hub node in a child process (so it can be SIGKILLed), clustered through the test's Redis. */
 async function spawnNode(env: Record<string, string>): Promise<{ child: ChildProcess, port: number }> {
   const child = spawn(process.execPath, ['test/fixtures/cluster-node.mjs'], {
-    env: { ...process.env, REDIS_URL: redis.url, ...env },
+    // Only what the test says: no AUTHENTICATION_TOKEN or PORT leaking in from the environment.
+    env: { PATH: process.env.PATH, REDIS_URL: redis.url, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   onCleanup(async () => {
@@ -67,8 +68,13 @@ async function spawnNode(env: Record<string, string>): Promise<{ child: ChildPro
       await once(child, 'exit')
     }
   })
-  const [line] = await once(child.stdout!, 'data') as [Buffer]
-  return { child, port: JSON.parse(line.toString()).port }
+  // The node prints one JSON line once it listens (listhen may print notes before it).
+  let output = ''
+  while (!/^\{.*\}$/m.test(output)) {
+    const [chunk] = await once(child.stdout!, 'data') as [Buffer]
+    output += chunk.toString()
+  }
+  return { child, port: JSON.parse(output.match(/^\{.*\}$/m)![0]).port }
 }
 
 describe('cluster options', () => {
