@@ -1,17 +1,81 @@
+import type { EnvOption } from './options.ts'
+import { readFileSync } from 'node:fs'
 import process from 'node:process'
+import { HubError } from './errors.ts'
 import { listenHub } from './listen.ts'
+import { ENV_OPTIONS, parseCommandLine, resolveListenOptions } from './options.ts'
 import { createServer } from './server.ts'
 
-/** `hub-server`: serves the hub on PORT/HOST until SIGINT/SIGTERM. */
-export async function main(): Promise<void> {
-  const server = createServer()
-  const { logger } = server.hub.options
-  const listener = await listenHub(server)
-  logger.log(`hub-server listening on ${listener.url.replace(/^http/, 'ws')}ws`)
-  const stop = async (): Promise<void> => {
-    await listener.close()
-    process.exit(0)
+/** Exit codes: 0 after a clean shutdown, 1 when the hub cannot start, 2 for bad arguments. */
+const EXIT_USAGE = 2
+const EXIT_FAILURE = 1
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+function help(): string {
+  const flag = (o: EnvOption): string => `--${o.flag} ${o.value}`
+  const width = Math.max(...ENV_OPTIONS.map(o => flag(o).length))
+  const lines = ENV_OPTIONS.map(o => `  ${flag(o).padEnd(width)}  ${o.env}: ${o.description}${o.default ? ` (default ${o.default})` : ''}`)
+  return [
+    'Usage: hub-server [options]',
+    '',
+    'Serves the hub: WebSocket /ws (AIRI), Phoenix /socket, GET /healthz, /readyz and /metrics.',
+    'Each option is a flag or an environment variable (also read from ./.env); flags win.',
+    '',
+    ...lines,
+    `  ${'--help, --version'.padEnd(width)}  this help, the version`,
+    '',
+  ].join('\n')
+}
+
+/** `hub-server`: serves the hub until SIGINT/SIGTERM; resolves to the process' exit code. */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number | undefined> {
+  let server: ReturnType<typeof createServer>
+  let listen: ReturnType<typeof resolveListenOptions>
+  try {
+    const commandLine = parseCommandLine(argv)
+    if (commandLine.help || commandLine.version) {
+      process.stdout.write(commandLine.help ? help() : `${version()}\n`)
+      return 0
+    }
+    listen = resolveListenOptions({ env: commandLine.env })
+    server = createServer({ env: commandLine.env })
   }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  catch (error) {
+    if (!(error instanceof HubError))
+      throw error
+    process.stderr.write(`hub-server: ${error.message}\n`)
+    return EXIT_USAGE
+  }
+
+  const { logger } = server.hub.options
+  let listener: Awaited<ReturnType<typeof listenHub>>
+  try {
+    listener = await listenHub(server, listen)
+  }
+  catch (error) {
+    server.closeAllPeers()
+    logger.error(error instanceof HubError ? error.message : error)
+    return EXIT_FAILURE
+  }
+  for (const url of listener.urls)
+    logger.log(`hub-server listening on ${url.replace(/^http/, 'ws')}ws`)
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping)
+      return
+    stopping = true
+    logger.log(`${signal}: shutting down`)
+    listener.close().then(() => process.exit(0), (error) => {
+      logger.error(error)
+      process.exit(EXIT_FAILURE)
+    })
+  }
+  process.once('SIGINT', () => stop('SIGINT'))
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  return undefined
 }

@@ -5,6 +5,7 @@ import type { GatewayHooks } from './protocol/ws.ts'
 import { defineWebSocketHandler, H3 } from 'h3'
 import { HubError } from './errors.ts'
 import { createHub } from './hub.ts'
+import { addOpsEndpoints } from './observability/endpoints.ts'
 import { createPhoenixHooks } from './protocol/phoenix.ts'
 import { createAiriHooks } from './protocol/ws.ts'
 
@@ -70,6 +71,7 @@ export function createServer(options: ServerOptions = {}): HubServer {
   const app = new H3()
   for (const [path, hooks] of gateways)
     app.get(path, defineWebSocketHandler(hooks))
+  addOpsEndpoints(app, hub)
 
   return {
     app,
