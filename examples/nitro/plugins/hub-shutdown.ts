@@ -1,6 +1,6 @@
 import process from 'node:process'
 import { definePlugin } from 'nitro'
-import { hub } from '../hub.ts'
+import { hub } from '../server.ts'
 
 // Say goodbye to every peer with 1001 "server shutdown" instead of dropping their sockets.
 // Nitro's node server waits for open connections to end before it calls `close`, and a
