@@ -143,7 +143,7 @@ const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json']
 function invalid(name: string, value: unknown, expected: string): never {
   // eslint-disable-next-line ts/no-use-before-define -- called only after module evaluation
   const flag = ENV_OPTIONS.find(option => option.env === name)?.flag
-  throw new HubError('invalid_option', `Invalid ${name}${flag ? ` (--${flag})` : ''}: ${JSON.stringify(value)} (expected ${expected})`)
+  throw new HubError('invalid_option', `Invalid ${name}: ${JSON.stringify(value)} (expected ${expected}${flag ? `; flag --${flag}` : ''})`)
 }
 
 /** An explicit option wins; else the env variable, parsed strictly; else the default. */

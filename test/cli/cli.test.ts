@@ -74,12 +74,12 @@ describe('hub-server command', () => {
   it('refuses a bad flag value, a bad env value and an unknown flag with exit code 2', async () => {
     const badFlag = runCli(['--heartbeat-timeout', 'soon'])
     expect(await badFlag.exitCode()).toBe(2)
-    expect(badFlag.output).toContain('Invalid HEARTBEAT_TIMEOUT_MS (--heartbeat-timeout): "soon"')
+    expect(badFlag.output).toContain('Invalid HEARTBEAT_TIMEOUT_MS: "soon" (expected an integer >= 1; flag --heartbeat-timeout)')
     expect(badFlag.output).not.toMatch(LISTENING)
 
     const badEnv = runCli([], { env: { LOG_LEVEL: 'loud' } })
     expect(await badEnv.exitCode()).toBe(2)
-    expect(badEnv.output).toContain('Invalid LOG_LEVEL (--log-level): "loud"')
+    expect(badEnv.output).toContain('Invalid LOG_LEVEL: "loud"')
 
     const unknown = runCli(['--prot', '80'])
     expect(await unknown.exitCode()).toBe(2)
