@@ -40,8 +40,9 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
   let listener: Awaited<ReturnType<typeof listen>>
   try {
     listener = await listen(toNodeHandler(server.app), {
-      // An explicit port must be that port: no alternative range, no random fallback.
-      port: { port, random: port === 0, alternativePortRange: [] } as never,
+      // An explicit port must be that port: no random fallback (and, as a port is given, no
+      // alternative range).
+      port: { port, random: port === 0 },
       hostname: host,
       // listhen's types predate crossws' (req, socket, head) upgrade handler; it passes all three.
       ws: upgrade as never,

@@ -140,8 +140,34 @@ export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', '
 const LOG_LEVELS: readonly LogLevel[] = ['silent', 'error', 'warn', 'log', 'info', 'debug', 'trace']
 const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json']
 
+/** One setting of the `hub-server` command: its env variable, its flag and its help line. */
+export interface EnvOption {
+  env: string
+  flag: string
+  /** Placeholder of the flag's value in `--help`. */
+  value: string
+  /** The default, as `--help` and `.env.example` show it. */
+  default: string
+  description: string
+}
+
+/** Every variable the hub reads: the single spec behind the CLI's flags, its `--help` and `.env.example`. */
+export const ENV_OPTIONS: readonly EnvOption[] = [
+  { env: 'PORT', flag: 'port', value: '<port>', default: String(DEFAULT_PORT), description: 'port to listen on (0 = any free port)' },
+  { env: 'HOST', flag: 'host', value: '<host>', default: DEFAULT_HOST, description: 'interface to listen on (0.0.0.0 = all)' },
+  { env: 'AUTHENTICATION_TOKEN', flag: 'token', value: '<token>', default: '', description: 'token peers must present (empty = auth off)' },
+  { env: 'SERVER_INSTANCE_ID', flag: 'instance-id', value: '<id>', default: '', description: 'the hub\'s metadata.source.instanceId (empty = a generated id)' },
+  { env: 'LOG_LEVEL', flag: 'log-level', value: '<level>', default: 'log', description: LOG_LEVELS.join(' | ') },
+  { env: 'LOG_FORMAT', flag: 'log-format', value: '<format>', default: 'pretty', description: LOG_FORMATS.join(' | ') },
+  { env: 'HEARTBEAT_TIMEOUT_MS', flag: 'heartbeat-timeout', value: '<ms>', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), description: 'silence before a peer is unhealthy; closed at twice this' },
+  { env: 'MAX_PAYLOAD_BYTES', flag: 'max-payload', value: '<bytes>', default: String(DEFAULT_MAX_PAYLOAD_BYTES), description: 'largest inbound frame' },
+  { env: 'REDIS_URL', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
+  { env: 'METRICS_ENABLED', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
+  { env: 'METRICS_TOKEN', flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
+  { env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout', value: '<ms>', default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'on SIGINT/SIGTERM, how long peers get to close' },
+]
+
 function invalid(name: string, value: unknown, expected: string): never {
-  // eslint-disable-next-line ts/no-use-before-define -- called only after module evaluation
   const flag = ENV_OPTIONS.find(option => option.env === name)?.flag
   throw new HubError('invalid_option', `Invalid ${name}: ${JSON.stringify(value)} (expected ${expected}${flag ? `; flag --${flag}` : ''})`)
 }
@@ -256,33 +282,6 @@ export function resolveListenOptions(options: ListenOptions = {}): { port: numbe
 }
 
 // --- Command line ----------------------------------------------------------------------
-
-/** One setting of the `hub-server` command: its env variable, its flag and its help line. */
-export interface EnvOption {
-  env: string
-  flag: string
-  /** Placeholder of the flag's value in `--help`. */
-  value: string
-  /** The default, as `--help` and `.env.example` show it. */
-  default: string
-  description: string
-}
-
-/** Every variable the hub reads: the single spec behind the CLI's flags, its `--help` and `.env.example`. */
-export const ENV_OPTIONS: readonly EnvOption[] = [
-  { env: 'PORT', flag: 'port', value: '<port>', default: String(DEFAULT_PORT), description: 'port to listen on (0 = any free port)' },
-  { env: 'HOST', flag: 'host', value: '<host>', default: DEFAULT_HOST, description: 'interface to listen on (0.0.0.0 = all)' },
-  { env: 'AUTHENTICATION_TOKEN', flag: 'token', value: '<token>', default: '', description: 'token peers must present (empty = auth off)' },
-  { env: 'SERVER_INSTANCE_ID', flag: 'instance-id', value: '<id>', default: '', description: 'the hub\'s metadata.source.instanceId (empty = a generated id)' },
-  { env: 'LOG_LEVEL', flag: 'log-level', value: '<level>', default: 'log', description: LOG_LEVELS.join(' | ') },
-  { env: 'LOG_FORMAT', flag: 'log-format', value: '<format>', default: 'pretty', description: LOG_FORMATS.join(' | ') },
-  { env: 'HEARTBEAT_TIMEOUT_MS', flag: 'heartbeat-timeout', value: '<ms>', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), description: 'silence before a peer is unhealthy; closed at twice this' },
-  { env: 'MAX_PAYLOAD_BYTES', flag: 'max-payload', value: '<bytes>', default: String(DEFAULT_MAX_PAYLOAD_BYTES), description: 'largest inbound frame' },
-  { env: 'REDIS_URL', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
-  { env: 'METRICS_ENABLED', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
-  { env: 'METRICS_TOKEN', flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
-  { env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout', value: '<ms>', default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'on SIGINT/SIGTERM, how long peers get to close' },
-]
 
 export interface CommandLine {
   help: boolean

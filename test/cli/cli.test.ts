@@ -99,6 +99,14 @@ describe('hub-server command', () => {
     expect(hub.output).not.toMatch(LISTENING)
   })
 
+  it('refuses a port it would be made to swap for another', async () => {
+    // get-port-please treats 6000 (X11) as unsafe and would pick another port without a word.
+    const hub = runCli(['--port', '6000'])
+    expect(await hub.exitCode()).toBe(1)
+    expect(hub.output).toContain('Port 6000 on 127.0.0.1 is already in use (or not allowed)')
+    expect(hub.output).not.toMatch(LISTENING)
+  })
+
   it('on SIGTERM closes every peer with 1001 "server shutdown" and exits 0', async () => {
     const hub = runCli(['--port', String(await freePort()), '--token', 't'])
     const [, url] = await hub.waitForOutput(LISTENING)
