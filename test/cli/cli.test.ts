@@ -118,6 +118,8 @@ describe('hub-server command', () => {
     hub.child.kill('SIGTERM')
     expect(await alpha.waitForClose()).toEqual({ code: 1001, reason: 'server shutdown' })
     expect(await beta.waitForClose()).toEqual({ code: 1001, reason: 'server shutdown' })
+    // The first peer closed was de-announced to the other before its turn came.
+    expect(beta.received.find(e => e.type === 'module:de-announced')?.data).toMatchObject({ name: 'alpha', reason: 'server shutdown' })
     expect(await hub.exitCode(5000)).toBe(0)
     expect(hub.output).toContain('SIGTERM: shutting down')
     // It stopped accepting: nothing answers on the port any more.
