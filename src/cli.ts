@@ -1,4 +1,6 @@
-import type { EnvOption } from './options.ts'
+import type { HubListener } from './listen.ts'
+import type { EnvOption, ListenOptions } from './options.ts'
+import type { HubServer } from './server.ts'
 import { readFileSync } from 'node:fs'
 import process from 'node:process'
 import { HubError } from './errors.ts'
@@ -31,10 +33,13 @@ function help(): string {
   ].join('\n')
 }
 
-/** `hub-server`: serves the hub until SIGINT/SIGTERM; resolves to the process' exit code. */
+/**
+ * `hub-server`: serves the hub until SIGINT/SIGTERM. Resolves to the exit code when it cannot
+ * start (or only prints help), to undefined once serving; a signal then ends the process.
+ */
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number | undefined> {
-  let server: ReturnType<typeof createServer>
-  let listen: ReturnType<typeof resolveListenOptions>
+  let server: HubServer
+  let listen: ListenOptions
   try {
     const commandLine = parseCommandLine(argv)
     if (commandLine.help || commandLine.version) {
@@ -52,7 +57,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
 
   const { logger } = server.hub.options
-  let listener: Awaited<ReturnType<typeof listenHub>>
+  let listener: HubListener
   try {
     listener = await listenHub(server, listen)
   }
@@ -66,8 +71,10 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 
   let stopping = false
   const stop = (signal: string): void => {
-    if (stopping)
-      return
+    if (stopping) {
+      logger.warn(`${signal} again: exiting without waiting for peers`)
+      process.exit(EXIT_FAILURE)
+    }
     stopping = true
     logger.log(`${signal}: shutting down`)
     listener.close().then(() => process.exit(0), (error) => {
@@ -75,7 +82,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       process.exit(EXIT_FAILURE)
     })
   }
-  process.once('SIGINT', () => stop('SIGINT'))
-  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
   return undefined
 }
