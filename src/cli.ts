@@ -62,7 +62,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     listener = await listenHub(server, listen)
   }
   catch (error) {
-    server.closeAllPeers()
+    await server.closeAllPeers()
     logger.error(error instanceof HubError ? error.message : error)
     return EXIT_FAILURE
   }

@@ -78,7 +78,7 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
         return
       listening = false
       listener.server.close() // stop accepting; listhen's close below cuts what is left
-      server.closeAllPeers()
+      await server.closeAllPeers()
       const deadline = Date.now() + shutdownTimeoutMs
       while (sockets.size > 0 && Date.now() < deadline)
         await new Promise(resolve => setTimeout(resolve, 20))

@@ -80,11 +80,6 @@ export interface HubOptions {
      */
     topics?: string[]
   }
-  /**
-   * Redis URL of the cluster backplane; none = a single node.
-   * @default env `REDIS_URL`
-   */
-  redisUrl?: string
   metrics?: {
     /**
      * Serve `GET /metrics` (Prometheus text format).
@@ -121,7 +116,6 @@ export interface ResolvedHubOptions {
   routing: { policy?: RoutingPolicy, middleware: RoutingMiddleware[], allowBypass: boolean, devtoolsTokens: string[] }
   limits: { maxPayloadBytes: number }
   phoenix: { paths: string[], topics: string[] }
-  redisUrl?: string
   metrics: { enabled: boolean, token?: string, maxEventTypes: number }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
@@ -248,7 +242,6 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
       paths: listOf('phoenix.paths', options.phoenix?.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
       topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
     },
-    redisUrl: options.redisUrl || env.REDIS_URL || undefined,
     metrics: {
       enabled: bool('METRICS_ENABLED', options.metrics?.enabled, env.METRICS_ENABLED, true),
       token: options.metrics?.token || env.METRICS_TOKEN || undefined,
