@@ -1,5 +1,6 @@
 export { defineMiddleware } from './core/middleware.ts'
 export type { Next, RouteContext, RoutingMiddleware } from './core/middleware.ts'
+export type { HubObservations, Observers } from './core/observers.ts'
 export type { RoutingPolicy } from './core/policy.ts'
 export type { Registry } from './core/registry.ts'
 
