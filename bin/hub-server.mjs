@@ -2,7 +2,10 @@
 import process from 'node:process'
 import { main } from '../dist/cli.js'
 
-main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error)
+main().then((code) => {
+  if (code !== undefined)
+    process.exitCode = code
+}, (error) => {
+  console.error(error)
   process.exit(1)
 })

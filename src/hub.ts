@@ -1,4 +1,5 @@
 import type { Cluster } from './backplane/cluster.ts'
+import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
@@ -8,6 +9,7 @@ import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { markPlainJson, toWireIdentity } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
+import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
 import { createRegistry } from './core/registry.ts'
 import { createRouter } from './core/router.ts'
@@ -51,12 +53,17 @@ export interface Hub {
   reject: (session: Session, error: HubError, parentId?: string) => void
   /** The peer's connection is gone. */
   disconnect: (session: Session, reason?: DeannounceReason) => void
-  /** False while a clustered hub's backplane is down (it still serves its own peers); always true alone. */
-  isReady: () => boolean
   /** Set when clustered (a `backplane`, or `redisUrl` through `createServer()`). */
   readonly cluster?: Cluster
   /** Leaves the cluster, closes every peer with 1001 and stops timers. */
   close: () => Promise<void>
+  /** Counts and timings for whoever subscribes (metrics); free when nobody does. */
+  readonly observers: Observers
+  /**
+   * Named readiness checks behind `/readyz`: the hub is ready when every one passes. Whatever
+   * the hub depends on registers one (`listening` by `listenHub`, a backplane its connection).
+   */
+  readonly readiness: Map<string, () => boolean>
 }
 
 const SHUTDOWN_CODE = 1001
@@ -64,7 +71,15 @@ const SHUTDOWN_CODE = 1001
 /** The hub core: sessions, registry, routing and liveness; it knows nothing of sockets. */
 export function createHub(input: HubOptions = {}): Hub {
   const options = resolveHubOptions(input)
-  const { logger, onError } = options
+  const observers = createObservers()
+  const { logger } = options
+  // Every swallowed error, from the core or an edge, is also counted.
+  const report = options.onError
+  const onError: typeof report = (error, context) => {
+    observers.emit('error', context.stage)
+    report(error, context)
+  }
+  options.onError = onError
   const registry = createRegistry()
   const peers = new Map<string, Session>()
   const authenticated = new Map<string, Session>()
@@ -190,7 +205,10 @@ export function createHub(input: HubOptions = {}): Hub {
         cluster?.health(session.id, true)
       }
     },
-    onExpired: session => closeSession(session, 4000, 'heartbeat expired', 'heartbeat expired'),
+    onExpired: (session) => {
+      observers.emit('heartbeatExpired')
+      closeSession(session, 4000, 'heartbeat expired', 'heartbeat expired')
+    },
     onAuthTimeout: session => closeSession(session, 4001, 'authentication failed'),
   })
 
@@ -202,6 +220,7 @@ export function createHub(input: HubOptions = {}): Hub {
   }
 
   function reject(session: Session, error: HubError, parentId?: string): void {
+    observers.emit('error', error.code)
     send(session, 'error', { message: error.message }, parentId)
   }
 
@@ -262,7 +281,6 @@ export function createHub(input: HubOptions = {}): Hub {
     registry,
     peers,
     cluster,
-    isReady: () => cluster?.ready ?? true,
     verifyToken,
     authRequired,
     touch: heartbeat.touch,
@@ -270,6 +288,9 @@ export function createHub(input: HubOptions = {}): Hub {
     reject,
     requireAuth,
     disconnect,
+    observers,
+    // A clustered hub serves its own peers while the backplane is down, but is not ready.
+    readiness: new Map(cluster ? [['backplane', () => cluster.ready]] : []),
 
     connect(connection, init) {
       const session = new Session(nanoid(), connection, Date.now())
@@ -343,7 +364,15 @@ export function createHub(input: HubOptions = {}): Hub {
       // The registry is authoritative: the hub stamps the sender's source, whatever it claimed.
       const source = session.module ? wireOf(session.module.identity) : { plugin: 'anonymous', instanceId: session.id }
       event.metadata = { ...event.metadata, source, event: { ...event.metadata?.event, id: parentId ?? nanoid() } }
-      return router.route(session, event)
+      if (!observers.has('routed'))
+        return router.route(session, event)
+      const started = performance.now()
+      const observe = (delivered: number): number => {
+        observers.emit('routed', event.type, delivered, (performance.now() - started) / 1000)
+        return delivered
+      }
+      const delivered = router.route(session, event)
+      return delivered instanceof Promise ? delivered.then(observe) : observe(delivered)
     },
 
     async close() {

@@ -8,6 +8,7 @@ export type { Backplane } from './backplane/types.ts'
 
 export { defineMiddleware } from './core/middleware.ts'
 export type { Next, RouteContext, RoutingMiddleware } from './core/middleware.ts'
+export type { HubObservations, Observers } from './core/observers.ts'
 export type { RoutingPolicy } from './core/policy.ts'
 export type { Registry } from './core/registry.ts'
 

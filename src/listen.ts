@@ -1,36 +1,87 @@
+import type { Buffer } from 'node:buffer'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { ListenOptions } from './options.ts'
 import type { HubServer } from './server.ts'
 import nodeAdapter from 'crossws/adapters/node'
 import { toNodeHandler } from 'h3'
 import { listen } from 'listhen'
+import { HubError } from './errors.ts'
 import { resolveListenOptions } from './options.ts'
 
 export interface HubListener {
   url: string
   port: number
-  /** Closes every peer with 1001, then the HTTP server. */
+  /** Every URL the hub answers on (one per interface when listening on all of them). */
+  urls: string[]
+  /**
+   * Stops accepting connections, closes every peer with 1001 "server shutdown", gives them
+   * `shutdownTimeoutMs` to finish the close handshake, then closes the HTTP server.
+   */
   close: () => Promise<void>
+}
+
+function portTaken(port: number, host: string, cause?: unknown): HubError {
+  return new HubError('invalid_option', `Port ${port} on ${host} is already in use (or not allowed); choose another with --port / PORT`, { cause })
 }
 
 /** Serves a hub server over Node's HTTP server (listhen), WebSockets upgraded by crossws. */
 export async function listenHub(server: HubServer, options: ListenOptions = {}): Promise<HubListener> {
-  const { port, host } = resolveListenOptions(options)
+  const { port, host, shutdownTimeoutMs } = resolveListenOptions(options)
   const ws = nodeAdapter(server.websocket)
-  const listener = await listen(toNodeHandler(server.app), {
-    port,
-    hostname: host,
-    // listhen's types predate crossws' (req, socket, head) upgrade handler; it passes all three.
-    ws: ws.handleUpgrade as never,
-    showURL: false,
-    isProd: true,
-    public: host !== '127.0.0.1' && host !== 'localhost' && host !== '::1',
-  })
+  // Upgraded sockets, so shutdown can wait for their close handshakes.
+  const sockets = new Set<Duplex>()
+  const upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+    ws.handleUpgrade(request, socket, head)
+  }
+
+  let listener: Awaited<ReturnType<typeof listen>>
+  try {
+    listener = await listen(toNodeHandler(server.app), {
+      // An explicit port must be that port: no random fallback (and, as a port is given, no
+      // alternative range).
+      port: { port, random: port === 0 },
+      hostname: host,
+      // listhen's types predate crossws' (req, socket, head) upgrade handler; it passes all three.
+      ws: upgrade as never,
+      showURL: false,
+      isProd: true,
+      // listhen's own SIGINT/SIGTERM handlers exit at once; shutdown is the caller's (the CLI's).
+      autoClose: false,
+      public: host !== '127.0.0.1' && host !== 'localhost' && host !== '::1',
+    })
+  }
+  catch (error) {
+    if ((error as { name?: string }).name === 'GetPortError' || (error as { code?: string }).code === 'EADDRINUSE')
+      throw portTaken(port, host, error)
+    throw error
+  }
   const address = listener.address as { port: number }
+  // get-port-please silently swaps ports it considers unsafe; a port we did not ask for is an error.
+  if (port !== 0 && address.port !== port) {
+    await listener.close()
+    throw portTaken(port, host)
+  }
+
+  let listening = true
+  server.hub.readiness.set('listening', () => listening)
+  const urls = (await listener.getURLs()).map(entry => entry.url)
+
   return {
     url: listener.url,
     port: address.port,
+    urls,
     async close() {
+      if (!listening)
+        return
+      listening = false
+      listener.server.close() // stop accepting; listhen's close below cuts what is left
       await server.closeAllPeers()
+      const deadline = Date.now() + shutdownTimeoutMs
+      while (sockets.size > 0 && Date.now() < deadline)
+        await new Promise(resolve => setTimeout(resolve, 20))
       await listener.close()
     },
   }

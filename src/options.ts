@@ -3,7 +3,10 @@ import type { Backplane } from './backplane/types.ts'
 import type { RoutingMiddleware } from './core/middleware.ts'
 import type { RoutingPolicy } from './core/policy.ts'
 import type { ErrorStage } from './errors.ts'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import process from 'node:process'
+import { parseEnv } from 'node:util'
 import { nanoid } from 'nanoid'
 import { HubError } from './errors.ts'
 import { createLogger } from './observability/logger.ts'
@@ -78,6 +81,23 @@ export interface HubOptions {
      */
     topics?: string[]
   }
+  metrics?: {
+    /**
+     * Serve `GET /metrics` (Prometheus text format).
+     * @default env `METRICS_ENABLED`, else true
+     */
+    enabled?: boolean
+    /**
+     * Bearer token `/metrics` requires; none = open.
+     * @default env `METRICS_TOKEN`
+     */
+    token?: string
+    /**
+     * Distinct event types labelled by name (built-in types aside); the rest count as `other`.
+     * @default 50
+     */
+    maxEventTypes?: number
+  }
   logger?: {
     /** @default env `LOG_LEVEL`, else 'log' */
     level?: LogLevel
@@ -125,6 +145,7 @@ export interface ResolvedHubOptions {
   backplane?: Backplane
   cluster: { nodeTimeoutMs: number, heartbeatMs: number, prefix: string }
   phoenix: { paths: string[], topics: string[] }
+  metrics: { enabled: boolean, token?: string, maxEventTypes: number }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
@@ -137,13 +158,43 @@ export const DEFAULT_NODE_TIMEOUT_MS = 10_000
 export const DEFAULT_CLUSTER_PREFIX = 'hub-server'
 export const DEFAULT_PORT = 6121
 export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 3000
+export const DEFAULT_METRICS_MAX_EVENT_TYPES = 50
 export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
 export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
 const LOG_LEVELS: readonly LogLevel[] = ['silent', 'error', 'warn', 'log', 'info', 'debug', 'trace']
 const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json']
 
+/** One setting of the `hub-server` command: its env variable, its flag and its help line. */
+export interface EnvOption {
+  env: string
+  flag: string
+  /** Placeholder of the flag's value in `--help`. */
+  value: string
+  /** The default, as `--help` and `.env.example` show it. */
+  default: string
+  description: string
+}
+
+/** Every variable the hub reads: the single spec behind the CLI's flags, its `--help` and `.env.example`. */
+export const ENV_OPTIONS: readonly EnvOption[] = [
+  { env: 'PORT', flag: 'port', value: '<port>', default: String(DEFAULT_PORT), description: 'port to listen on (0 = any free port)' },
+  { env: 'HOST', flag: 'host', value: '<host>', default: DEFAULT_HOST, description: 'interface to listen on (0.0.0.0 = all)' },
+  { env: 'AUTHENTICATION_TOKEN', flag: 'token', value: '<token>', default: '', description: 'token peers must present (empty = auth off)' },
+  { env: 'SERVER_INSTANCE_ID', flag: 'instance-id', value: '<id>', default: '', description: 'the hub\'s metadata.source.instanceId (empty = a generated id)' },
+  { env: 'LOG_LEVEL', flag: 'log-level', value: '<level>', default: 'log', description: LOG_LEVELS.join(' | ') },
+  { env: 'LOG_FORMAT', flag: 'log-format', value: '<format>', default: 'pretty', description: LOG_FORMATS.join(' | ') },
+  { env: 'HEARTBEAT_TIMEOUT_MS', flag: 'heartbeat-timeout', value: '<ms>', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), description: 'silence before a peer is unhealthy; closed at twice this' },
+  { env: 'MAX_PAYLOAD_BYTES', flag: 'max-payload', value: '<bytes>', default: String(DEFAULT_MAX_PAYLOAD_BYTES), description: 'largest inbound frame' },
+  { env: 'REDIS_URL', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
+  { env: 'METRICS_ENABLED', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
+  { env: 'METRICS_TOKEN', flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
+  { env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout', value: '<ms>', default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'on SIGINT/SIGTERM, how long peers get to close' },
+]
+
 function invalid(name: string, value: unknown, expected: string): never {
-  throw new HubError('invalid_option', `Invalid ${name}: ${JSON.stringify(value)} (expected ${expected})`)
+  const flag = ENV_OPTIONS.find(option => option.env === name)?.flag
+  throw new HubError('invalid_option', `Invalid ${name}: ${JSON.stringify(value)} (expected ${expected}${flag ? `; flag --${flag}` : ''})`)
 }
 
 /** An explicit option wins; else the env variable, parsed strictly; else the default. */
@@ -166,6 +217,16 @@ function oneOf<T extends string>(name: string, value: string | undefined, allowe
   if (!allowed.includes(value as T))
     invalid(name, value, allowed.join(' | '))
   return value as T
+}
+
+function bool(name: string, explicit: boolean | undefined, raw: string | undefined, fallback: boolean): boolean {
+  if (explicit !== undefined)
+    return explicit
+  if (raw === undefined || raw === '')
+    return fallback
+  if (!/^(?:true|false|1|0)$/.test(raw))
+    invalid(name, raw, 'true | false')
+  return raw === 'true' || raw === '1'
 }
 
 function listOf(name: string, values: readonly string[], valid: (value: string) => boolean, expected: string): string[] {
@@ -214,6 +275,11 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
       paths: listOf('phoenix.paths', options.phoenix?.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
       topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
     },
+    metrics: {
+      enabled: bool('METRICS_ENABLED', options.metrics?.enabled, env.METRICS_ENABLED, true),
+      token: options.metrics?.token || env.METRICS_TOKEN || undefined,
+      maxEventTypes: positiveInt('metrics.maxEventTypes', options.metrics?.maxEventTypes, undefined, DEFAULT_METRICS_MAX_EVENT_TYPES, 0),
+    },
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),
   }
@@ -237,17 +303,67 @@ export function resolveRedisUrl(options: Pick<HubOptions, 'redisUrl' | 'env'> = 
 }
 
 export interface ListenOptions {
-  /** @default env `PORT`, else 6121 */
+  /** @default env `PORT`, else 6121 (0 = any free port) */
   port?: number
   /** @default env `HOST`, else 127.0.0.1 */
   host?: string
+  /**
+   * On close, how long peers get to finish their close handshake before their sockets are cut.
+   * @default env `SHUTDOWN_TIMEOUT_MS`, else 3000
+   */
+  shutdownTimeoutMs?: number
   env?: Env
 }
 
-export function resolveListenOptions(options: ListenOptions = {}): { port: number, host: string } {
+export function resolveListenOptions(options: ListenOptions = {}): { port: number, host: string, shutdownTimeoutMs: number } {
   const env = options.env ?? process.env
   return {
     port: positiveInt('PORT', options.port, env.PORT, DEFAULT_PORT, 0),
     host: options.host || env.HOST || DEFAULT_HOST,
+    shutdownTimeoutMs: positiveInt('SHUTDOWN_TIMEOUT_MS', options.shutdownTimeoutMs, env.SHUTDOWN_TIMEOUT_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, 0),
   }
+}
+
+// --- Command line ----------------------------------------------------------------------
+
+export interface CommandLine {
+  help: boolean
+  version: boolean
+  /** What the hub resolves its options from: flags over the environment over `.env`. */
+  env: Env
+}
+
+/** The variables of `<cwd>/.env`, if there is one. */
+function readDotEnv(cwd: string): Env {
+  const file = join(cwd, '.env')
+  return existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {}
+}
+
+/**
+ * Parses `hub-server` arguments (`--flag value` or `--flag=value`) onto the environment and
+ * `<cwd>/.env`, so every source goes through the same resolution and validation:
+ * flags > env > `.env` > defaults.
+ */
+export function parseCommandLine(argv: readonly string[], env: Env = process.env, cwd = process.cwd()): CommandLine {
+  const result: CommandLine = { help: false, version: false, env: { ...readDotEnv(cwd), ...env } }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--help' || arg === '-h') {
+      result.help = true
+      continue
+    }
+    if (arg === '--version' || arg === '-v') {
+      result.version = true
+      continue
+    }
+    const match = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg)
+    const option = match && ENV_OPTIONS.find(o => o.flag === match[1])
+    if (!option)
+      throw new HubError('invalid_option', `Unknown argument: ${arg} (see --help)`)
+    const value = match[2] ?? argv[++i]
+    if (value === undefined)
+      throw new HubError('invalid_option', `Missing value for --${option.flag} ${option.value}`)
+    result.env[option.env] = value
+  }
+  return result
 }

@@ -6,6 +6,7 @@ import { defineWebSocketHandler, H3 } from 'h3'
 import { createRedisBackplane } from './backplane/redis.ts'
 import { HubError } from './errors.ts'
 import { createHub } from './hub.ts'
+import { addOpsEndpoints } from './observability/endpoints.ts'
 import { resolveRedisUrl } from './options.ts'
 import { createPhoenixHooks } from './protocol/phoenix.ts'
 import { createAiriHooks } from './protocol/ws.ts'
@@ -73,6 +74,7 @@ export function createServer(options: ServerOptions = {}): HubServer {
   const app = new H3()
   for (const [path, hooks] of gateways)
     app.get(path, defineWebSocketHandler(hooks))
+  addOpsEndpoints(app, hub)
 
   return {
     app,

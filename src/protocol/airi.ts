@@ -139,6 +139,7 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
     hub.reject(session, error as HubError)
     return
   }
+  hub.observers.emit('received', event.type)
   const parentId = event.metadata?.event?.id
   const { data } = event
   switch (event.type) {

@@ -172,6 +172,7 @@ async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channe
 /** Handles one decoded frame: heartbeat, join, leave, else a push into the hub. */
 function handleFrame(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void | Promise<void> {
   const [joinRef, , topic, event] = frame
+  hub.observers.emit('received', event)
   if (topic === HEARTBEAT_TOPIC && event === 'heartbeat')
     return reply(socket, frame, okReply())
   if (event === 'phx_join')
@@ -245,8 +246,10 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
         return
       try {
         const text = message.text()
-        if (isOversized(text, maxPayloadBytes))
+        if (isOversized(text, maxPayloadBytes)) {
+          hub.observers.emit('error', 'payload_too_large')
           return closeSocket(hub, socket, 4009, 'message too big')
+        }
         const frame = decodePhoenixFrame(text)
         if (!frame)
           return closeSocket(hub, socket, 1007, 'invalid frame: expected [join_ref, ref, topic, event, payload]')

@@ -59,6 +59,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
       try {
         const text = message.text()
         if (isOversized(text, maxPayloadBytes)) {
+          hub.observers.emit('error', 'payload_too_large')
           hub.disconnect(session)
           peer.close(4009, 'message too big')
           return

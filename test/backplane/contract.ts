@@ -39,7 +39,7 @@ export function describeBackplane(name: string, factory: () => BackplaneFactory)
     const hubs: RunningHub[] = []
     for (let i = 0; i < count; i++)
       hubs.push(await startHub({ ...options, backplane: connect(), cluster: { prefix, nodeTimeoutMs: NODE_TIMEOUT_MS, heartbeatMs: 50 } }))
-    await until(() => hubs.every(hub => hub.server.hub.isReady() && hub.server.hub.cluster!.nodes().length === count - 1), 'the nodes to know each other')
+    await until(() => hubs.every(hub => hub.server.hub.cluster!.ready && hub.server.hub.cluster!.nodes().length === count - 1), 'the nodes to know each other')
     return hubs
   }
 

@@ -20,8 +20,15 @@ async function startNodes(count: number, nodeTimeoutMs: number, options: ServerO
   const hubs: RunningHub[] = []
   for (let i = 0; i < count; i++)
     hubs.push(await startHub({ ...options, redisUrl: redis.url, cluster: { nodeTimeoutMs } }))
-  await until(() => hubs.every(hub => hub.server.hub.isReady() && hub.server.hub.cluster!.nodes().length === count - 1), 'the nodes to know each other')
+  await until(() => hubs.every(hub => hub.server.hub.cluster!.ready && hub.server.hub.cluster!.nodes().length === count - 1), 'the nodes to know each other')
   return hubs
+}
+
+/** What `/readyz` answers, with its backplane check. */
+async function readyz(hub: RunningHub): Promise<{ status: number, backplane: boolean }> {
+  const response = await fetch(`http://127.0.0.1:${hub.port}/readyz`)
+  const body = await response.json() as { checks: Record<string, boolean> }
+  return { status: response.status, backplane: body.checks.backplane! }
 }
 
 /** A real `@proj-airi/server-sdk@0.8.4` client that records what it receives. */
@@ -82,7 +89,7 @@ describe('cluster options', () => {
     const server = createServer({ logger: { level: 'silent' }, env: {} })
     onCleanup(() => server.closeAllPeers())
     expect(server.hub.cluster).toBeUndefined()
-    expect(server.hub.isReady()).toBe(true)
+    expect(server.hub.readiness.has('backplane')).toBe(false)
   })
 
   it('refuses a malformed Redis URL and node timings at start-up, naming them', () => {
@@ -110,6 +117,7 @@ describe('several hub nodes over one real Redis', () => {
     await beta.waitFor(announced('gamma'), 'gamma announced')
     expect(await listing(a!)).toEqual(['alpha', 'beta', 'gamma'])
     expect(await listing(c!)).toEqual(['alpha', 'beta', 'gamma'])
+    expect(await readyz(b!)).toEqual({ status: 200, backplane: true })
 
     alpha.client.send({ type: 'input:text', data: { text: 'hi worker', at: new Date(7) }, route: { destinations: ['label:role=worker'] } } as never)
     const got = await beta.waitFor(e => e.type === 'input:text', 'the targeted event')
@@ -169,7 +177,8 @@ describe('several hub nodes over one real Redis', () => {
     await alpha.waitFor(announced('beta'), 'beta announced')
 
     await redis.kill()
-    await until(() => !a!.server.hub.isReady() && !b!.server.hub.isReady(), 'both nodes to report not ready')
+    await until(() => !a!.server.hub.cluster!.ready && !b!.server.hub.cluster!.ready, 'both nodes to lose Redis')
+    expect(await readyz(a!)).toEqual({ status: 503, backplane: false })
     alpha.client.send({ type: 'still:here', data: {}, route: { destinations: ['plugin:local'] } } as never)
     await local.waitFor(e => e.type === 'still:here', 'a local event while Redis is down')
     // Past the node timeout the nodes give up on each other: no ghosts of unreachable modules.
@@ -180,7 +189,8 @@ describe('several hub nodes over one real Redis', () => {
     await late.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'late'), 'its own announce')
 
     await redis.start()
-    await until(() => a!.server.hub.isReady() && b!.server.hub.isReady(), 'both nodes to be ready again', 10_000)
+    await until(() => a!.server.hub.cluster!.ready && b!.server.hub.cluster!.ready, 'both nodes to be back', 10_000)
+    expect(await readyz(a!)).toEqual({ status: 200, backplane: true })
     await alpha.waitFor(e => e.type === 'module:announced' && e.data.name === 'late', 'late announced', 10_000)
     await until(() => alpha.ofType('module:announced').filter(e => e.data.name === 'beta').length === 2, 'beta announced again', 10_000)
     await until(() => a!.server.registry.size === 4 && b!.server.registry.size === 4, 'both registries to converge', 10_000)
@@ -202,7 +212,7 @@ describe('several hub nodes over one real Redis', () => {
     await beta.waitFor(announced('alpha'), 'alpha announced')
 
     await redis.kill()
-    await until(() => !a!.server.hub.isReady(), 'node a to report not ready')
+    await until(() => !a!.server.hub.cluster!.ready, 'node a to lose Redis')
     const late = sdkClient(b!.url(), 'late')
     await late.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'late'), 'its own announce')
     await redis.start()

@@ -1,0 +1,4 @@
+import { defineHandler } from 'nitro'
+
+// One of the app's own routes, served alongside the hub.
+export default defineHandler(() => ({ hello: 'from the Nitro app' }))

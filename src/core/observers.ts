@@ -1,0 +1,47 @@
+/** What the hub reports to observers (metrics, tracing); each entry is the listener's arguments. */
+export interface HubObservations {
+  /** A peer sent an event (any protocol, built-in or routed), after decoding. */
+  received: [type: string]
+  /** A routed event reached `delivered` peers, `seconds` after the hub took it in. */
+  routed: [type: string, delivered: number, seconds: number]
+  /** A failure: an error code sent to a peer, or the stage of an error the hub swallowed. */
+  error: [reason: string]
+  /** A peer was closed for silence (4000). */
+  heartbeatExpired: []
+}
+
+type Listener<K extends keyof HubObservations> = (...args: HubObservations[K]) => void
+
+export interface Observers {
+  /** Subscribes; returns the unsubscribe function. */
+  on: <K extends keyof HubObservations>(name: K, listener: Listener<K>) => () => void
+  /** Whether anyone listens: callers skip extra work (clocks) when nobody does. */
+  has: (name: keyof HubObservations) => boolean
+  emit: <K extends keyof HubObservations>(name: K, ...args: HubObservations[K]) => void
+}
+
+/** A tiny typed emitter; emitting with no listener costs one map lookup. */
+export function createObservers(): Observers {
+  const listeners = new Map<keyof HubObservations, Set<(...args: any[]) => void>>()
+  return {
+    on(name, listener) {
+      let set = listeners.get(name)
+      if (!set)
+        listeners.set(name, set = new Set())
+      set.add(listener)
+      return () => {
+        set.delete(listener)
+        if (set.size === 0)
+          listeners.delete(name)
+      }
+    },
+    has: name => listeners.has(name),
+    emit(name, ...args) {
+      const set = listeners.get(name)
+      if (!set)
+        return
+      for (const listener of set)
+        listener(...args)
+    },
+  }
+}

@@ -1,0 +1,33 @@
+import type { H3 } from 'h3'
+import type { Hub } from '../hub.ts'
+import { createTokenVerifier } from '../core/auth.ts'
+import { createMetrics } from './metrics.ts'
+
+const json = (body: unknown, status = 200): Response => Response.json(body, { status, headers: { 'cache-control': 'no-store' } })
+
+/**
+ * The operator endpoints, on the hub's own port: `GET /healthz` (the process answers),
+ * `GET /readyz` (every readiness check passes, else 503) and `GET /metrics` (Prometheus,
+ * unless disabled; behind `Authorization: Bearer <METRICS_TOKEN>` when one is set).
+ */
+export function addOpsEndpoints(app: H3, hub: Hub): void {
+  app.get('/healthz', () => json({ status: 'ok' }))
+
+  app.get('/readyz', () => {
+    const checks = Object.fromEntries([...hub.readiness].map(([name, check]) => [name, check()]))
+    const ready = Object.values(checks).every(Boolean)
+    return json({ status: ready ? 'ready' : 'not ready', checks }, ready ? 200 : 503)
+  })
+
+  const { enabled, token } = hub.options.metrics
+  if (!enabled)
+    return
+  const metrics = createMetrics(hub)
+  const authorized = token ? createTokenVerifier([token]) : undefined
+  app.get('/metrics', async (event) => {
+    const header = event.req.headers.get('authorization')
+    if (authorized && !(header?.startsWith('Bearer ') && authorized(header.slice(7))))
+      return new Response('Unauthorized', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
+    return new Response(await metrics.render(), { headers: { 'content-type': metrics.contentType, 'cache-control': 'no-store' } })
+  })
+}

@@ -1,0 +1,79 @@
+import type { Hub } from '../hub.ts'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+
+export interface Metrics {
+  /** The Prometheus text exposition of this hub's metrics. */
+  render: () => Promise<string>
+  readonly contentType: string
+}
+
+/** Event types the hub itself speaks; always labelled by name. */
+const BUILT_IN_TYPES = [
+  'module:authenticate',
+  'module:announce',
+  'extension:module:announce',
+  'ui:configure',
+  'transport:connection:heartbeat',
+  'phx_join',
+  'phx_leave',
+  'heartbeat',
+]
+
+/**
+ * Bounds the `type` label: built-in types, then the first `max` other types seen; every later
+ * type is `other`, so a client inventing types cannot grow the series without limit.
+ */
+function createTypeLabeler(max: number): (type: string) => string {
+  const known = new Set(BUILT_IN_TYPES)
+  let others = 0
+  return (type) => {
+    if (known.has(type))
+      return type
+    if (others >= max)
+      return 'other'
+    others++
+    known.add(type)
+    return type
+  }
+}
+
+/** Prometheus metrics of one hub, in a registry of their own, fed by the hub's observers. */
+export function createMetrics(hub: Hub): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  const label = createTypeLabeler(hub.options.metrics.maxEventTypes)
+
+  // Gauges are read from the hub on each scrape.
+  const gauge = (name: string, help: string, read: () => number): Gauge => new Gauge({
+    name,
+    help,
+    registers,
+    collect() {
+      this.set(read())
+    },
+  })
+  gauge('hub_peers_connected', 'Connected peers (any protocol, authenticated or not)', () => hub.peers.size)
+  gauge('hub_modules_announced', 'Modules in the registry', () => hub.registry.size)
+  const received = new Counter({ name: 'hub_events_received_total', help: 'Events received from peers, by type', labelNames: ['type'], registers })
+  const delivered = new Counter({ name: 'hub_events_delivered_total', help: 'Routed event deliveries to peers, by type', labelNames: ['type'], registers })
+  const errors = new Counter({ name: 'hub_errors_total', help: 'Errors sent to peers (by code) or handled by the hub (by stage)', labelNames: ['reason'], registers })
+  const expired = new Counter({ name: 'hub_heartbeat_expired_total', help: 'Peers closed for silence (4000 heartbeat expired)', registers })
+  const routing = new Histogram({
+    name: 'hub_routing_duration_seconds',
+    help: 'Time to route one event: select recipients, policy, middleware, encode and send',
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+    registers,
+  })
+
+  hub.observers.on('received', type => received.inc({ type: label(type) }))
+  hub.observers.on('routed', (type, count, seconds) => {
+    if (count > 0)
+      delivered.inc({ type: label(type) }, count)
+    routing.observe(seconds)
+  })
+  hub.observers.on('error', reason => errors.inc({ reason }))
+  hub.observers.on('heartbeatExpired', () => expired.inc())
+
+  return { render: () => registry.metrics(), contentType: registry.contentType }
+}
