@@ -6,12 +6,12 @@ import type { RedisServer } from '../helpers/redis.ts'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import process from 'node:process'
-import { Client } from '@proj-airi/server-sdk'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createServer } from '../../src/server.ts'
 import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { RawPhoenix, until } from '../helpers/phoenix.ts'
 import { startRedis } from '../helpers/redis.ts'
+import { sdkClient, syncListing } from '../helpers/sdk.ts'
 
 let redis: RedisServer
 
@@ -29,26 +29,6 @@ async function readyz(hub: RunningHub): Promise<{ status: number, backplane: boo
   const response = await fetch(`http://127.0.0.1:${hub.port}/readyz`)
   const body = await response.json() as { checks: Record<string, boolean> }
   return { status: response.status, backplane: body.checks.backplane! }
-}
-
-/** A real `@proj-airi/server-sdk@0.8.4` client that records what it receives. */
-function sdkClient(url: string, name: string, labels?: Record<string, string>) {
-  const received: WireEvent[] = []
-  const client = new Client({
-    name,
-    url,
-    identity: { plugin: name, instanceId: `${name}-1`, labels },
-    autoReconnect: false,
-    onAnyMessage: event => received.push(event as WireEvent),
-  })
-  onCleanup(() => client.close())
-  const waitFor = async (predicate: (event: WireEvent) => boolean, what: string, timeoutMs = 5000): Promise<WireEvent> => {
-    let found: WireEvent | undefined
-    await until(() => (found = received.find(predicate)) !== undefined, `${name} to receive ${what}`, timeoutMs)
-    return found!
-  }
-  const ofType = (type: string): WireEvent[] => received.filter(event => event.type === type)
-  return { client, received, waitFor, ofType }
 }
 
 const announced = (name: string) => (event: WireEvent) => event.type === 'module:announced' && event.data.name === name
@@ -109,24 +89,24 @@ describe('several hub nodes over one real Redis', () => {
   it('gives real SDK clients on different nodes one registry and routing across nodes, each event once', async () => {
     const [a, b, c] = await startNodes(3, 2000)
     const alpha = sdkClient(a!.url(), 'alpha')
-    await alpha.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'alpha'), 'its own announce')
-    const beta = sdkClient(b!.url(), 'beta', { role: 'worker' })
+    await alpha.waitFor(syncListing(['alpha']))
+    const beta = sdkClient(b!.url(), 'beta', { labels: { role: 'worker' } })
     const gamma = sdkClient(c!.url(), 'gamma')
-    await alpha.waitFor(announced('beta'), 'beta announced')
-    await alpha.waitFor(announced('gamma'), 'gamma announced')
-    await beta.waitFor(announced('gamma'), 'gamma announced')
+    await alpha.waitFor(announced('beta'))
+    await alpha.waitFor(announced('gamma'))
+    await beta.waitFor(announced('gamma'))
     expect(await listing(a!)).toEqual(['alpha', 'beta', 'gamma'])
     expect(await listing(c!)).toEqual(['alpha', 'beta', 'gamma'])
     expect(await readyz(b!)).toEqual({ status: 200, backplane: true })
 
     alpha.client.send({ type: 'input:text', data: { text: 'hi worker', at: new Date(7) }, route: { destinations: ['label:role=worker'] } } as never)
-    const got = await beta.waitFor(e => e.type === 'input:text', 'the targeted event')
+    const got = await beta.waitFor(e => e.type === 'input:text')
     expect(got.data).toEqual({ text: 'hi worker', at: new Date(7) })
-    expect(got.metadata?.source).toEqual({ plugin: 'alpha', instanceId: 'alpha-1', labels: {} })
+    expect(got.metadata?.source).toEqual({ plugin: 'alpha', instanceId: 'alpha-instance', labels: {} })
 
     gamma.client.send({ type: 'output:all', data: { n: 1 } } as never)
-    await alpha.waitFor(e => e.type === 'output:all', 'the broadcast')
-    await beta.waitFor(e => e.type === 'output:all', 'the broadcast')
+    await alpha.waitFor(e => e.type === 'output:all')
+    await beta.waitFor(e => e.type === 'output:all')
     await settle(200)
     expect([alpha, beta, gamma].map(peer => peer.ofType('input:text').length)).toEqual([0, 1, 0])
     expect([alpha, beta, gamma].map(peer => peer.ofType('output:all').length)).toEqual([1, 1, 0])
@@ -138,13 +118,13 @@ describe('several hub nodes over one real Redis', () => {
     const alpha = sdkClient(a!.url(), 'alpha')
     const phoenix = await RawPhoenix.connect(b!.url('/socket/websocket?vsn=2.0.0'))
     expect((await phoenix.request(['1', '1', 'plugin:ph', 'phx_join', {}]))[4].status).toBe('ok')
-    await alpha.waitFor(announced('ph'), 'the phoenix module announced')
+    await alpha.waitFor(announced('ph'))
 
     alpha.client.send({ type: 'to:phoenix', data: { n: 1 }, route: { destinations: ['module:ph'] } } as never)
-    const frame = await phoenix.waitFor(f => f[3] === 'to:phoenix', 'the event from node a')
+    const frame = await phoenix.waitFor(f => f[3] === 'to:phoenix')
     expect(frame).toEqual(['1', null, 'plugin:ph', 'to:phoenix', { n: 1 }])
     phoenix.send(['1', '2', 'plugin:ph', 'to:alpha', { n: 2 }])
-    const got = await alpha.waitFor(e => e.type === 'to:alpha', 'the push from node b')
+    const got = await alpha.waitFor(e => e.type === 'to:alpha')
     expect(got.data).toEqual({ n: 2 })
   })
 
@@ -155,12 +135,12 @@ describe('several hub nodes over one real Redis', () => {
     const alpha = sdkClient(a!.url(), 'alpha')
     const victim = await RawPeer.connect(`ws://127.0.0.1:${doomed.port}/ws`)
     await victim.join('victim')
-    await alpha.waitFor(announced('victim'), 'the victim announced')
+    await alpha.waitFor(announced('victim'))
     expect(await listing(a!)).toEqual(['alpha', 'victim'])
 
     doomed.child.kill('SIGKILL')
     await once(doomed.child, 'exit')
-    const gone = await alpha.waitFor(deannounced('victim'), 'the victim de-announced', 4 * nodeTimeoutMs)
+    const gone = await alpha.waitFor(deannounced('victim'), 4 * nodeTimeoutMs)
     expect(gone.data).toMatchObject({ name: 'victim', reason: 'heartbeat expired' })
     expect(await listing(a!)).toEqual(['alpha'])
     expect(a!.server.hub.cluster!.nodes()).toEqual([])
@@ -173,32 +153,32 @@ describe('several hub nodes over one real Redis', () => {
     const leaving = sdkClient(a!.url(), 'leaving')
     const local = sdkClient(a!.url(), 'local')
     const beta = sdkClient(b!.url(), 'beta')
-    await beta.waitFor(announced('local'), 'local announced')
-    await alpha.waitFor(announced('beta'), 'beta announced')
+    await beta.waitFor(announced('local'))
+    await alpha.waitFor(announced('beta'))
 
     await redis.kill()
     await until(() => !a!.server.hub.cluster!.ready && !b!.server.hub.cluster!.ready, 'both nodes to lose Redis')
     expect(await readyz(a!)).toEqual({ status: 503, backplane: false })
     alpha.client.send({ type: 'still:here', data: {}, route: { destinations: ['plugin:local'] } } as never)
-    await local.waitFor(e => e.type === 'still:here', 'a local event while Redis is down')
+    await local.waitFor(e => e.type === 'still:here')
     // Past the node timeout the nodes give up on each other: no ghosts of unreachable modules.
-    await alpha.waitFor(deannounced('beta'), 'beta de-announced', 4 * nodeTimeoutMs)
+    await alpha.waitFor(deannounced('beta'), 4 * nodeTimeoutMs)
     // Changes while apart: one module leaves node a, one arrives on node b.
     leaving.client.close()
     const late = sdkClient(b!.url(), 'late')
-    await late.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'late'), 'its own announce')
+    await late.waitFor(syncListing(['late']))
 
     await redis.start()
     await until(() => a!.server.hub.cluster!.ready && b!.server.hub.cluster!.ready, 'both nodes to be back', 10_000)
     expect(await readyz(a!)).toEqual({ status: 200, backplane: true })
-    await alpha.waitFor(e => e.type === 'module:announced' && e.data.name === 'late', 'late announced', 10_000)
+    await alpha.waitFor(e => e.type === 'module:announced' && e.data.name === 'late', 10_000)
     await until(() => alpha.ofType('module:announced').filter(e => e.data.name === 'beta').length === 2, 'beta announced again', 10_000)
     await until(() => a!.server.registry.size === 4 && b!.server.registry.size === 4, 'both registries to converge', 10_000)
     expect(await listing(a!)).toEqual(['alpha', 'beta', 'late', 'local'])
     expect(await listing(b!)).toEqual(['alpha', 'beta', 'late', 'local'])
 
     alpha.client.send({ type: 'across:again', data: {}, route: { destinations: ['plugin:late'] } } as never)
-    await late.waitFor(e => e.type === 'across:again', 'an event across nodes again')
+    await late.waitFor(e => e.type === 'across:again')
     await settle(200)
     expect(late.ofType('across:again')).toHaveLength(1)
     expect(alpha.ofType('module:announced').filter(e => e.data.name === 'late')).toHaveLength(1)
@@ -208,16 +188,16 @@ describe('several hub nodes over one real Redis', () => {
     const [a, b] = await startNodes(2, 8000)
     const alpha = sdkClient(a!.url(), 'alpha')
     const beta = sdkClient(b!.url(), 'beta')
-    await alpha.waitFor(announced('beta'), 'beta announced')
-    await beta.waitFor(announced('alpha'), 'alpha announced')
+    await alpha.waitFor(announced('beta'))
+    await beta.waitFor(announced('alpha'))
 
     await redis.kill()
     await until(() => !a!.server.hub.cluster!.ready, 'node a to lose Redis')
     const late = sdkClient(b!.url(), 'late')
-    await late.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'late'), 'its own announce')
+    await late.waitFor(syncListing(['late']))
     await redis.start()
 
-    await alpha.waitFor(announced('late'), 'late announced after the outage', 10_000)
+    await alpha.waitFor(announced('late'), 10_000)
     await settle(300)
     expect(alpha.ofType('module:de-announced')).toEqual([])
     expect(alpha.ofType('module:announced').map(e => e.data.name).sort()).toEqual(['beta', 'late'])

@@ -1,38 +1,6 @@
-import type { WireEvent } from '../helpers/hub.ts'
-import { Client } from '@proj-airi/server-sdk'
 import { describe, expect, it } from 'vitest'
-import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
-
-/** A real `@proj-airi/server-sdk@0.8.4` client that records every event it receives. */
-function sdkClient(url: string, name: string, options: { token?: string, labels?: Record<string, string> } = {}) {
-  const received: WireEvent[] = []
-  const client = new Client({
-    name,
-    url,
-    token: options.token,
-    identity: { plugin: name, instanceId: `${name}-instance`, labels: options.labels },
-    autoReconnect: false,
-    onAnyMessage: event => received.push(event as WireEvent),
-  })
-  onCleanup(() => client.close())
-  const waitFor = async (predicate: (event: WireEvent) => boolean, timeoutMs = 5000): Promise<WireEvent> => {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      const found = received.find(predicate)
-      if (found)
-        return found
-      await new Promise(resolve => setTimeout(resolve, 10))
-    }
-    throw new Error(`${name} timed out; received: ${received.map(e => e.type).join(', ')}`)
-  }
-  return { client, received, waitFor }
-}
-
-function syncListing(names: string[]) {
-  return (event: WireEvent) =>
-    event.type === 'registry:modules:sync'
-    && names.every(name => event.data.modules.some((m: { name: string }) => m.name === name))
-}
+import { RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { sdkClient, syncListing } from '../helpers/sdk.ts'
 
 describe('the real @proj-airi/server-sdk client', () => {
   it('authenticates, announces, sees every module and exchanges routed events', async () => {
