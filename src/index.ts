@@ -11,6 +11,7 @@ export type { Next, RouteContext, RoutingMiddleware } from './core/middleware.ts
 export type { HubObservations, Observers } from './core/observers.ts'
 export type { RoutingPolicy } from './core/policy.ts'
 export type { Registry } from './core/registry.ts'
+export type { RemotePeer } from './core/router.ts'
 
 export { HubError } from './errors.ts'
 export type { ErrorStage, HubErrorCode } from './errors.ts'
