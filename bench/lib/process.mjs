@@ -1,0 +1,66 @@
+// Server processes: each target runs alone, pinned to core 0 when `taskset` exists.
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { connect, createServer } from 'node:net'
+import process from 'node:process'
+
+export const hasTaskset = spawnSync('taskset', ['-V']).status === 0
+
+/** `command` pinned to `core` when possible. */
+export function pinned(core, command, args) {
+  return hasTaskset ? ['taskset', ['-c', String(core), command, ...args]] : [command, args]
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => socket.end(() => resolve(true)))
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** Starts `node script` on a free port with `env`, pinned to core 0; resolves once it accepts connections. */
+export async function startServer(script, env = {}) {
+  const port = await freePort()
+  const [command, args] = pinned(0, process.execPath, [script])
+  const child = spawn(command, args, {
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  const exited = new Promise(resolve => child.once('exit', resolve))
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (child.exitCode !== null)
+      throw new Error(`${script} exited with ${child.exitCode}`)
+    if (await canConnect(port)) {
+      return {
+        port,
+        pid: child.pid,
+        async stop() {
+          child.kill('SIGKILL')
+          await exited
+        },
+      }
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  child.kill('SIGKILL')
+  throw new Error(`${script} did not listen on ${port}`)
+}
+
+/** Current and peak resident memory of a process, in bytes (Linux /proc). */
+export function memoryOf(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kib = name => Number(status.match(new RegExp(`${name}:\\s+(\\d+)`))?.[1] ?? Number.NaN) * 1024
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') }
+}
