@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import process from 'node:process'
 
+const STOP_GRACE_MS = 5000
+
 export const hasTaskset = spawnSync('taskset', ['-V']).status === 0
 
 /** `command` pinned to `core` when possible. */
@@ -33,7 +35,9 @@ function canConnect(port) {
 /** Starts `node script` on a free port with `env`, pinned to core 0; resolves once it accepts connections. */
 export async function startServer(script, env = {}) {
   const port = await freePort()
-  const [command, args] = pinned(0, process.execPath, [script])
+  // BENCH_SERVER_NODE_ARGS reach the servers only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const [command, args] = pinned(0, process.execPath, [...nodeArgs, script])
   const child = spawn(command, args, {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -46,9 +50,12 @@ export async function startServer(script, env = {}) {
       return {
         port,
         pid: child.pid,
+        /** SIGTERM (so `--cpu-prof` can write its profile), SIGKILL after a grace period. */
         async stop() {
-          child.kill('SIGKILL')
+          child.kill('SIGTERM')
+          const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS)
           await exited
+          clearTimeout(timer)
         },
       }
     }
