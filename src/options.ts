@@ -63,6 +63,12 @@ export interface HubOptions {
      * @default env `MAX_PAYLOAD_BYTES`, else 1 MiB
      */
     maxPayloadBytes?: number
+    /**
+     * Outbound bytes a peer may leave unread; past this it is a slow consumer, closed with
+     * 1013 and de-announced, so one stuck reader never grows the hub's memory or slows others.
+     * @default env `MAX_BUFFERED_BYTES`, else 4 MiB
+     */
+    maxBufferedBytes?: number
   }
   logger?: {
     /** @default env `LOG_LEVEL`, else 'log' */
@@ -81,13 +87,14 @@ export interface ResolvedHubOptions {
   auth: { tokens: string[], timeoutMs: number, maxFailures: number }
   heartbeat: { readTimeout: number, message: string }
   routing: { policy?: RoutingPolicy, middleware: RoutingMiddleware[], allowBypass: boolean, devtoolsTokens: string[] }
-  limits: { maxPayloadBytes: number }
+  limits: { maxPayloadBytes: number, maxBufferedBytes: number }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_PORT = 6121
@@ -152,6 +159,7 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     },
     limits: {
       maxPayloadBytes: positiveInt('MAX_PAYLOAD_BYTES', options.limits?.maxPayloadBytes, env.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES),
+      maxBufferedBytes: positiveInt('MAX_BUFFERED_BYTES', options.limits?.maxBufferedBytes, env.MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_BYTES),
     },
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),

@@ -17,6 +17,10 @@ export interface RouterOptions {
   allowBypass: boolean
   /** Where a failed asynchronous middleware is reported. */
   onMiddlewareError: (error: unknown) => void
+  /** Outbound bytes a recipient may have waiting before it counts as a slow consumer. */
+  maxBufferedBytes: number
+  /** A recipient's unsent bytes passed `maxBufferedBytes`. */
+  onSlowConsumer: (session: Session) => void
 }
 
 export interface Router {
@@ -36,7 +40,7 @@ export function destinationsOf(event: HubEvent): Destination[] | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { registry, authenticated, policy, allowBypass, onMiddlewareError } = options
+  const { registry, authenticated, policy, allowBypass, onMiddlewareError, maxBufferedBytes, onSlowConsumer } = options
   const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
 
   function addEntries(into: Set<Session>, entries: Iterable<ModuleEntry>): void {
@@ -99,7 +103,8 @@ export function createRouter(options: RouterOptions): Router {
       let frame = frames.get(encoder)
       if (frame === undefined)
         frames.set(encoder, frame = encoder.encode(event))
-      session.connection.send(frame)
+      if (session.connection.send(frame) > maxBufferedBytes)
+        onSlowConsumer(session)
       delivered++
     }
     return delivered

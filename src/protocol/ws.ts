@@ -29,7 +29,10 @@ export function isOversized(text: string, max: number): boolean {
 function connectionOf(peer: Peer): Connection {
   return {
     encoder: airiEncoder,
-    send: frame => peer.send(frame),
+    send: (frame) => {
+      peer.send(frame)
+      return peer.bufferedAmount
+    },
     close: (code, reason) => peer.close(code, reason),
     ping: () => peer.ping('hub'),
   }
