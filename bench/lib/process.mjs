@@ -71,3 +71,12 @@ export function memoryOf(pid) {
   const kib = name => Number(status.match(new RegExp(`${name}:\\s+(\\d+)`))?.[1] ?? Number.NaN) * 1024
   return { rss: kib('VmRSS'), peak: kib('VmHWM') }
 }
+
+const TICKS_PER_SECOND = 100
+
+/** CPU time (user + system) a process has used so far, in ms (Linux /proc, 10 ms resolution). */
+export function cpuMsOf(pid) {
+  // Fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / TICKS_PER_SECOND
+}

@@ -19,6 +19,7 @@ export function tableRows(results) {
       const run = entry => entry.runs.find(r => r.size === size)
       const name = `fan-out N=${n}, ${kib(size)}`
       rows.push(row(name, 'deliveries/s (closed loop)', entries, e => run(e)?.throughput.deliveriesPerSec, '>= 0.9x ws'))
+      rows.push(row(name, 'server CPU ms per 1000 deliveries', entries, e => run(e)?.throughput.serverCpuMsPer1000))
       const rate = entries.map(e => run(e)?.fixed.rate).find(Boolean)
       for (const q of ['p50', 'p99', 'max'])
         rows.push(row(name, `latency ${q} ms at ${rate} ev/s`, entries, e => run(e)?.fixed.latency[q], q === 'p99' ? '<= 1.3x ws' : ''))
@@ -35,6 +36,7 @@ export function tableRows(results) {
     const run = entry => entry.runs.find(r => r.size === size)
     const name = `routed ${entries[0].pairs} pairs, ${kib(size)}`
     rows.push(row(name, 'msgs/s (closed loop)', entries, e => run(e)?.throughput.eventsPerSec, '>= 0.7x ws'))
+    rows.push(row(name, 'server CPU ms per 1000 msgs', entries, e => run(e)?.throughput.serverCpuMsPer1000))
     const rate = entries.map(e => run(e)?.fixed.rate).find(Boolean)
     rows.push(row(name, `latency p99 ms at ${rate} msg/s`, entries, e => run(e)?.fixed.latency.p99))
   }

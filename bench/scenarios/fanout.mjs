@@ -1,7 +1,7 @@
 import { padding } from '../lib/peers.mjs'
 // Fan-out: one sender, N receivers; each bench event goes to every receiver.
 // The setup is itself a join storm of N + 1 peers and gives the memory figures.
-import { memoryOf, startServer } from '../lib/process.mjs'
+import { cpuMsOf, memoryOf, startServer } from '../lib/process.mjs'
 import { createSink, measureAtRate, measureThroughput } from '../lib/traffic.mjs'
 import { closePeers, joinStorm } from './join-storm.mjs'
 
@@ -18,7 +18,9 @@ export async function fanout({ target, token, n, sizes, durationMs, rateFor, win
     for (const size of join.converged ? sizes : []) {
       const pad = padding(size)
       const send = seq => sender.broadcast(seq, pad)
+      const cpuBefore = cpuMsOf(server.pid)
       const throughput = await measureThroughput({ sink, send, perEvent: n, window, durationMs })
+      throughput.serverCpuMsPer1000 = Math.round((cpuMsOf(server.pid) - cpuBefore) / throughput.deliveries * 1000 * 100) / 100
       const fixed = await measureAtRate({ sink, send, perEvent: n, rate: rateFor(size, throughput), durationMs })
       runs.push({ size, throughput, fixed })
     }

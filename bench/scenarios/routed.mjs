@@ -1,7 +1,7 @@
 import { padding } from '../lib/peers.mjs'
 // Routed point-to-point: `pairs` senders each address one receiver by name
 // (`plugin:<name>` for AIRI peers, a room for Socket.IO).
-import { startServer } from '../lib/process.mjs'
+import { cpuMsOf, startServer } from '../lib/process.mjs'
 import { createSink, measureAtRate, measureThroughput } from '../lib/traffic.mjs'
 import { closePeers, joinStorm } from './join-storm.mjs'
 
@@ -16,7 +16,9 @@ export async function routed({ target, token, pairs, sizes, durationMs, rateFor 
     for (const size of join.converged ? sizes : []) {
       const pad = padding(size)
       const send = (seq, i) => senders[i % pairs].sendTo(`r${i % pairs}`, seq, pad)
+      const cpuBefore = cpuMsOf(server.pid)
       const throughput = await measureThroughput({ sink, send, perEvent: 1, window: 2 * pairs, durationMs })
+      throughput.serverCpuMsPer1000 = Math.round((cpuMsOf(server.pid) - cpuBefore) / throughput.deliveries * 1000 * 100) / 100
       const fixed = await measureAtRate({ sink, send, perEvent: 1, rate: rateFor(size, throughput), durationMs })
       runs.push({ size, throughput, fixed })
     }
