@@ -2,8 +2,10 @@ import type { Hooks, Peer } from 'crossws'
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
 import type { Connection } from '../types.ts'
+import type { Corkable } from './cork.ts'
 import { Buffer } from 'node:buffer'
 import { airiEncoder, handleAiriFrame } from './airi.ts'
+import { createTickCorker } from './cork.ts'
 
 export type GatewayHooks = Partial<Hooks>
 
@@ -26,12 +28,31 @@ export function isOversized(text: string, max: number): boolean {
   return text.length * 3 > max && Buffer.byteLength(text) > max
 }
 
-function connectionOf(peer: Peer): Connection {
+/**
+ * The TCP socket under a crossws peer, where the runtime has one: crossws exposes no cork, but
+ * its Node adapter's `peer.websocket` is a `ws` WebSocket that keeps its socket in `_socket`.
+ */
+function socketOf(peer: Peer): Corkable | undefined {
+  const socket = (peer.websocket as { _socket?: Partial<Corkable> })._socket
+  return typeof socket?.cork === 'function' && typeof socket.uncork === 'function' ? socket as Corkable : undefined
+}
+
+function connectionOf(peer: Peer, cork: (socket: Corkable) => boolean): Connection {
+  const socket = socketOf(peer)
+  // Corked frames count in bufferedAmount before they were even tried: a peer is judged by
+  // what earlier turns left unsent, taken when its socket is corked for this turn.
+  let backlog = 0
   return {
     encoder: airiEncoder,
     send: (frame) => {
+      if (!socket) {
+        peer.send(frame)
+        return peer.bufferedAmount
+      }
+      if (cork(socket))
+        backlog = peer.bufferedAmount
       peer.send(frame)
-      return peer.bufferedAmount
+      return backlog
     },
     close: (code, reason) => peer.close(code, reason),
     ping: () => peer.ping('hub'),
@@ -43,6 +64,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
   const sessions = new WeakMap<Peer, Session>()
   const { maxPayloadBytes } = hub.options.limits
   const { onError } = hub.options
+  const cork = createTickCorker()
 
   return {
     upgrade(request) {
@@ -53,7 +75,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
     },
     open(peer) {
       const token = peer.context.token as string | undefined
-      sessions.set(peer, hub.connect(connectionOf(peer), { token }))
+      sessions.set(peer, hub.connect(connectionOf(peer, cork), { token }))
     },
     message(peer, message) {
       const session = sessions.get(peer)
