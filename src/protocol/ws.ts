@@ -37,7 +37,33 @@ function socketOf(peer: Peer): Corkable | undefined {
   return typeof socket?.cork === 'function' && typeof socket.uncork === 'function' ? socket as Corkable : undefined
 }
 
-function connectionOf(peer: Peer, cork: (socket: Corkable) => boolean): Connection {
+// crossws sends a Buffer as a binary frame unless told otherwise; its Node adapter passes the
+// options through to `ws`.
+const AS_TEXT = { binary: false } as { compress?: boolean }
+
+/**
+ * The UTF-8 bytes of the frame last sent. The router hands every recipient of an event the
+ * same string, so it is encoded once and all their queued writes share one Buffer, where
+ * `ws` would otherwise copy the text into each socket's write queue.
+ */
+function createFrameBytes(): (frame: string) => Buffer {
+  let text: string | undefined
+  let bytes = Buffer.alloc(0)
+  return (frame) => {
+    if (frame !== text) {
+      text = frame
+      bytes = Buffer.from(frame)
+    }
+    return bytes
+  }
+}
+
+interface SendQueue {
+  cork: (socket: Corkable) => boolean
+  bytesOf: (frame: string) => Buffer
+}
+
+function connectionOf(peer: Peer, { cork, bytesOf }: SendQueue): Connection {
   const socket = socketOf(peer)
   // Corked frames count in bufferedAmount before they were even tried: a peer is judged by
   // what earlier turns left unsent, taken when its socket is corked for this turn.
@@ -51,7 +77,7 @@ function connectionOf(peer: Peer, cork: (socket: Corkable) => boolean): Connecti
       }
       if (cork(socket))
         backlog = peer.bufferedAmount
-      peer.send(frame)
+      peer.send(bytesOf(frame), AS_TEXT)
       return backlog
     },
     close: (code, reason) => peer.close(code, reason),
@@ -64,7 +90,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
   const sessions = new WeakMap<Peer, Session>()
   const { maxPayloadBytes } = hub.options.limits
   const { onError } = hub.options
-  const cork = createTickCorker()
+  const queue: SendQueue = { cork: createTickCorker(), bytesOf: createFrameBytes() }
 
   return {
     upgrade(request) {
@@ -75,7 +101,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
     },
     open(peer) {
       const token = peer.context.token as string | undefined
-      sessions.set(peer, hub.connect(connectionOf(peer, cork), { token }))
+      sessions.set(peer, hub.connect(connectionOf(peer, queue), { token }))
     },
     message(peer, message) {
       const session = sessions.get(peer)
