@@ -27,7 +27,8 @@ export function tableRows(results) {
     rows.push(row(`join storm N=${n + 1}`, 'ms until every view is complete', entries, e => e.join.convergedMs, n >= 2000 ? '< 1000 ms' : ''))
     rows.push(row(`join storm N=${n + 1}`, 'registry KiB received per peer', entries, e => round(e.join.registryBytesPerPeer / 1024, 1), 'linear in N'))
     rows.push(row(`memory N=${n + 1} announced`, 'server peak RSS MiB', entries, e => round(e.memory.peak / 2 ** 20, 1), n >= 2000 ? '<= 1.3x ws' : ''))
-    rows.push(row(`memory N=${n + 1} announced`, 'KiB per peer above idle', entries, e => round((e.memory.peak - e.memory.baseline) / 1024 / (n + 1), 1)))
+    rows.push(row(`memory N=${n + 1} announced`, 'peak KiB per peer above idle', entries, e => round((e.memory.peak - e.memory.baseline) / 1024 / (n + 1), 1)))
+    rows.push(row(`memory N=${n + 1} announced`, 'RSS MiB once converged', entries, e => round(e.memory.rss / 2 ** 20, 1)))
   }
   for (const size of results.config.sizes) {
     const entries = results.routed

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import { round } from '../lib/stats.mjs'
 import { urlOf } from '../lib/targets.mjs'
 
-export async function joinStorm({ target, port, token, names, sink, concurrency = 500, timeoutMs = 60_000 }) {
+export async function joinStorm({ target, port, token, names, sink, concurrency = 500, timeoutMs = 120_000 }) {
   const total = names.length
   const url = urlOf(target, port)
   const peers = new Map()
