@@ -19,6 +19,7 @@ const { values: args } = parseArgs({
     n: { type: 'string' },
     pairs: { type: 'string' },
     duration: { type: 'string' },
+    repeat: { type: 'string' },
     out: { type: 'string' },
   },
 })
@@ -37,6 +38,8 @@ const config = {
   pairs: Number(args.pairs ?? 250),
   sizes: [100, 1024],
   durationMs: Number(args.duration ?? (args.quick ? 1500 : 5000)),
+  // Rounds of every scenario, targets interleaved; the table shows each target's median.
+  repeat: Number(args.repeat ?? (args.quick ? 1 : 3)),
   // Fixed-rate phases run at this share of the raw ws relay's closed-loop rate.
   rateShare: 0.5,
   slow: { others: 5, size: 8192, rate: 1000 },
@@ -45,17 +48,25 @@ const order = list(args.only)
 const scenarios = new Set(list(args.scenarios))
 const log = text => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}\n`)
 
-/** Fixed rates are shared by all targets: half of what the ws relay sustained (its own result if ws did not run). */
+/**
+ * Fixed rates are shared by all targets and rounds: half of what the ws relay sustained in its
+ * first run (a target's own result while ws has not run).
+ */
 function createRates() {
   const ceilings = new Map()
   return (key, isCeiling) => (size, throughput) => {
     const id = `${key}/${size}`
-    if (isCeiling || !ceilings.has(id))
+    if (isCeiling && !ceilings.has(id))
       ceilings.set(id, throughput.eventsPerSec)
+    if (!ceilings.has(id))
+      return Math.max(1, throughput.eventsPerSec * config.rateShare)
     return Math.max(1, ceilings.get(id) * config.rateShare)
   }
 }
 const rateFor = createRates()
+
+/** [round, target] for every round, targets interleaved within each. */
+const rounds = () => Array.from({ length: config.repeat }, (_, round) => order.map(name => [round, name])).flat()
 
 const results = { config, fanout: [], routed: [], slow: [] }
 for (const name of order) {
@@ -66,27 +77,27 @@ for (const name of order) {
 async function main() {
   if (scenarios.has('fanout')) {
     for (const n of config.ns) {
-      for (const name of order) {
+      for (const [round, name] of rounds()) {
         log(`fan-out ${name} N=${n}`)
         const result = await fanout({ target: targets[name], token: TOKEN, n, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor(`fanout/${n}`, name === 'ws') })
-        results.fanout.push({ target: name, ...result })
+        results.fanout.push({ target: name, round, ...result })
         log(JSON.stringify({ join: result.join, runs: result.runs.map(r => ({ size: r.size, perSec: r.throughput.deliveriesPerSec, ...r.fixed.latency })) }))
       }
     }
   }
   if (scenarios.has('routed')) {
-    for (const name of order) {
+    for (const [round, name] of rounds()) {
       log(`routed ${name} pairs=${config.pairs}`)
       const result = await routed({ target: targets[name], token: TOKEN, pairs: config.pairs, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor('routed', name === 'ws') })
-      results.routed.push({ target: name, ...result })
+      results.routed.push({ target: name, round, ...result })
       log(JSON.stringify(result.runs.map(r => ({ size: r.size, perSec: r.throughput.eventsPerSec, ...r.fixed.latency }))))
     }
   }
   if (scenarios.has('slow')) {
-    for (const name of order) {
+    for (const [round, name] of rounds()) {
       log(`slow consumer ${name}`)
       const result = await slowConsumer({ target: targets[name], token: TOKEN, ...config.slow, durationMs: Math.max(3000, config.durationMs) })
-      results.slow.push({ target: name, ...result })
+      results.slow.push({ target: name, round, ...result })
       log(JSON.stringify(result))
     }
   }

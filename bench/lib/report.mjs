@@ -7,7 +7,7 @@ import process from 'node:process'
 import { fileURLToPath } from 'node:url'
 import { latencyChart } from './chart.mjs'
 import { hasTaskset } from './process.mjs'
-import { tableRows } from './table.mjs'
+import { perTarget, tableRows } from './table.mjs'
 import { targets } from './targets.mjs'
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url))
@@ -46,7 +46,7 @@ function markdown(results, meta, chartFile) {
     '',
     `${meta.cpu}, ${meta.memory}, ${meta.os}; ${meta.pinned}; load average at the end ${meta.loadavg}.`,
     `Versions: ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
-    `Phases of ${results.config.durationMs} ms; fixed-rate phases at ${results.config.rateShare * 100}% of the raw ws relay's closed-loop rate, latency from the scheduled send time.`,
+    `Phases of ${results.config.durationMs} ms, ${results.config.repeat} round(s) per scenario with targets interleaved (medians shown); fixed-rate phases at ${results.config.rateShare * 100}% of the raw ws relay's closed-loop rate, latency from the scheduled send time.`,
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,
@@ -58,22 +58,26 @@ function markdown(results, meta, chartFile) {
   return lines.join('\n')
 }
 
+/** Bars of one chart group: each target's median p50/p99/max over its rounds. */
+function latencyBars(entries, latencyOf) {
+  const quantiles = ['p50', 'p99', 'max'].map(q => [q, perTarget(entries, e => latencyOf(e)?.[q])])
+  return [...new Set(entries.map(e => e.target))].map(name => ({
+    label: name,
+    latency: Object.fromEntries(quantiles.map(([q, values]) => [q, values[name]])),
+  }))
+}
+
 function chartGroups(results) {
   const groups = []
+  const fixedLatency = size => entry => entry.runs.find(r => r.size === size)?.fixed.latency
   for (const n of [...new Set(results.fanout.map(r => r.n))]) {
-    for (const size of results.config.sizes) {
-      groups.push({
-        title: `fan-out ${n} / ${size} B`,
-        bars: results.fanout.filter(r => r.n === n).map(r => ({ label: r.target, latency: r.runs.find(x => x.size === size)?.fixed.latency ?? {} })),
-      })
-    }
+    for (const size of results.config.sizes)
+      groups.push({ title: `fan-out ${n} / ${size} B`, bars: latencyBars(results.fanout.filter(r => r.n === n), fixedLatency(size)) })
   }
-  for (const size of results.config.sizes) {
-    if (results.routed.length > 0)
-      groups.push({ title: `routed / ${size} B`, bars: results.routed.map(r => ({ label: r.target, latency: r.runs.find(x => x.size === size)?.fixed.latency ?? {} })) })
-  }
+  for (const size of results.routed.length > 0 ? results.config.sizes : [])
+    groups.push({ title: `routed / ${size} B`, bars: latencyBars(results.routed, fixedLatency(size)) })
   if (results.slow.length > 0)
-    groups.push({ title: 'slow consumer: others', bars: results.slow.map(r => ({ label: r.target, latency: r.slowed })) })
+    groups.push({ title: 'slow consumer: others', bars: latencyBars(results.slow, e => e.slowed) })
   return groups
 }
 

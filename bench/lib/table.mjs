@@ -1,12 +1,20 @@
 // The results as comparable rows: one metric per row, one value per target, ratios of the hub.
-import { round } from './stats.mjs'
+import { median, round } from './stats.mjs'
 
 const kib = bytes => `${bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`}`
 
-function row(scenario, metric, entries, pick, target = '') {
+/** Each target's value over its rounds: the median of numbers, else the last value. */
+export function perTarget(entries, pick) {
   const values = {}
-  for (const entry of entries)
-    values[entry.target] = pick(entry) ?? null
+  for (const name of new Set(entries.map(e => e.target))) {
+    const picked = entries.filter(e => e.target === name).map(pick).filter(v => v !== null && v !== undefined)
+    values[name] = picked.length === 0 ? null : picked.every(v => typeof v === 'number') ? median(picked) : picked.at(-1)
+  }
+  return values
+}
+
+function row(scenario, metric, entries, pick, target = '') {
+  const values = perTarget(entries, pick)
   const ratio = other => typeof values.hub === 'number' && typeof values[other] === 'number' && values[other] !== 0 ? round(values.hub / values[other]) : null
   return { scenario, metric, values, hubPerWs: ratio('ws'), hubPerSocketio: ratio('socketio'), target }
 }
