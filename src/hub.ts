@@ -67,6 +67,7 @@ export interface Hub {
 }
 
 const SHUTDOWN_CODE = 1001
+const SLOW_CONSUMER_CODE = 1013
 
 /** The hub core: sessions, registry, routing and liveness; it knows nothing of sockets. */
 export function createHub(input: HubOptions = {}): Hub {
@@ -100,6 +101,11 @@ export function createHub(input: HubOptions = {}): Hub {
     allowBypass: options.routing.allowBypass,
     onMiddlewareError: error => onError(error, { stage: 'middleware' }),
     forward: (node, event, peerIds) => cluster?.forward(node, event, peerIds),
+    maxBufferedBytes: options.limits.maxBufferedBytes,
+    onSlowConsumer: (session) => {
+      logger.warn(`peer ${session.id} is not reading (over ${options.limits.maxBufferedBytes} bytes unsent): closing it`)
+      closeSession(session, SLOW_CONSUMER_CODE, 'slow consumer')
+    },
   })
 
   function createEvent(type: string, data: Record<string, unknown>, parentId?: string): HubEvent {

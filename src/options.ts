@@ -67,6 +67,12 @@ export interface HubOptions {
      * @default env `MAX_PAYLOAD_BYTES`, else 1 MiB
      */
     maxPayloadBytes?: number
+    /**
+     * Outbound bytes a peer may leave unread; past this it is a slow consumer, closed with
+     * 1013 and de-announced, so one stuck reader never grows the hub's memory or slows others.
+     * @default env `MAX_BUFFERED_BYTES`, else 4 MiB
+     */
+    maxBufferedBytes?: number
   }
   phoenix?: {
     /**
@@ -140,7 +146,7 @@ export interface ResolvedHubOptions {
   auth: { tokens: string[], timeoutMs: number, maxFailures: number }
   heartbeat: { readTimeout: number, message: string }
   routing: { policy?: RoutingPolicy, middleware: RoutingMiddleware[], allowBypass: boolean, devtoolsTokens: string[] }
-  limits: { maxPayloadBytes: number }
+  limits: { maxPayloadBytes: number, maxBufferedBytes: number }
   /** Set when clustered. */
   backplane?: Backplane
   cluster: { nodeTimeoutMs: number, heartbeatMs: number, prefix: string }
@@ -152,6 +158,7 @@ export interface ResolvedHubOptions {
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
+export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
 export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_NODE_TIMEOUT_MS = 10_000
@@ -186,7 +193,9 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { env: 'LOG_FORMAT', flag: 'log-format', value: '<format>', default: 'pretty', description: LOG_FORMATS.join(' | ') },
   { env: 'HEARTBEAT_TIMEOUT_MS', flag: 'heartbeat-timeout', value: '<ms>', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), description: 'silence before a peer is unhealthy; closed at twice this' },
   { env: 'MAX_PAYLOAD_BYTES', flag: 'max-payload', value: '<bytes>', default: String(DEFAULT_MAX_PAYLOAD_BYTES), description: 'largest inbound frame' },
+  { env: 'MAX_BUFFERED_BYTES', flag: 'max-buffered', value: '<bytes>', default: String(DEFAULT_MAX_BUFFERED_BYTES), description: 'unsent bytes a peer may leave unread before it is closed with 1013' },
   { env: 'REDIS_URL', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
+  { env: 'CLUSTER_NODE_TIMEOUT_MS', flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
   { env: 'METRICS_ENABLED', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
   { env: 'METRICS_TOKEN', flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
   { env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout', value: '<ms>', default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'on SIGINT/SIGTERM, how long peers get to close' },
@@ -268,6 +277,7 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     },
     limits: {
       maxPayloadBytes: positiveInt('MAX_PAYLOAD_BYTES', options.limits?.maxPayloadBytes, env.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES),
+      maxBufferedBytes: positiveInt('MAX_BUFFERED_BYTES', options.limits?.maxBufferedBytes, env.MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_BYTES),
     },
     backplane: options.backplane,
     cluster: resolveClusterOptions(options.cluster, env),

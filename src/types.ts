@@ -69,7 +69,8 @@ export interface EventEncoder {
 export interface Connection {
   /** Encodes events for this peer; peers sharing an encoder share one encoded frame. */
   readonly encoder: EventEncoder
-  send: (frame: string) => void
+  /** Queues a frame; returns the bytes earlier sends left waiting for this peer (0 if unknown). */
+  send: (frame: string) => number
   close: (code: number, reason: string) => void
   /** Probe a silent peer (a native ping); its answer counts as liveness. */
   ping?: () => void

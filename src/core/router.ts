@@ -27,6 +27,10 @@ export interface RouterOptions {
   onMiddlewareError: (error: unknown) => void
   /** Sends an event to some of the `remote` peers of one node. */
   forward: (node: string, event: HubEvent, peerIds: string[]) => void
+  /** Outbound bytes a recipient may have waiting before it counts as a slow consumer. */
+  maxBufferedBytes: number
+  /** A recipient's unsent bytes passed `maxBufferedBytes`. */
+  onSlowConsumer: (session: Session) => void
 }
 
 export interface Router {
@@ -46,7 +50,7 @@ export function destinationsOf(event: HubEvent): Destination[] | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { registry, authenticated, remote, policy, allowBypass, onMiddlewareError, forward } = options
+  const { registry, authenticated, remote, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer } = options
   const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
 
   // Set by select() when it chose a remote peer, read right after: a single node never splits recipients.
@@ -133,7 +137,8 @@ export function createRouter(options: RouterOptions): Router {
       let frame = frames.get(encoder)
       if (frame === undefined)
         frames.set(encoder, frame = encoder.encode(event))
-      session.connection.send(frame)
+      if (session.connection.send(frame) > maxBufferedBytes)
+        onSlowConsumer(session)
       delivered++
     }
     return delivered

@@ -103,11 +103,12 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
     send(tail) {
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
-        return
+        return 0
       if (backlog)
         backlog.push(prefix + tail)
       else
         socket.peer.send(prefix + tail)
+      return socket.peer.bufferedAmount
     },
     close: (code, reason) => closeSocket(hub, socket, code, reason),
     ping: () => socket.peer.ping('hub'),

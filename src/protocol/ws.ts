@@ -2,8 +2,10 @@ import type { Hooks, Peer } from 'crossws'
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
 import type { Connection } from '../types.ts'
+import type { Corkable } from './cork.ts'
 import { Buffer } from 'node:buffer'
 import { airiEncoder, handleAiriFrame } from './airi.ts'
+import { createTickCorker } from './cork.ts'
 
 export type GatewayHooks = Partial<Hooks>
 
@@ -26,10 +28,58 @@ export function isOversized(text: string, max: number): boolean {
   return text.length * 3 > max && Buffer.byteLength(text) > max
 }
 
-function connectionOf(peer: Peer): Connection {
+/**
+ * The TCP socket under a crossws peer, where the runtime has one: crossws exposes no cork, but
+ * its Node adapter's `peer.websocket` is a `ws` WebSocket that keeps its socket in `_socket`.
+ */
+function socketOf(peer: Peer): Corkable | undefined {
+  const socket = (peer.websocket as { _socket?: Partial<Corkable> })._socket
+  return typeof socket?.cork === 'function' && typeof socket.uncork === 'function' ? socket as Corkable : undefined
+}
+
+// crossws sends a Buffer as a binary frame unless told otherwise; its Node adapter passes the
+// options through to `ws`.
+const AS_TEXT = { binary: false } as { compress?: boolean }
+
+/**
+ * The UTF-8 bytes of the frame last sent. The router hands every recipient of an event the
+ * same string, so it is encoded once and all their queued writes share one Buffer, where
+ * `ws` would otherwise copy the text into each socket's write queue.
+ */
+function createFrameBytes(): (frame: string) => Buffer {
+  let text: string | undefined
+  let bytes = Buffer.alloc(0)
+  return (frame) => {
+    if (frame !== text) {
+      text = frame
+      bytes = Buffer.from(frame)
+    }
+    return bytes
+  }
+}
+
+interface SendQueue {
+  cork: (socket: Corkable) => boolean
+  bytesOf: (frame: string) => Buffer
+}
+
+function connectionOf(peer: Peer, { cork, bytesOf }: SendQueue): Connection {
+  const socket = socketOf(peer)
+  // Corked frames count in bufferedAmount before they were even tried: a peer is judged by
+  // what earlier turns left unsent, taken when its socket is corked for this turn.
+  let backlog = 0
   return {
     encoder: airiEncoder,
-    send: frame => peer.send(frame),
+    send: (frame) => {
+      if (!socket) {
+        peer.send(frame)
+        return peer.bufferedAmount
+      }
+      if (cork(socket))
+        backlog = peer.bufferedAmount
+      peer.send(bytesOf(frame), AS_TEXT)
+      return backlog
+    },
     close: (code, reason) => peer.close(code, reason),
     ping: () => peer.ping('hub'),
   }
@@ -40,6 +90,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
   const sessions = new WeakMap<Peer, Session>()
   const { maxPayloadBytes } = hub.options.limits
   const { onError } = hub.options
+  const queue: SendQueue = { cork: createTickCorker(), bytesOf: createFrameBytes() }
 
   return {
     upgrade(request) {
@@ -50,7 +101,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
     },
     open(peer) {
       const token = peer.context.token as string | undefined
-      sessions.set(peer, hub.connect(connectionOf(peer), { token }))
+      sessions.set(peer, hub.connect(connectionOf(peer, queue), { token }))
     },
     message(peer, message) {
       const session = sessions.get(peer)

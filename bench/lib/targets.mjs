@@ -1,0 +1,18 @@
+// The servers compared side by side: how to start each and which peers speak to it.
+import { fileURLToPath } from 'node:url'
+import { peerFactories } from './peers.mjs'
+
+const here = path => fileURLToPath(new URL(path, import.meta.url))
+
+export const TOKEN = 'bench-token'
+
+export const targets = {
+  ws: { label: 'raw ws relay', script: here('../servers/ws-relay.mjs'), path: '/', peer: peerFactories.airi },
+  socketio: { label: 'Socket.IO 4.8', script: here('../servers/socketio.mjs'), path: '/', peer: peerFactories.socketio },
+  hub: { label: 'hub-server', script: here('../../bin/hub-server.mjs'), path: '/ws', peer: peerFactories.airi, env: { LOG_LEVEL: 'warn' } },
+}
+
+export function urlOf(target, port) {
+  const scheme = target.peer === peerFactories.socketio ? 'http' : 'ws'
+  return `${scheme}://127.0.0.1:${port}${target.path}`
+}

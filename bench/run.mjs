@@ -1,0 +1,112 @@
+// `npm run bench [-- --quick] [--only=hub,ws] [--scenarios=fanout,routed,slow] [--n=500,2000] [--pairs=250]`
+// Runs every scenario against each target (servers pinned to core 0, this load generator to
+// core 1), then writes bench/results/<stamp>.json, an SVG chart, and a table in bench/RESULTS.md.
+import { spawnSync } from 'node:child_process'
+import process from 'node:process'
+import { parseArgs } from 'node:util'
+import { pinned } from './lib/process.mjs'
+import { writeReport } from './lib/report.mjs'
+import { targets, TOKEN } from './lib/targets.mjs'
+import { fanout } from './scenarios/fanout.mjs'
+import { routed } from './scenarios/routed.mjs'
+import { slowConsumer } from './scenarios/slow-consumer.mjs'
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string', default: 'ws,socketio,hub' },
+    scenarios: { type: 'string', default: 'fanout,routed,slow' },
+    n: { type: 'string' },
+    pairs: { type: 'string' },
+    duration: { type: 'string' },
+    repeat: { type: 'string' },
+    out: { type: 'string' },
+  },
+})
+
+// Pin the load generator to core 1 by re-running this script under taskset once.
+if (!process.env.BENCH_PINNED) {
+  const [command, argv] = pinned(1, process.execPath, process.argv.slice(1))
+  const { status } = spawnSync(command, argv, { stdio: 'inherit', env: { ...process.env, BENCH_PINNED: '1' } })
+  process.exit(status ?? 1)
+}
+
+const list = value => value.split(',').map(s => s.trim()).filter(Boolean)
+const config = {
+  quick: args.quick,
+  ns: list(args.n ?? '500,2000').map(Number),
+  pairs: Number(args.pairs ?? 250),
+  sizes: [100, 1024],
+  durationMs: Number(args.duration ?? (args.quick ? 1500 : 5000)),
+  // Rounds of every scenario, targets interleaved; the table shows each target's median.
+  repeat: Number(args.repeat ?? (args.quick ? 1 : 3)),
+  // Fixed-rate phases run at this share of the raw ws relay's closed-loop rate.
+  rateShare: 0.5,
+  slow: { others: 5, size: 8192, rate: 1000 },
+}
+const order = list(args.only)
+const scenarios = new Set(list(args.scenarios))
+const log = text => process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}\n`)
+
+/**
+ * Fixed rates are shared by all targets and rounds: half of what the ws relay sustained in its
+ * first run (a target's own result while ws has not run).
+ */
+function createRates() {
+  const ceilings = new Map()
+  return (key, isCeiling) => (size, throughput) => {
+    const id = `${key}/${size}`
+    if (isCeiling && !ceilings.has(id))
+      ceilings.set(id, throughput.eventsPerSec)
+    if (!ceilings.has(id))
+      return Math.max(1, throughput.eventsPerSec * config.rateShare)
+    return Math.max(1, ceilings.get(id) * config.rateShare)
+  }
+}
+const rateFor = createRates()
+
+/** [round, target] for every round, targets interleaved within each. */
+const rounds = () => Array.from({ length: config.repeat }, (_, round) => order.map(name => [round, name])).flat()
+
+const results = { config, fanout: [], routed: [], slow: [] }
+for (const name of order) {
+  if (!targets[name])
+    throw new Error(`unknown target ${name} (have ${Object.keys(targets).join(', ')})`)
+}
+
+async function main() {
+  if (scenarios.has('fanout')) {
+    for (const n of config.ns) {
+      for (const [round, name] of rounds()) {
+        log(`fan-out ${name} N=${n}`)
+        const result = await fanout({ target: targets[name], token: TOKEN, n, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor(`fanout/${n}`, name === 'ws') })
+        results.fanout.push({ target: name, round, ...result })
+        log(JSON.stringify({ join: result.join, runs: result.runs.map(r => ({ size: r.size, perSec: r.throughput.deliveriesPerSec, ...r.fixed.latency })) }))
+      }
+    }
+  }
+  if (scenarios.has('routed')) {
+    for (const [round, name] of rounds()) {
+      log(`routed ${name} pairs=${config.pairs}`)
+      const result = await routed({ target: targets[name], token: TOKEN, pairs: config.pairs, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor('routed', name === 'ws') })
+      results.routed.push({ target: name, round, ...result })
+      log(JSON.stringify(result.runs.map(r => ({ size: r.size, perSec: r.throughput.eventsPerSec, ...r.fixed.latency }))))
+    }
+  }
+  if (scenarios.has('slow')) {
+    for (const [round, name] of rounds()) {
+      log(`slow consumer ${name}`)
+      const result = await slowConsumer({ target: targets[name], token: TOKEN, ...config.slow, durationMs: Math.max(3000, config.durationMs) })
+      results.slow.push({ target: name, round, ...result })
+      log(JSON.stringify(result))
+    }
+  }
+
+  const written = writeReport(results, { out: args.out })
+  log(`wrote ${written.join(', ')}`)
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
