@@ -6,7 +6,7 @@ import process from 'node:process'
 import { parseArgs } from 'node:util'
 import { pinned } from './lib/process.mjs'
 import { writeReport } from './lib/report.mjs'
-import { targets, TOKEN } from './lib/targets.mjs'
+import { runsIn, targets, TOKEN } from './lib/targets.mjs'
 import { fanout } from './scenarios/fanout.mjs'
 import { routed } from './scenarios/routed.mjs'
 import { slowConsumer } from './scenarios/slow-consumer.mjs'
@@ -14,7 +14,7 @@ import { slowConsumer } from './scenarios/slow-consumer.mjs'
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'ws,socketio,hub' },
+    only: { type: 'string', default: 'ws,socketio,hub,hub2' },
     scenarios: { type: 'string', default: 'fanout,routed,slow' },
     n: { type: 'string' },
     pairs: { type: 'string' },
@@ -65,8 +65,10 @@ function createRates() {
 }
 const rateFor = createRates()
 
-/** [round, target] for every round, targets interleaved within each. */
-const rounds = () => Array.from({ length: config.repeat }, (_, round) => order.map(name => [round, name])).flat()
+/** [round, target] for every round, targets interleaved within each; only targets that run this scenario. */
+function rounds(scenario, n) {
+  return Array.from({ length: config.repeat }, (_, round) => order.map(name => [round, name])).flat().filter(([, name]) => runsIn(targets[name], scenario, n))
+}
 
 const results = { config, fanout: [], routed: [], slow: [] }
 for (const name of order) {
@@ -77,7 +79,7 @@ for (const name of order) {
 async function main() {
   if (scenarios.has('fanout')) {
     for (const n of config.ns) {
-      for (const [round, name] of rounds()) {
+      for (const [round, name] of rounds('fanout', n)) {
         log(`fan-out ${name} N=${n}`)
         const result = await fanout({ target: targets[name], token: TOKEN, n, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor(`fanout/${n}`, name === 'ws') })
         results.fanout.push({ target: name, round, ...result })
@@ -86,7 +88,7 @@ async function main() {
     }
   }
   if (scenarios.has('routed')) {
-    for (const [round, name] of rounds()) {
+    for (const [round, name] of rounds('routed')) {
       log(`routed ${name} pairs=${config.pairs}`)
       const result = await routed({ target: targets[name], token: TOKEN, pairs: config.pairs, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor('routed', name === 'ws') })
       results.routed.push({ target: name, round, ...result })
@@ -94,7 +96,7 @@ async function main() {
     }
   }
   if (scenarios.has('slow')) {
-    for (const [round, name] of rounds()) {
+    for (const [round, name] of rounds('slow')) {
       log(`slow consumer ${name}`)
       const result = await slowConsumer({ target: targets[name], token: TOKEN, ...config.slow, durationMs: Math.max(3000, config.durationMs) })
       results.slow.push({ target: name, round, ...result })

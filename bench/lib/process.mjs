@@ -32,20 +32,17 @@ function canConnect(port) {
   })
 }
 
-/** Starts `node script` on a free port with `env`, pinned to core 0; resolves once it accepts connections. */
-export async function startServer(script, env = {}) {
-  const port = await freePort()
-  // BENCH_SERVER_NODE_ARGS reach the servers only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)
-  const [command, args] = pinned(0, process.execPath, [...nodeArgs, script])
-  const child = spawn(command, args, {
+/** Starts `command args` pinned to core 0 on `port`; resolves once it accepts connections. */
+async function startProcess(command, args, port, env, { quiet = false } = {}) {
+  const [pinnedCommand, pinnedArgs] = pinned(0, command, args)
+  const child = spawn(pinnedCommand, pinnedArgs, {
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', quiet ? 'ignore' : 'inherit', 'inherit'],
   })
   const exited = new Promise(resolve => child.once('exit', resolve))
   for (let attempt = 0; attempt < 100; attempt++) {
     if (child.exitCode !== null)
-      throw new Error(`${script} exited with ${child.exitCode}`)
+      throw new Error(`${command} ${args.join(' ')} exited with ${child.exitCode}`)
     if (await canConnect(port)) {
       return {
         port,
@@ -62,21 +59,70 @@ export async function startServer(script, env = {}) {
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   child.kill('SIGKILL')
-  throw new Error(`${script} did not listen on ${port}`)
+  throw new Error(`${command} ${args.join(' ')} did not listen on ${port}`)
 }
 
-/** Current and peak resident memory of a process, in bytes (Linux /proc). */
-export function memoryOf(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kib = name => Number(status.match(new RegExp(`${name}:\\s+(\\d+)`))?.[1] ?? Number.NaN) * 1024
-  return { rss: kib('VmRSS'), peak: kib('VmHWM') }
+/** Starts `node script` on a free port with `env`; `{ port, pid, stop }`. */
+export async function startServer(script, env = {}) {
+  // BENCH_SERVER_NODE_ARGS reach the servers only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  return startProcess(process.execPath, [...nodeArgs, script], await freePort(), env)
+}
+
+/**
+ * A target's servers: one process, or `target.nodes` hub nodes over a redis-server of their
+ * own, all on core 0. `ports` and `pids` list every node; `port` and `pid` are the first.
+ */
+export async function startTarget(target, env = {}) {
+  if (!target.nodes) {
+    const server = await startServer(target.script, { ...target.env, ...env })
+    return { ...server, ports: [server.port], pids: [server.pid] }
+  }
+  const redisPort = await freePort()
+  const redis = await startProcess('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], redisPort, {}, { quiet: true })
+  const nodes = []
+  try {
+    for (let i = 0; i < target.nodes; i++)
+      nodes.push(await startServer(target.script, { ...target.env, ...env, REDIS_URL: `redis://127.0.0.1:${redisPort}` }))
+  }
+  catch (error) {
+    await Promise.all([...nodes, redis].map(p => p.stop()))
+    throw error
+  }
+  return {
+    port: nodes[0].port,
+    pid: nodes[0].pid,
+    ports: nodes.map(n => n.port),
+    pids: nodes.map(n => n.pid),
+    async stop() {
+      await Promise.all(nodes.map(n => n.stop()))
+      await redis.stop()
+    },
+  }
+}
+
+/** Current and peak resident memory of processes, summed, in bytes (Linux /proc). */
+export function memoryOf(pids) {
+  let rss = 0
+  let peak = 0
+  for (const pid of pids) {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kib = name => Number(status.match(new RegExp(`${name}:\\s+(\\d+)`))?.[1] ?? Number.NaN) * 1024
+    rss += kib('VmRSS')
+    peak += kib('VmHWM')
+  }
+  return { rss, peak }
 }
 
 const TICKS_PER_SECOND = 100
 
-/** CPU time (user + system) a process has used so far, in ms (Linux /proc, 10 ms resolution). */
-export function cpuMsOf(pid) {
-  // Fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 1000 / TICKS_PER_SECOND
+/** CPU time (user + system) processes have used so far, summed, in ms (Linux /proc, 10 ms resolution). */
+export function cpuMsOf(pids) {
+  let ms = 0
+  for (const pid of pids) {
+    // Fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    ms += (Number(fields[11]) + Number(fields[12])) * 1000 / TICKS_PER_SECOND
+  }
+  return ms
 }

@@ -40,7 +40,7 @@ const ratio = value => value === null ? '–' : `${value}x`
 
 function markdown(results, meta, chartFile) {
   const names = Object.keys(targets).filter(name => results.fanout.some(r => r.target === name) || results.routed.some(r => r.target === name) || results.slow.some(r => r.target === name))
-  const head = ['scenario', 'metric', ...names.map(n => targets[n].label), 'hub/ws', 'hub/Socket.IO', 'target']
+  const head = ['scenario', 'metric', ...names.map(n => targets[n].label), 'hub/ws', 'hub/Socket.IO', '2 nodes/1 node', 'target']
   const lines = [
     `## ${meta.date}${results.config.quick ? ' (--quick)' : ''}`,
     '',
@@ -50,7 +50,7 @@ function markdown(results, meta, chartFile) {
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,
-    ...tableRows(results).map(r => `| ${[r.scenario, r.metric, ...names.map(n => cell(r.values[n])), ratio(r.hubPerWs), ratio(r.hubPerSocketio), r.target].join(' | ')} |`),
+    ...tableRows(results).map(r => `| ${[r.scenario, r.metric, ...names.map(n => cell(r.values[n])), ratio(r.hubPerWs), ratio(r.hubPerSocketio), ratio(r.twoNodesPerOne), r.target].join(' | ')} |`),
     '',
     `Latency chart: [${chartFile}](results/${chartFile})`,
     '',

@@ -15,8 +15,8 @@ export function perTarget(entries, pick) {
 
 function row(scenario, metric, entries, pick, target = '') {
   const values = perTarget(entries, pick)
-  const ratio = other => typeof values.hub === 'number' && typeof values[other] === 'number' && values[other] !== 0 ? round(values.hub / values[other]) : null
-  return { scenario, metric, values, hubPerWs: ratio('ws'), hubPerSocketio: ratio('socketio'), target }
+  const ratio = (hub, other) => typeof values[hub] === 'number' && typeof values[other] === 'number' && values[other] !== 0 ? round(values[hub] / values[other]) : null
+  return { scenario, metric, values, hubPerWs: ratio('hub', 'ws'), hubPerSocketio: ratio('hub', 'socketio'), twoNodesPerOne: ratio('hub2', 'hub'), target }
 }
 
 export function tableRows(results) {

@@ -10,7 +10,13 @@ export const targets = {
   ws: { label: 'raw ws relay', script: here('../servers/ws-relay.mjs'), path: '/', peer: peerFactories.airi },
   socketio: { label: 'Socket.IO 4.8', script: here('../servers/socketio.mjs'), path: '/', peer: peerFactories.socketio },
   hub: { label: 'hub-server', script: here('../../bin/hub-server.mjs'), path: '/ws', peer: peerFactories.airi, env: { LOG_LEVEL: 'warn' } },
+  // Two hub nodes over one redis-server; peers alternate between them, so every routed pair
+  // and half of the fan-out receivers cross nodes. Run where the cross-node cost shows.
+  hub2: { label: 'hub-server, 2 nodes (Redis)', script: here('../../bin/hub-server.mjs'), path: '/ws', peer: peerFactories.airi, env: { LOG_LEVEL: 'warn' }, nodes: 2, scenarios: ['fanout', 'routed'], maxN: 500 },
 }
+
+/** Whether a target takes part in a scenario (at this size). */
+export const runsIn = (target, scenario, n = 0) => (!target.scenarios || target.scenarios.includes(scenario)) && (!target.maxN || n <= target.maxN)
 
 export function urlOf(target, port) {
   const scheme = target.peer === peerFactories.socketio ? 'http' : 'ws'

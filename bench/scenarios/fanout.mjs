@@ -1,31 +1,31 @@
 import { padding } from '../lib/peers.mjs'
 // Fan-out: one sender, N receivers; each bench event goes to every receiver.
 // The setup is itself a join storm of N + 1 peers and gives the memory figures.
-import { cpuMsOf, memoryOf, startServer } from '../lib/process.mjs'
+import { cpuMsOf, memoryOf, startTarget } from '../lib/process.mjs'
 import { createSink, measureAtRate, measureThroughput } from '../lib/traffic.mjs'
 import { closePeers, joinStorm } from './join-storm.mjs'
 
 export async function fanout({ target, token, n, sizes, durationMs, rateFor, window = 8 }) {
-  const server = await startServer(target.script, { ...target.env, AUTHENTICATION_TOKEN: token })
+  const server = await startTarget(target, { AUTHENTICATION_TOKEN: token })
   try {
-    const baseline = memoryOf(server.pid).rss
+    const baseline = memoryOf(server.pids).rss
     const sink = createSink()
     const names = ['sender', ...Array.from({ length: n }, (_, i) => `r${i}`)]
-    const { peers, result: join } = await joinStorm({ target, port: server.port, token, names, sink })
-    const memory = { baseline, ...memoryOf(server.pid) }
+    const { peers, result: join } = await joinStorm({ target, ports: server.ports, token, names, sink })
+    const memory = { baseline, ...memoryOf(server.pids) }
     const sender = peers.get('sender')
     const runs = []
     for (const size of join.converged ? sizes : []) {
       const pad = padding(size)
       const send = seq => sender.broadcast(seq, pad)
-      const cpuBefore = cpuMsOf(server.pid)
+      const cpuBefore = cpuMsOf(server.pids)
       const throughput = await measureThroughput({ sink, send, perEvent: n, window, durationMs })
-      throughput.serverCpuMsPer1000 = Math.round((cpuMsOf(server.pid) - cpuBefore) / throughput.deliveries * 1000 * 100) / 100
+      throughput.serverCpuMsPer1000 = Math.round((cpuMsOf(server.pids) - cpuBefore) / throughput.deliveries * 1000 * 100) / 100
       const fixed = await measureAtRate({ sink, send, perEvent: n, rate: rateFor(size, throughput), durationMs })
       runs.push({ size, throughput, fixed })
     }
     closePeers(peers)
-    return { n, join, memory, runs, peakAfterTraffic: memoryOf(server.pid).peak }
+    return { n, join, memory, runs, peakAfterTraffic: memoryOf(server.pids).peak }
   }
   finally {
     await server.stop()

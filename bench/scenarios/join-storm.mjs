@@ -5,9 +5,10 @@ import { performance } from 'node:perf_hooks'
 import { round } from '../lib/stats.mjs'
 import { urlOf } from '../lib/targets.mjs'
 
-export async function joinStorm({ target, port, token, names, sink, concurrency = 500, timeoutMs = 120_000 }) {
+export async function joinStorm({ target, ports, token, names, sink, concurrency = 500, timeoutMs = 120_000 }) {
   const total = names.length
-  const url = urlOf(target, port)
+  // With several nodes, peers alternate between them in the order of `names`.
+  const urls = ports.map(port => urlOf(target, port))
   const peers = new Map()
   let converged = 0
   let resolveConverged
@@ -15,10 +16,10 @@ export async function joinStorm({ target, port, token, names, sink, concurrency 
   const startedAt = performance.now()
   let convergedAt = 0
 
-  const join = (name) => {
+  const join = ([name, index]) => {
     let done = false
     const peer = target.peer({
-      url,
+      url: urls[index % urls.length],
       name,
       token,
       onBench: sink?.report,
@@ -36,7 +37,7 @@ export async function joinStorm({ target, port, token, names, sink, concurrency 
     return peer.ready
   }
 
-  const queue = [...names]
+  const queue = names.map((name, index) => [name, index])
   const workers = Array.from({ length: Math.min(concurrency, total) }, async () => {
     while (queue.length > 0)
       await join(queue.shift())

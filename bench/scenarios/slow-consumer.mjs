@@ -3,7 +3,7 @@
 // slow peer's connection ended.
 import { performance } from 'node:perf_hooks'
 import { padding } from '../lib/peers.mjs'
-import { memoryOf, startServer } from '../lib/process.mjs'
+import { memoryOf, startTarget } from '../lib/process.mjs'
 import { round } from '../lib/stats.mjs'
 import { createSink, measureAtRate } from '../lib/traffic.mjs'
 import { closePeers, joinStorm } from './join-storm.mjs'
@@ -13,11 +13,11 @@ const CLOSE_WAIT_MS = 3000
 const WARM_UP_MS = 500
 
 export async function slowConsumer({ target, token, others, size, rate, durationMs }) {
-  const server = await startServer(target.script, { ...target.env, AUTHENTICATION_TOKEN: token })
+  const server = await startTarget(target, { AUTHENTICATION_TOKEN: token })
   try {
     const sink = createSink()
     const names = ['sender', 'slow', ...Array.from({ length: others }, (_, i) => `o${i}`)]
-    const { peers } = await joinStorm({ target, port: server.port, token, names, sink })
+    const { peers } = await joinStorm({ target, ports: server.ports, token, names, sink })
     const sender = peers.get('sender')
     const slow = peers.get('slow')
     const pad = padding(size)
@@ -26,10 +26,10 @@ export async function slowConsumer({ target, token, others, size, rate, duration
     await measureAtRate({ sink, send, perEvent: others + 1, rate, durationMs: WARM_UP_MS })
     const control = await measureAtRate({ sink, send, perEvent: others + 1, rate, durationMs })
     slow.pause()
-    const before = memoryOf(server.pid).rss
+    const before = memoryOf(server.pids).rss
     let maxRss = before
     const sampler = setInterval(() => {
-      maxRss = Math.max(maxRss, memoryOf(server.pid).rss)
+      maxRss = Math.max(maxRss, memoryOf(server.pids).rss)
     }, SAMPLE_MS)
     const slowed = await measureAtRate({ sink, send, perEvent: others, rate, durationMs })
     clearInterval(sampler)
