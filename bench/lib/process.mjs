@@ -71,7 +71,8 @@ export async function startServer(script, env = {}) {
 
 /**
  * A target's servers: one process, or `target.nodes` hub nodes over a redis-server of their
- * own, all on core 0. `ports` and `pids` list every node; `port` and `pid` are the first.
+ * own, all on core 0. `ports` lists every node, `pids` every process (redis-server too, so
+ * CPU and memory figures count it); `port` and `pid` are the first node's.
  */
 export async function startTarget(target, env = {}) {
   if (!target.nodes) {
@@ -93,7 +94,7 @@ export async function startTarget(target, env = {}) {
     port: nodes[0].port,
     pid: nodes[0].pid,
     ports: nodes.map(n => n.port),
-    pids: nodes.map(n => n.pid),
+    pids: [...nodes.map(n => n.pid), redis.pid],
     async stop() {
       await Promise.all(nodes.map(n => n.stop()))
       await redis.stop()

@@ -3,7 +3,8 @@ import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason } from '../hub.ts'
 import type { HubEvent, ModuleEntry } from '../types.ts'
 import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
-import superjson from 'superjson'
+import { setImmediate } from 'node:timers'
+import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
 
 /** What the cluster asks of the hub core it serves. */
 export interface ClusterPort {
@@ -73,6 +74,23 @@ export function toPeerState(id: string, module: ModuleEntry | undefined): Remote
   return { id, module: index === undefined ? { name, identity } : { name, index, identity } }
 }
 
+/** A batch is cut after this many characters, so one busy turn does not become one huge message. */
+const MAX_BATCH_CHARS = 1 << 20
+
+/** Only a routed event may hold values that need superjson (a Date, a Map); the rest is plain JSON. */
+function encode(message: ClusterMessage): string {
+  return toSuperjson(message, message.type !== 'route' || isPlainJson(message.event))
+}
+
+function decode(payload: { json: unknown, meta?: unknown }): ClusterMessage {
+  const { value, plain } = fromSuperjson(payload)
+  const message = value as ClusterMessage
+  // Keeps the fast path on the receiving node: its peers' frames are encoded without a walk too.
+  if (plain && message.type === 'route')
+    markPlainJson(message.event)
+  return message
+}
+
 /**
  * The cluster logic, written once for every backplane. Each node owns its peers' entries and
  * numbers its changes; the others apply them in order, notice gaps (a delta or heartbeat
@@ -89,10 +107,34 @@ export function createCluster(options: ClusterOptions): Cluster {
   let joined = false
   let closed = false
 
+  // The messages of one event-loop turn leave together, in order, one publish per run of
+  // messages to the same channel: a burst of routed events costs the backplane one command.
+  let pending: Array<[channel: string, text: string]> = []
+
   function publish(channel: string, message: ClusterMessage): void {
     if (closed || !backplane.ready)
       return
-    backplane.publish(channel, superjson.stringify(message)).catch(error => onError(error, { stage: 'backplane' }))
+    if (pending.length === 0)
+      setImmediate(flush)
+    pending.push([channel, encode(message)])
+  }
+
+  function flush(): void {
+    const queued = pending
+    pending = []
+    if (!backplane.ready)
+      return
+    let i = 0
+    while (i < queued.length) {
+      const channel = queued[i]![0]
+      const texts: string[] = []
+      let bytes = 0
+      while (i < queued.length && queued[i]![0] === channel && bytes < MAX_BATCH_CHARS) {
+        texts.push(queued[i]![1])
+        bytes += queued[i++]![1].length
+      }
+      backplane.publish(channel, `[${texts.join(',')}]`).catch(error => onError(error, { stage: 'backplane' }))
+    }
   }
 
   function state(hello: boolean): ClusterMessage {
@@ -143,11 +185,23 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function receive(text: string): void {
+    let batch: unknown
     try {
-      handle(superjson.parse<ClusterMessage>(text))
+      batch = JSON.parse(text)
+      if (!Array.isArray(batch))
+        throw new TypeError('a backplane message is not a batch')
     }
     catch (error) {
       onError(error, { stage: 'backplane' })
+      return
+    }
+    for (const payload of batch) {
+      try {
+        handle(decode(payload))
+      }
+      catch (error) {
+        onError(error, { stage: 'backplane' })
+      }
     }
   }
 
@@ -259,6 +313,7 @@ export function createCluster(options: ClusterOptions): Cluster {
     async close() {
       clearInterval(timer)
       publish(allChannel, { type: 'bye', node: nodeId })
+      flush()
       closed = true
       await backplane.close()
     },

@@ -1,9 +1,8 @@
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
 import type { EventEncoder, HubEvent, Identity, RouteExpression } from '../types.ts'
-import superjson from 'superjson'
 import * as v from 'valibot'
-import { isPlainJson, markPlainJson } from '../core/event.ts'
+import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
 import { HubError } from '../errors.ts'
 
 // --- Envelope validation ---------------------------------------------------------------
@@ -104,8 +103,9 @@ export function decodeAiriFrame(text: string): HubEvent {
   }
   let plain = true
   if (typeof parsed === 'object' && parsed !== null && 'json' in parsed && !('type' in parsed)) {
-    plain = !('meta' in parsed)
-    parsed = plain ? parsed.json : superjson.deserialize(parsed as never)
+    const payload = fromSuperjson(parsed as { json: unknown })
+    parsed = payload.value
+    plain = payload.plain
   }
   const result = v.safeParse(Envelope, parsed)
   if (!result.success || !v.is(DataDestinations, result.output.data.destinations))
@@ -115,8 +115,7 @@ export function decodeAiriFrame(text: string): HubEvent {
 }
 
 export const airiEncoder: EventEncoder = {
-  // Plain events skip superjson's walk: `{"json": …}` is exactly what it would produce.
-  encode: event => isPlainJson(event) ? `{"json":${JSON.stringify(event)}}` : superjson.stringify(event),
+  encode: event => toSuperjson(event, isPlainJson(event)),
 }
 
 // --- Frame handling --------------------------------------------------------------------

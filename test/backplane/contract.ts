@@ -130,6 +130,21 @@ export function describeBackplane(name: string, factory: () => BackplaneFactory)
         expect(seenByB).toEqual([])
       })
 
+      it('keeps a burst of routed events in order across nodes, plain and superjson alike', async () => {
+        const [a, b] = await startCluster(2)
+        const alpha = await joined(a!, 'alpha')
+        const beta = await joined(b!, 'beta')
+        await alpha.waitFor(e => e.type === 'module:announced' && e.data.name === 'beta')
+
+        // Sent in one go, so node a forwards them in batches; odd ones carry a Date.
+        const data = (i: number): Record<string, unknown> => i % 2 ? { i, at: new Date(i) } : { i }
+        for (let i = 0; i < 300; i++)
+          alpha.send({ type: 'burst', data: data(i), route: { destinations: ['plugin:beta'] } })
+        await until(() => beta.ofType('burst').length >= 300, 'every event of the burst')
+        await settle(100)
+        expect(beta.ofType('burst').map(e => e.data)).toEqual(Array.from({ length: 300 }, (_, i) => data(i)))
+      })
+
       it('broadcasts to every peer on every node exactly once, never to the sender', async () => {
         const [a, b, c] = await startCluster(3)
         const alpha = await joined(a!, 'alpha')
