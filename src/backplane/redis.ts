@@ -1,5 +1,8 @@
 import type { Backplane } from './types.ts'
-import { Redis } from 'ioredis'
+import { createRequire } from 'node:module'
+
+// ioredis costs a process ~20 MiB of memory once loaded: a single-node hub never loads it.
+const loadIoredis = (): typeof import('ioredis') => createRequire(import.meta.url)('ioredis')
 
 export interface RedisBackplaneOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
@@ -12,6 +15,7 @@ export interface RedisBackplaneOptions {
  * backplane is not ready and publishes fail at once instead of queueing stale messages.
  */
 export function createRedisBackplane({ url }: RedisBackplaneOptions): Backplane {
+  const { Redis } = loadIoredis()
   const handlers = new Map<string, Set<(message: string) => void>>()
   const readyListeners: Array<(ready: boolean) => void> = []
   const errorListeners: Array<(error: unknown) => void> = []
