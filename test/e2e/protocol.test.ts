@@ -93,6 +93,33 @@ describe('module registry', () => {
     expect([...hub.server.registry.entries()].map(e => e.name)).toEqual(['new'])
   })
 
+  it('sends the syncs asked for in one turn as one frame, after the answers, listing the whole registry', async () => {
+    const hub = await startHub({ auth: { token: TOKEN } })
+    const first = await RawPeer.connect(hub.url())
+    const second = await RawPeer.connect(hub.url())
+    // Each peer's authenticate and announce leave in one TCP segment, both peers' in one turn of
+    // the hub, which reads every socket that is ready before it sends the syncs.
+    for (const peer of [first, second])
+      (peer.ws as unknown as { _socket: { cork: () => void } })._socket.cork()
+    for (const [peer, name] of [[first, 'one'], [second, 'two']] as const) {
+      peer.send({ type: 'module:authenticate', data: { token: TOKEN } })
+      peer.send({ type: 'module:announce', data: { name, identity: { plugin: name, instanceId: `${name}-1` } } })
+    }
+    for (const peer of [first, second])
+      (peer.ws as unknown as { _socket: { uncork: () => void } })._socket.uncork()
+
+    for (const peer of [first, second]) {
+      const sync = await peer.waitForType('registry:modules:sync')
+      expect((sync.data.modules as Array<{ name: string }>).map(m => m.name).sort()).toEqual(['one', 'two'])
+      expect(peer.received.map(e => e.type).indexOf('module:authenticated')).toBeLessThan(peer.received.indexOf(sync))
+      expect(sync.metadata?.event?.parentId).toBeUndefined()
+    }
+    await settle(100)
+    // One sync each, not one per authenticate and announce.
+    expect(first.ofType('registry:modules:sync')).toHaveLength(1)
+    expect(second.ofType('registry:modules:sync')).toHaveLength(1)
+  })
+
   it('rejects an announce without a name', async () => {
     const hub = await startHub()
     const peer = await RawPeer.connect(hub.url())
