@@ -37,6 +37,9 @@ describe('the Nitro example (examples/nitro)', () => {
     expect(await (await fetch(`${http}/hello`)).json()).toEqual({ hello: 'from the Nitro app' })
     expect((await fetch(`${http}/healthz`)).status).toBe(200)
 
+    // A raw peer joins first: it sees the SDK client announced and gets what the client sends.
+    const peer = await RawPeer.connect(`ws://127.0.0.1:${port}/ws`)
+    await peer.join('watcher', { token: 'nitro-secret' })
     const received: WireEvent[] = []
     const client = new Client({
       name: 'nitro-sdk',
@@ -48,9 +51,6 @@ describe('the Nitro example (examples/nitro)', () => {
     })
     onCleanup(() => client.close())
 
-    // A raw peer joins too: it sees the SDK client announced and gets what the client sends.
-    const peer = await RawPeer.connect(`ws://127.0.0.1:${port}/ws`)
-    await peer.join('watcher', { token: 'nitro-secret' })
     await peer.waitFor(e => e.type === 'module:announced' && e.data.name === 'nitro-sdk')
     expect(received.find(e => e.type === 'module:authenticated')?.data).toEqual({ authenticated: true })
     client.send({ type: 'chat:hello', data: { text: 'through Nitro' } } as never)

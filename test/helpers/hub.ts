@@ -132,7 +132,7 @@ export class RawPeer {
     return this.closed
   }
 
-  /** Authenticates (when a token is given) and announces; resolves once the hub synced. */
+  /** Authenticates (when a token is given) and announces; resolves once a sync lists the module. */
   async join(name: string, options: { token?: string, identity?: Record<string, unknown>, index?: number } = {}): Promise<void> {
     if (options.token !== undefined) {
       this.send({ type: 'module:authenticate', data: { token: options.token } })
@@ -140,7 +140,8 @@ export class RawPeer {
     }
     const syncs = this.received.filter(e => e.type === 'registry:modules:sync').length
     this.send({ type: 'module:announce', data: { name, index: options.index, identity: options.identity ?? { plugin: name, instanceId: `${name}-1` } } })
-    await this.waitFor(() => this.received.filter(e => e.type === 'registry:modules:sync').length > syncs)
+    // The sync that answers the authentication may still be on its way: wait for one naming us.
+    await this.waitFor(() => this.received.filter(e => e.type === 'registry:modules:sync').slice(syncs).some(e => (e.data.modules as Array<{ name: string, index?: number }>).some(m => m.name === name && m.index === options.index)))
   }
 
   /** Received events of one type, ignoring heartbeats and registry traffic. */
