@@ -23,7 +23,7 @@ export const MAX_CORKED_FRAMES = 8
  * The returned function corks a socket for one more frame and tells whether this was its first
  * write of the turn.
  */
-export function createTickCorker(maxCorkedFrames = MAX_CORKED_FRAMES): (socket: Corkable) => boolean {
+export function createTickCorker(): (socket: Corkable) => boolean {
   // How many frames each corked socket holds back.
   const corked = new Map<Corkable, number>()
 
@@ -42,7 +42,7 @@ export function createTickCorker(maxCorkedFrames = MAX_CORKED_FRAMES): (socket: 
       corked.set(socket, 1)
       return true
     }
-    if (held >= maxCorkedFrames) {
+    if (held >= MAX_CORKED_FRAMES) {
       socket.uncork()
       socket.cork()
       corked.set(socket, 1)
