@@ -4,7 +4,6 @@ import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
 import type { Connection, HubEvent, Identity, ModuleEntry, WireIdentity } from './types.ts'
-import { setImmediate } from 'node:timers'
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createTokenVerifier } from './core/auth.ts'
@@ -15,6 +14,7 @@ import { compilePolicy } from './core/policy.ts'
 import { createRegistry } from './core/registry.ts'
 import { createRouter } from './core/router.ts'
 import { Session } from './core/session.ts'
+import { createTurnQueue } from './core/turn.ts'
 import { HubError } from './errors.ts'
 import { resolveHubOptions } from './options.ts'
 
@@ -149,24 +149,15 @@ export function createHub(input: HubOptions = {}): Hub {
   // The syncs asked for in one event-loop turn leave together at its end, as one event encoded
   // once for all who asked: in a join storm every peer would otherwise get a frame of its own,
   // the size of the registry. A sync is the registry's state, not an answer: it has no parentId.
-  const syncing = new Set<Session>()
   let syncCache: { revision: number, modules: unknown[] } | undefined
-
-  function syncTo(session: Session): void {
-    if (syncing.size === 0)
-      setImmediate(flushSyncs)
-    syncing.add(session)
-  }
-
-  function flushSyncs(): void {
-    const recipients = [...syncing].filter(session => session.state !== 'closed')
-    syncing.clear()
+  const syncs = createTurnQueue<Session>((asked) => {
+    const recipients = new Set(asked.filter(session => session.state !== 'closed'))
     if (syncCache?.revision !== registry.revision) {
       const modules = [...registry.entries()].map(e => ({ name: e.name, index: e.index, identity: wireOf(e.identity) }))
       syncCache = { revision: registry.revision, modules }
     }
     router.deliver(markPlainJson(createEvent('registry:modules:sync', { modules: syncCache.modules })), recipients)
-  }
+  })
 
   function admit(session: Session, trusted: boolean, parentId?: string): void {
     session.state = 'authenticated'
@@ -174,7 +165,7 @@ export function createHub(input: HubOptions = {}): Hub {
     authenticated.set(session.id, session)
     cluster?.update(session.id, session.module)
     send(session, 'module:authenticated', { authenticated: true }, parentId)
-    syncTo(session)
+    syncs.push(session)
   }
 
   function deannounce(session: Session, reason: DeannounceReason): void {
@@ -352,7 +343,7 @@ export function createHub(input: HubOptions = {}): Hub {
         cluster?.update(session.id, session.module)
         logger.debug(`module ${name} announced by peer ${session.id}`)
       }
-      syncTo(session)
+      syncs.push(session)
       if (!same)
         broadcast('module:announced', moduleData(session), session)
     },

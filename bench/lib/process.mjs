@@ -63,7 +63,7 @@ async function startProcess(command, args, port, env, { quiet = false } = {}) {
 }
 
 /** Starts `node script` on a free port with `env`; `{ port, pid, stop }`. */
-export async function startServer(script, env = {}) {
+async function startServer(script, env = {}) {
   // BENCH_SERVER_NODE_ARGS reach the servers only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)
   return startProcess(process.execPath, [...nodeArgs, script], await freePort(), env)
@@ -71,13 +71,13 @@ export async function startServer(script, env = {}) {
 
 /**
  * A target's servers: one process, or `target.nodes` hub nodes over a redis-server of their
- * own, all on core 0. `ports` lists every node, `pids` every process (redis-server too, so
- * CPU and memory figures count it); `port` and `pid` are the first node's.
+ * own, all on core 0: `{ ports, pids, stop }`. `ports` lists every node, `pids` every process
+ * (redis-server too, so CPU and memory figures count it).
  */
 export async function startTarget(target, env = {}) {
   if (!target.nodes) {
     const server = await startServer(target.script, { ...target.env, ...env })
-    return { ...server, ports: [server.port], pids: [server.pid] }
+    return { ports: [server.port], pids: [server.pid], stop: server.stop }
   }
   const redisPort = await freePort()
   const redis = await startProcess('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], redisPort, {}, { quiet: true })
@@ -91,8 +91,6 @@ export async function startTarget(target, env = {}) {
     throw error
   }
   return {
-    port: nodes[0].port,
-    pid: nodes[0].pid,
     ports: nodes.map(n => n.port),
     pids: [...nodes.map(n => n.pid), redis.pid],
     async stop() {

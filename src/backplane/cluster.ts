@@ -3,8 +3,8 @@ import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason } from '../hub.ts'
 import type { HubEvent, ModuleEntry } from '../types.ts'
 import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
-import { setImmediate } from 'node:timers'
 import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
+import { createTurnQueue } from '../core/turn.ts'
 
 /** What the cluster asks of the hub core it serves. */
 export interface ClusterPort {
@@ -109,32 +109,26 @@ export function createCluster(options: ClusterOptions): Cluster {
 
   // The messages of one event-loop turn leave together, in order, one publish per run of
   // messages to the same channel: a burst of routed events costs the backplane one command.
-  let pending: Array<[channel: string, text: string]> = []
-
-  function publish(channel: string, message: ClusterMessage): void {
-    if (closed || !backplane.ready)
-      return
-    if (pending.length === 0)
-      setImmediate(flush)
-    pending.push([channel, encode(message)])
-  }
-
-  function flush(): void {
-    const queued = pending
-    pending = []
+  const outbox = createTurnQueue<[channel: string, text: string]>((queued) => {
     if (!backplane.ready)
       return
     let i = 0
     while (i < queued.length) {
       const channel = queued[i]![0]
       const texts: string[] = []
-      let bytes = 0
-      while (i < queued.length && queued[i]![0] === channel && bytes < MAX_BATCH_CHARS) {
+      let chars = 0
+      while (i < queued.length && queued[i]![0] === channel && chars < MAX_BATCH_CHARS) {
         texts.push(queued[i]![1])
-        bytes += queued[i++]![1].length
+        chars += queued[i++]![1].length
       }
       backplane.publish(channel, `[${texts.join(',')}]`).catch(error => onError(error, { stage: 'backplane' }))
     }
+  })
+
+  function publish(channel: string, message: ClusterMessage): void {
+    if (closed || !backplane.ready)
+      return
+    outbox.push([channel, encode(message)])
   }
 
   function state(hello: boolean): ClusterMessage {
@@ -313,7 +307,7 @@ export function createCluster(options: ClusterOptions): Cluster {
     async close() {
       clearInterval(timer)
       publish(allChannel, { type: 'bye', node: nodeId })
-      flush()
+      outbox.flush()
       closed = true
       await backplane.close()
     },

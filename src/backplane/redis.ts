@@ -1,9 +1,6 @@
 import type { Backplane } from './types.ts'
 import { createRequire } from 'node:module'
 
-// ioredis costs a process ~20 MiB of memory once loaded: a single-node hub never loads it.
-const loadIoredis = (): typeof import('ioredis') => createRequire(import.meta.url)('ioredis')
-
 export interface RedisBackplaneOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
   url: string
@@ -15,7 +12,8 @@ export interface RedisBackplaneOptions {
  * backplane is not ready and publishes fail at once instead of queueing stale messages.
  */
 export function createRedisBackplane({ url }: RedisBackplaneOptions): Backplane {
-  const { Redis } = loadIoredis()
+  // Loaded here, not imported: ioredis costs a process ~20 MiB, and a single-node hub never needs it.
+  const { Redis } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis')
   const handlers = new Map<string, Set<(message: string) => void>>()
   const readyListeners: Array<(ready: boolean) => void> = []
   const errorListeners: Array<(error: unknown) => void> = []
