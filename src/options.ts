@@ -1,5 +1,6 @@
 import type { ConsolaInstance } from 'consola'
 import type { Backplane } from './backplane/types.ts'
+import type { ShapeLimits } from './core/bounds.ts'
 import type { RoutingMiddleware } from './core/middleware.ts'
 import type { RoutingPolicy } from './core/policy.ts'
 import type { ErrorStage } from './errors.ts'
@@ -73,6 +74,41 @@ export interface HubOptions {
      * @default env `MAX_BUFFERED_BYTES`, else 4 MiB
      */
     maxBufferedBytes?: number
+    // Shape bounds: what one frame may cost, checked before any recursive work. A frame over
+    // one gets `error {message: "limit exceeded: <what>"}` and is dropped; the socket stays open.
+    /**
+     * Longest module name, plugin id, instance id, version, label key or value, event type,
+     * destination string and expression list entry (characters).
+     * @default 256
+     */
+    maxNameLength?: number
+    /**
+     * Labels one announced identity may carry (plugin and instance labels together).
+     * @default 64
+     */
+    maxLabels?: number
+    /**
+     * Destinations one event may list.
+     * @default 64
+     */
+    maxDestinations?: number
+    /**
+     * How deep `and`/`or` routing expressions may nest.
+     * @default 8
+     */
+    maxExpressionDepth?: number
+    /**
+     * Routing work one event may ask for: every expression node and list entry counts 1, and
+     * every glob counts its length (a glob is matched against each module name).
+     * @default 256
+     */
+    maxRouteItems?: number
+    /**
+     * How deep objects and arrays may nest in an event (`data`, `metadata`, …): bounded so that
+     * encoding it for its recipients can never overflow the stack.
+     * @default 64
+     */
+    maxDataDepth?: number
   }
   phoenix?: {
     /**
@@ -146,7 +182,7 @@ export interface ResolvedHubOptions {
   auth: { tokens: string[], timeoutMs: number, maxFailures: number }
   heartbeat: { readTimeout: number, message: string }
   routing: { policy?: RoutingPolicy, middleware: RoutingMiddleware[], allowBypass: boolean, devtoolsTokens: string[] }
-  limits: { maxPayloadBytes: number, maxBufferedBytes: number }
+  limits: ResolvedLimits
   /** Set when clustered. */
   backplane?: Backplane
   cluster: { nodeTimeoutMs: number, heartbeatMs: number, prefix: string }
@@ -156,9 +192,20 @@ export interface ResolvedHubOptions {
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
 
+/** The resolved `limits`; the shape bounds are what `core/bounds.ts` checks. */
+export interface ResolvedLimits extends ShapeLimits {
+  maxBufferedBytes: number
+}
+
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+export const DEFAULT_MAX_NAME_LENGTH = 256
+export const DEFAULT_MAX_LABELS = 64
+export const DEFAULT_MAX_DESTINATIONS = 64
+export const DEFAULT_MAX_EXPRESSION_DEPTH = 8
+export const DEFAULT_MAX_ROUTE_ITEMS = 256
+export const DEFAULT_MAX_DATA_DEPTH = 64
 export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_NODE_TIMEOUT_MS = 10_000
@@ -275,10 +322,7 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
       allowBypass: options.routing?.allowBypass ?? true,
       devtoolsTokens: options.routing?.devtoolsTokens ?? [],
     },
-    limits: {
-      maxPayloadBytes: positiveInt('MAX_PAYLOAD_BYTES', options.limits?.maxPayloadBytes, env.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES),
-      maxBufferedBytes: positiveInt('MAX_BUFFERED_BYTES', options.limits?.maxBufferedBytes, env.MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_BYTES),
-    },
+    limits: resolveLimits(options.limits, env),
     backplane: options.backplane,
     cluster: resolveClusterOptions(options.cluster, env),
     phoenix: {
@@ -292,6 +336,19 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     },
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),
+  }
+}
+
+function resolveLimits(limits: HubOptions['limits'], env: Env): ResolvedLimits {
+  return {
+    maxPayloadBytes: positiveInt('MAX_PAYLOAD_BYTES', limits?.maxPayloadBytes, env.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES),
+    maxBufferedBytes: positiveInt('MAX_BUFFERED_BYTES', limits?.maxBufferedBytes, env.MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_BYTES),
+    maxNameLength: positiveInt('limits.maxNameLength', limits?.maxNameLength, undefined, DEFAULT_MAX_NAME_LENGTH),
+    maxLabels: positiveInt('limits.maxLabels', limits?.maxLabels, undefined, DEFAULT_MAX_LABELS, 0),
+    maxDestinations: positiveInt('limits.maxDestinations', limits?.maxDestinations, undefined, DEFAULT_MAX_DESTINATIONS, 0),
+    maxExpressionDepth: positiveInt('limits.maxExpressionDepth', limits?.maxExpressionDepth, undefined, DEFAULT_MAX_EXPRESSION_DEPTH),
+    maxRouteItems: positiveInt('limits.maxRouteItems', limits?.maxRouteItems, undefined, DEFAULT_MAX_ROUTE_ITEMS),
+    maxDataDepth: positiveInt('limits.maxDataDepth', limits?.maxDataDepth, undefined, DEFAULT_MAX_DATA_DEPTH, 4),
   }
 }
 

@@ -44,21 +44,48 @@ export function isLiteralGlob(glob: string): boolean {
   return !glob.includes('*') && !glob.includes('?')
 }
 
-/** `*` any run, `?` one character, everything else literal; anchored. */
+// A value holding surrogate pairs is matched by code points, so that `?` is one character.
+const SURROGATE = /[\uD800-\uDFFF]/
+
+/**
+ * `*` any run, `?` one character, everything else literal; anchored. Two pointers that back
+ * up only to the last `*`: at worst O(glob × value) steps, never the exponential backtracking
+ * of a regular expression.
+ */
 export function compileGlob(glob: string): (value: string) => boolean {
   if (isLiteralGlob(glob))
     return value => value === glob
-  let source = ''
-  for (const char of glob) {
-    if (char === '*')
-      source += '.*'
-    else if (char === '?')
-      source += '.'
-    else
-      source += char.replace(/[.+^${}()|[\]\\]/g, '\\$&')
+  // Runs of `*` match what one does.
+  const pattern = Array.from(glob.replace(/\*+/g, '*'))
+  const length = pattern.length
+  return (input) => {
+    const value: ArrayLike<string> = SURROGATE.test(input) ? Array.from(input) : input
+    let p = 0
+    let v = 0
+    let star = -1
+    let resume = 0
+    while (v < value.length) {
+      const token = pattern[p]
+      if (token === '*') {
+        star = p++
+        resume = v
+      }
+      else if (p < length && (token === '?' || token === value[v])) {
+        p++
+        v++
+      }
+      else if (star !== -1) {
+        p = star + 1
+        v = ++resume
+      }
+      else {
+        return false
+      }
+    }
+    while (pattern[p] === '*')
+      p++
+    return p === length
   }
-  const regexp = new RegExp(`^${source}$`, 'su')
-  return value => regexp.test(value)
 }
 
 function leaf(test: ModulePredicate, inverted: boolean | undefined): ModulePredicate {

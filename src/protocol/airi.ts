@@ -1,8 +1,10 @@
+import type { ShapeLimits } from '../core/bounds.ts'
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
 import type { EventEncoder, HubEvent, Identity, RouteExpression } from '../types.ts'
 import * as v from 'valibot'
-import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
+import { checkData, checkRoute } from '../core/bounds.ts'
+import { checkSuperjsonMeta, fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
 import { HubError } from '../errors.ts'
 
 // --- Envelope validation ---------------------------------------------------------------
@@ -92,8 +94,22 @@ export function normalizeIdentity(identity: v.InferOutput<typeof Announce>['iden
 
 // --- Codec -----------------------------------------------------------------------------
 
-/** Parses one text frame: superjson first, plain JSON accepted. Throws a HubError with the wire message. */
-export function decodeAiriFrame(text: string): HubEvent {
+/** `metadata.event.id` of a raw event, if it is a string: errors about the event answer it. */
+function idOf(raw: unknown): string | undefined {
+  const id = (raw as { metadata?: { event?: { id?: unknown } } } | null)?.metadata?.event?.id
+  return typeof id === 'string' ? id : undefined
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * Parses one text frame: superjson first, plain JSON accepted. Throws a HubError with the wire
+ * message and, when the frame had one, the event's id as `parentId`. Bounds come first: the
+ * schema, superjson and later the router all recurse, so nothing reaches them unmeasured.
+ */
+export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
@@ -101,17 +117,37 @@ export function decodeAiriFrame(text: string): HubEvent {
   catch (error) {
     throw new HubError('invalid_json', `invalid JSON, error: ${(error as Error).message}`)
   }
+  const wrapper = isRecord(parsed) && 'json' in parsed && !('type' in parsed) ? parsed : undefined
+  const raw = wrapper ? wrapper.json : parsed
+  const parentId = idOf(raw)
+  const refuse = (code: 'invalid_event' | 'limit_exceeded', what?: string): HubError =>
+    new HubError(code, code === 'invalid_event' ? 'invalid event format' : `limit exceeded: ${what}`, { parentId })
+  // Plain JSON has no cycles or shared parts, so its depth is all that can hurt.
+  const exceeded = checkData(raw, limits.maxDataDepth + 1, Infinity)
+    ?? (isRecord(raw) ? checkRoute((raw.route as { destinations?: unknown } | undefined)?.destinations, limits) ?? checkRoute((raw.data as { destinations?: unknown } | undefined)?.destinations, limits) : undefined)
+    ?? (wrapper ? checkData(wrapper.meta, 2 * limits.maxDataDepth + 2, Infinity) ?? checkSuperjsonMeta(wrapper.meta) : undefined)
+  if (exceeded)
+    throw refuse('limit_exceeded', exceeded)
+  let event = raw
   let plain = true
-  if (typeof parsed === 'object' && parsed !== null && 'json' in parsed && !('type' in parsed)) {
-    const payload = fromSuperjson(parsed as { json: unknown })
-    parsed = payload.value
-    plain = payload.plain
+  if (wrapper) {
+    try {
+      ({ value: event, plain } = fromSuperjson(wrapper as { json: unknown }))
+    }
+    catch {
+      throw refuse('invalid_event')
+    }
+    // References may have shared parts of the event or closed a cycle.
+    const problem = plain ? undefined : checkData(event, limits.maxDataDepth + 1, limits.maxPayloadBytes, true)
+    if (problem === 'prototype key')
+      throw refuse('invalid_event')
+    if (problem)
+      throw refuse('limit_exceeded', problem)
   }
-  const result = v.safeParse(Envelope, parsed)
+  const result = v.safeParse(Envelope, event)
   if (!result.success || !v.is(DataDestinations, result.output.data.destinations))
-    throw new HubError('invalid_event', 'invalid event format')
-  const event = result.output as HubEvent
-  return plain ? markPlainJson(event) : event
+    throw refuse('invalid_event')
+  return plain ? markPlainJson(result.output as HubEvent) : result.output as HubEvent
 }
 
 export const airiEncoder: EventEncoder = {
@@ -132,13 +168,16 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
     return
   let event: HubEvent
   try {
-    event = decodeAiriFrame(text)
+    event = decodeAiriFrame(text, hub.options.limits)
   }
   catch (error) {
-    hub.reject(session, error as HubError)
-    return
+    // Anything but a HubError is internal: reported, and the peer gets the documented text.
+    if (error instanceof HubError)
+      return hub.reject(session, error, error.parentId)
+    hub.options.onError(error, { stage: 'decode', peerId: session.id })
+    return hub.reject(session, invalidEvent())
   }
-  hub.observers.emit('received', event.type)
+  hub.observers.emit('received', event.type, session.authenticated)
   const parentId = event.metadata?.event?.id
   const { data } = event
   switch (event.type) {

@@ -1,12 +1,15 @@
 import superjson from 'superjson'
 import { describe, expect, it } from 'vitest'
 import { isPlainJson } from '../../src/core/event.ts'
+import { resolveHubOptions } from '../../src/options.ts'
 import { airiEncoder, decodeAiriFrame, normalizeIdentity } from '../../src/protocol/airi.ts'
+
+const { limits } = resolveHubOptions({ env: {} })
 
 describe('aIRI codec', () => {
   it('decodes superjson frames, keeping rich values', () => {
     const frame = superjson.stringify({ type: 'input:text', data: { at: new Date(5), nothing: undefined } })
-    const event = decodeAiriFrame(frame)
+    const event = decodeAiriFrame(frame, limits)
     expect(event.data.at).toEqual(new Date(5))
     expect('nothing' in event.data).toBe(true)
     expect(isPlainJson(event)).toBe(false)
@@ -14,8 +17,8 @@ describe('aIRI codec', () => {
   })
 
   it('decodes plain JSON and superjson without meta as plain events', () => {
-    expect(isPlainJson(decodeAiriFrame('{"type":"a","data":{"x":1}}'))).toBe(true)
-    expect(isPlainJson(decodeAiriFrame('{"json":{"type":"a","data":{"x":1}}}'))).toBe(true)
+    expect(isPlainJson(decodeAiriFrame('{"type":"a","data":{"x":1}}', limits))).toBe(true)
+    expect(isPlainJson(decodeAiriFrame('{"json":{"type":"a","data":{"x":1}}}', limits))).toBe(true)
   })
 
   it('encodes plain events byte for byte as superjson would', () => {
@@ -23,7 +26,7 @@ describe('aIRI codec', () => {
       '{"json":{"type":"a","data":{"x":1,"list":[1,"two",null],"nested":{"ok":true}}}}',
       '{"json":{"type":"b","data":{},"metadata":{"event":{"id":"1","parentId":"0"}},"route":{"destinations":["plugin:x",{"type":"and","all":[]}]}}}',
     ]) {
-      const event = decodeAiriFrame(frame)
+      const event = decodeAiriFrame(frame, limits)
       expect(airiEncoder.encode(event)).toBe(frame)
       expect(airiEncoder.encode(event)).toBe(superjson.stringify(superjson.parse(frame)))
     }
@@ -40,7 +43,7 @@ describe('aIRI codec', () => {
     ['{"type":"a","data":{},"route":{"destinations":"*"}}', /^invalid event format$/],
     ['{"type":"a","data":{"destinations":[{"type":"label","selectors":"x"}]}}', /^invalid event format$/],
   ])('rejects %s', (frame, message) => {
-    expect(() => decodeAiriFrame(frame)).toThrow(message)
+    expect(() => decodeAiriFrame(frame, limits)).toThrow(message)
   })
 })
 
