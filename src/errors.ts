@@ -9,6 +9,7 @@ export type HubErrorCode
     | 'payload_too_large'
     | 'limit_exceeded'
     | 'reserved_event'
+    | 'reserved_identity'
     | 'undeliverable'
     | 'invalid_option'
     | 'internal'

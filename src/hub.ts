@@ -7,7 +7,7 @@ import type { Connection, HubEvent, Identity, ModuleEntry, WireIdentity } from '
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createTokenVerifier } from './core/auth.ts'
-import { checkAnnouncement, checkData, checkRoute } from './core/bounds.ts'
+import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
 import { isReservedEventType, markPlainJson, toWireIdentity } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
 import { createObservers } from './core/observers.ts'
@@ -247,7 +247,7 @@ export function createHub(input: HubOptions = {}): Hub {
 
   function reject(session: Session, error: HubError, parentId?: string): void {
     observers.emit('error', error.code)
-    if (error.code === 'limit_exceeded' || error.code === 'reserved_event')
+    if (error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity')
       logger.info(`peer ${session.id}: ${error.message}`)
     send(session, 'error', { message: error.message }, parentId)
   }
@@ -263,9 +263,7 @@ export function createHub(input: HubOptions = {}): Hub {
 
   function refusal(event: { type: string, data: unknown, route?: { destinations?: unknown } }): HubError | undefined {
     const { limits } = options
-    const exceeded = checkData(event.data, limits.maxDataDepth, limits.maxPayloadBytes)
-      ?? checkRoute(event.route?.destinations, limits)
-      ?? checkRoute((event.data as { destinations?: unknown } | null)?.destinations, limits)
+    const exceeded = checkRoutes(event, limits) ?? checkData(event.data, limits.maxDataDepth, limits.maxPayloadBytes)
     return typeRefusal(event.type) ?? (exceeded && limitExceeded(exceeded))
   }
 
@@ -275,7 +273,7 @@ export function createHub(input: HubOptions = {}): Hub {
     if (exceeded)
       return limitExceeded(exceeded)
     if (identity.pluginId === hubSource.plugin || identity.instanceId === options.instanceId)
-      return new HubError('reserved_event', 'reserved identity')
+      return new HubError('reserved_identity', 'reserved identity')
   }
 
   if (options.backplane) {

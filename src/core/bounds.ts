@@ -142,6 +142,16 @@ export function checkRoute(destinations: unknown, limits: ShapeLimits): 'destina
   return undefined
 }
 
+const destinationsOf = (value: unknown): unknown => typeof value === 'object' && value !== null ? (value as { destinations?: unknown }).destinations : undefined
+
+/** `checkRoute` of both places an event's destinations may ride in (`route`, `data`). */
+export function checkRoutes(event: unknown, limits: ShapeLimits): ReturnType<typeof checkRoute> {
+  if (typeof event !== 'object' || event === null)
+    return undefined
+  const { route, data } = event as { route?: unknown, data?: unknown }
+  return checkRoute(destinationsOf(route), limits) ?? checkRoute(destinationsOf(data), limits)
+}
+
 /** Bounds an announced module: its name, identity strings and labels. */
 export function checkAnnouncement(name: string, identity: Identity, limits: ShapeLimits): 'module name' | 'identity' | 'labels' | undefined {
   const { maxNameLength } = limits

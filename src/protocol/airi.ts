@@ -3,7 +3,7 @@ import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
 import type { EventEncoder, HubEvent, Identity, RouteExpression } from '../types.ts'
 import * as v from 'valibot'
-import { checkData, checkRoute } from '../core/bounds.ts'
+import { checkData, checkRoutes } from '../core/bounds.ts'
 import { checkSuperjsonMeta, fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
 import { HubError } from '../errors.ts'
 
@@ -120,14 +120,16 @@ export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
   const wrapper = isRecord(parsed) && 'json' in parsed && !('type' in parsed) ? parsed : undefined
   const raw = wrapper ? wrapper.json : parsed
   const parentId = idOf(raw)
-  const refuse = (code: 'invalid_event' | 'limit_exceeded', what?: string): HubError =>
-    new HubError(code, code === 'invalid_event' ? 'invalid event format' : `limit exceeded: ${what}`, { parentId })
+  const invalid = (): HubError => new HubError('invalid_event', 'invalid event format', { parentId })
+  // A prototype key is only refused where superjson would choke on it: a format error.
+  const refuse = (what: string): HubError => what === 'prototype key' ? invalid() : new HubError('limit_exceeded', `limit exceeded: ${what}`, { parentId })
+  // superjson copies its input by assignment: a prototype key would swap an object's prototype.
+  const withMeta = wrapper?.meta !== undefined
   // Plain JSON has no cycles or shared parts, so its depth is all that can hurt.
-  const exceeded = checkData(raw, limits.maxDataDepth + 1, Infinity)
-    ?? (isRecord(raw) ? checkRoute((raw.route as { destinations?: unknown } | undefined)?.destinations, limits) ?? checkRoute((raw.data as { destinations?: unknown } | undefined)?.destinations, limits) : undefined)
-    ?? (wrapper ? checkData(wrapper.meta, 2 * limits.maxDataDepth + 2, Infinity) ?? checkSuperjsonMeta(wrapper.meta) : undefined)
+  const exceeded = checkRoutes(raw, limits) ?? checkData(raw, limits.maxDataDepth + 1, Infinity, withMeta)
+    ?? (withMeta ? checkData(wrapper.meta, 2 * limits.maxDataDepth + 2, Infinity) ?? checkSuperjsonMeta(wrapper.meta) : undefined)
   if (exceeded)
-    throw refuse('limit_exceeded', exceeded)
+    throw refuse(exceeded)
   let event = raw
   let plain = true
   if (wrapper) {
@@ -135,18 +137,16 @@ export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
       ({ value: event, plain } = fromSuperjson(wrapper as { json: unknown }))
     }
     catch {
-      throw refuse('invalid_event')
+      throw invalid()
     }
-    // References may have shared parts of the event or closed a cycle.
-    const problem = plain ? undefined : checkData(event, limits.maxDataDepth + 1, limits.maxPayloadBytes, true)
-    if (problem === 'prototype key')
-      throw refuse('invalid_event')
+    // References may have shared parts of the event (routes included) or closed a cycle.
+    const problem = plain ? undefined : checkData(event, limits.maxDataDepth + 1, limits.maxPayloadBytes, true) ?? checkRoutes(event, limits)
     if (problem)
-      throw refuse('limit_exceeded', problem)
+      throw refuse(problem)
   }
   const result = v.safeParse(Envelope, event)
   if (!result.success || !v.is(DataDestinations, result.output.data.destinations))
-    throw refuse('invalid_event')
+    throw invalid()
   return plain ? markPlainJson(result.output as HubEvent) : result.output as HubEvent
 }
 
