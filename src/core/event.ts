@@ -57,15 +57,23 @@ function referencePaths(references: unknown): unknown[] {
   return groups.flat()
 }
 
+function isTransform(type: unknown): boolean {
+  return typeof type === 'string' || (Array.isArray(type) && type.length === 2 && type.every(part => typeof part === 'string'))
+}
+
 /**
- * superjson resolves every path from the root, and a step through a Map or Set walks it item
- * by item: paths through one that is already built cost its size each, so a frame of many such
- * paths is quadratic. What superjson itself emits never does that for `values` (a container's
- * children are annotated under it, before it is built), and rarely has references: refuse paths
- * through a Map or Set other than from under its own annotation, and more than a few references.
- * Returns what is wrong.
+ * What superjson would choke on in a frame's `meta`, checked before it walks it:
+ * - `malformed`: a `values` tree that is not `{path: node}` / `[transform, {path: node}?]`
+ *   all the way down; superjson walks anything else (a string, char by char) until the stack
+ *   overflows, quadratically in memory.
+ * - `superjson paths`: superjson resolves every path from the root, and a step through a Map
+ *   or Set walks it item by item, so many paths through one that is already built are
+ *   quadratic. What superjson emits never does that for `values` (a container's children are
+ *   annotated under it, before it is built), and rarely has references: refuse paths through a
+ *   Map or Set other than from under its own annotation,
+ * - `superjson references`: and more than a few references.
  */
-export function checkSuperjsonMeta(meta: unknown): 'superjson references' | 'superjson paths' | undefined {
+export function checkSuperjsonMeta(meta: unknown): 'malformed' | 'superjson references' | 'superjson paths' | undefined {
   if (typeof meta !== 'object' || meta === null)
     return undefined
   const { values, referentialEqualities } = meta as { values?: unknown, referentialEqualities?: unknown }
@@ -74,17 +82,23 @@ export function checkSuperjsonMeta(meta: unknown): 'superjson references' | 'sup
     return 'superjson references'
   const containers = new Set<string>()
   const paths: Array<{ path: string, under: ReadonlySet<string> }> = []
-  const pending: Array<{ tree: unknown, origin: string, under: ReadonlySet<string> }> = [{ tree: values, origin: '', under: new Set() }]
+  const pending: Array<{ tree: unknown, origin: string, under: ReadonlySet<string> }> = values === undefined ? [] : [{ tree: values, origin: '', under: new Set() }]
   while (pending.length > 0) {
     const { tree, origin, under } = pending.pop()!
     if (typeof tree !== 'object' || tree === null)
-      continue
+      return 'malformed'
     if (Array.isArray(tree)) {
-      const kind = tree[0]
+      const [kind, children] = tree
+      if (tree.length > 2 || !isTransform(kind))
+        return 'malformed'
       const inside = kind === 'set' || kind === 'map' ? new Set([...under, origin]) : under
       if (inside !== under)
         containers.add(origin)
-      pending.push({ tree: tree[1], origin, under: inside })
+      if (children !== undefined) {
+        if (typeof children !== 'object' || children === null || Array.isArray(children))
+          return 'malformed'
+        pending.push({ tree: children, origin, under: inside })
+      }
       continue
     }
     for (const [key, subtree] of Object.entries(tree)) {

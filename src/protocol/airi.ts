@@ -121,8 +121,8 @@ export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
   const raw = wrapper ? wrapper.json : parsed
   const parentId = idOf(raw)
   const invalid = (): HubError => new HubError('invalid_event', 'invalid event format', { parentId })
-  // A prototype key is only refused where superjson would choke on it: a format error.
-  const refuse = (what: string): HubError => what === 'prototype key' ? invalid() : new HubError('limit_exceeded', `limit exceeded: ${what}`, { parentId })
+  // Prototype keys (refused only where superjson would choke on them) and a malformed meta are format errors.
+  const refuse = (what: string): HubError => what === 'prototype key' || what === 'malformed' ? invalid() : new HubError('limit_exceeded', `limit exceeded: ${what}`, { parentId })
   // superjson copies its input by assignment: a prototype key would swap an object's prototype.
   const withMeta = wrapper?.meta !== undefined
   // Plain JSON has no cycles or shared parts, so its depth is all that can hurt.

@@ -93,6 +93,14 @@ describe('checkSuperjsonMeta', () => {
     expect(checkSuperjsonMeta(undefined)).toBeUndefined()
   })
 
+  it('refuses a values tree superjson would walk until its stack overflows', () => {
+    expect(checkSuperjsonMeta({ values: { 'data.x': ['symbol', 'nope'] } })).toBe('malformed')
+    expect(checkSuperjsonMeta({ values: 'Date' })).toBe('malformed')
+    expect(checkSuperjsonMeta({ values: { 'data.x': [5] } })).toBe('malformed')
+    expect(checkSuperjsonMeta({ values: { 'data.x': [['class', 'A'], { y: ['Date'] }] } })).toBeUndefined()
+    expect(checkSuperjsonMeta({ values: ['Date'] })).toBeUndefined()
+  })
+
   it('refuses paths through a built Map or Set, and many references', () => {
     expect(checkSuperjsonMeta({ values: { 'data.s': ['set'], 'data.s.5': ['Date'] } })).toBe('superjson paths')
     expect(checkSuperjsonMeta({ values: { 'data.s': ['map'], 'data': { 's.5': ['Date'] } } })).toBe('superjson paths')
