@@ -41,6 +41,15 @@ describe('compileGlob', () => {
     ['a*b*c', 'abbbcbd', false],
     ['*\n*', 'x\ny', true],
     ['.*', 'x', false],
+    ['ab*ba', 'aba', false],
+    ['ab*ba', 'abba', true],
+    ['a*?b?*c', 'aXbYc', true],
+    ['a*?b?*c', 'abc', false],
+    ['*x?z*', 'xxyxz', false],
+    ['*x?z*', 'axyzb', true],
+    ['*😀?*', 'a😀😀', true],
+    ['*aab', 'aaaab', true],
+    ['a*a*a', 'aa', false],
   ])('%s matches %s: %s', (glob, value, expected) => {
     expect(compileGlob(glob)(value)).toBe(expected)
   })
