@@ -313,7 +313,6 @@ describe('fuzz', () => {
   it(`survives ${NATIVE_FRAMES + PHOENIX_FRAMES} generated frames over /ws and Phoenix, answering each bad one exactly once`, async () => {
     const prototypeBefore = Object.getOwnPropertyNames(Object.prototype).sort()
     const hub = await startHub(HUB_OPTIONS)
-    const random = createRandom(SEED)
 
     const observer = sdkClient(hub.url(), 'observer', { token: TOKEN })
     await observer.client.connect()
@@ -345,7 +344,8 @@ describe('fuzz', () => {
     let refusedPushes = 0
     let controls = 0
 
-    async function fuzzNative(peer: RawPeer, authenticated: boolean, frames: number): Promise<void> {
+    // Each sender draws from a generator of its own: the same frames every run, however the peers interleave.
+    async function fuzzNative(peer: RawPeer, authenticated: boolean, frames: number, random: Random): Promise<void> {
       peer.received.splice(0)
       for (let batch = 0; batch * BATCH < frames; batch++) {
         const expectedIds: string[] = []
@@ -381,7 +381,7 @@ describe('fuzz', () => {
       }
     }
 
-    async function fuzzPhoenix(socket: RawPhoenix, topic: string, frames: number): Promise<void> {
+    async function fuzzPhoenix(socket: RawPhoenix, topic: string, frames: number, random: Random): Promise<void> {
       let ref = 1
       for (let batch = 0; batch * BATCH < frames; batch++) {
         const expected = new Map<string, boolean>()
@@ -408,8 +408,8 @@ describe('fuzz', () => {
     }
 
     await Promise.all([
-      ...peers.map(({ peer, authenticated }) => fuzzNative(peer, authenticated, Math.ceil(NATIVE_FRAMES / NATIVE_PEERS.length))),
-      ...sockets.map(({ socket, topic }) => fuzzPhoenix(socket, topic, Math.ceil(PHOENIX_FRAMES / PHOENIX_SOCKETS))),
+      ...peers.map(({ peer, authenticated }, i) => fuzzNative(peer, authenticated, Math.ceil(NATIVE_FRAMES / NATIVE_PEERS.length), createRandom(SEED + i))),
+      ...sockets.map(({ socket, topic }, i) => fuzzPhoenix(socket, topic, Math.ceil(PHOENIX_FRAMES / PHOENIX_SOCKETS), createRandom(SEED + 100 + i))),
     ])
     clearInterval(sampler)
     const seconds = (performance.now() - started) / 1000
