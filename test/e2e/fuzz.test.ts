@@ -26,6 +26,7 @@ const PHOENIX_FRAMES = 26_000
 const NATIVE_PEERS = [true, true, true, true, false, false]
 const PHOENIX_SOCKETS = 4
 const BATCH = 200
+const PHOENIX_GARBAGE_SOCKETS = 100
 
 /**
  * Options of the fuzzed hub: any per-peer rate limit must let a batch of BATCH frames through;
@@ -407,9 +408,28 @@ describe('fuzz', () => {
       }
     }
 
+    // Frames that are no Phoenix V2 frame at all end their socket; each on a socket of its own.
+    async function fuzzPhoenixGarbage(random: Random): Promise<void> {
+      for (let i = 0; i < PHOENIX_GARBAGE_SOCKETS; i++) {
+        const socket = await RawPhoenix.connect(`${hub.url('/socket/websocket')}?vsn=2.0.0&api_key=${TOKEN}`)
+        const frame = random.pick<() => string | Buffer>([
+          () => JSON.stringify(json(random, 3)),
+          () => JSON.stringify(['1', '2', 'plugin:x', 'ev']),
+          () => JSON.stringify([1, 2, 3, 4, 5]),
+          () => JSON.stringify(['1', '2', '', 'ev', {}]),
+          () => `["1","2","plugin:x","ev",${nested(random.int(100, 3000))}`,
+          () => Buffer.from([0xFF, ...Array.from({ length: random.int(0, 40) }, () => random.int(0, 255))]),
+        ])()
+        socket.ws.send(frame)
+        sent++
+        await socket.waitForClose()
+      }
+    }
+
     await Promise.all([
       ...peers.map(({ peer, authenticated }, i) => fuzzNative(peer, authenticated, Math.ceil(NATIVE_FRAMES / NATIVE_PEERS.length), createRandom(SEED + i))),
       ...sockets.map(({ socket, topic }, i) => fuzzPhoenix(socket, topic, Math.ceil(PHOENIX_FRAMES / PHOENIX_SOCKETS), createRandom(SEED + 100 + i))),
+      fuzzPhoenixGarbage(createRandom(SEED + 200)),
     ])
     clearInterval(sampler)
     const seconds = (performance.now() - started) / 1000
