@@ -129,15 +129,16 @@ function closeSocket(hub: Hub, socket: PhoenixSocket, code: number, reason: stri
   socket.peer.close(code, reason)
 }
 
-// Registry changes are the same for every channel of a socket.
+/** Registry changes: the same for every channel of a socket. */
 const REGISTRY_EVENT_PREFIXES = ['"module:announced",', '"module:de-announced",', '"registry:']
 
 /**
- * Whether `topic` is the channel that carries the socket's registry changes: its oldest joined
- * channel, or the first one while it joins. Each change then reaches the socket once, however
- * many channels it has.
+ * Whether `topic` is the socket's lead channel: its oldest joined channel, or the first one
+ * while it joins. What concerns the whole socket rather than one module goes to the lead
+ * channel only: registry changes (a socket with N channels would otherwise get each one N
+ * times) and the hub's pings when the socket falls silent.
  */
-function carriesRegistry(socket: PhoenixSocket, topic: string): boolean {
+function isLead(socket: PhoenixSocket, topic: string): boolean {
   const oldest = socket.channels.keys().next().value
   return oldest === undefined || oldest === topic
 }
@@ -152,7 +153,7 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
         return 0
-      if (!carriesRegistry(socket, topic) && REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p)))
+      if (!isLead(socket, topic) && REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p)))
         return 0
       if (backlog)
         backlog.push(prefix + tail)
@@ -162,7 +163,10 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
       return 0
     },
     close: (code, reason) => closeSocket(hub, socket, code, reason),
-    ping: () => socket.peer.ping('hub'),
+    ping() {
+      if (isLead(socket, topic))
+        socket.peer.ping('hub')
+    },
     open() {
       const frames = backlog ?? []
       backlog = undefined
@@ -205,25 +209,25 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
 
 function leave(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
   const [joinRef, , topic] = frame
-  const handsOver = carriesRegistry(socket, topic)
+  const wasLead = isLead(socket, topic)
   socket.channels.delete(topic)
   hub.disconnect(channel.session)
   reply(socket, frame, okReply())
   write(socket, encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
-  if (handsOver)
-    resyncRegistryCarrier(hub, socket)
+  if (wasLead)
+    syncNewLead(hub, socket)
 }
 
 /**
- * The channel that now carries the registry changes had none of them before: it gets a full
+ * The channel that leads now had no registry changes before: it gets a full
  * `registry:modules:sync` first. Announcing the same module again changes nothing in the
  * registry and answers with that sync.
  */
-function resyncRegistryCarrier(hub: Hub, socket: PhoenixSocket): void {
-  const carrier = socket.channels.values().next().value
-  const module = carrier?.session.module
-  if (carrier && module)
-    hub.announce(carrier.session, { name: module.name, index: module.index, identity: module.identity })
+function syncNewLead(hub: Hub, socket: PhoenixSocket): void {
+  const lead = socket.channels.values().next().value
+  const module = lead?.session.module
+  if (lead && module)
+    hub.announce(lead.session, { name: module.name, index: module.index, identity: module.identity })
 }
 
 async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
