@@ -30,7 +30,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return prototype === Object.prototype || prototype === null
 }
 
-const Id = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_ID_CHARS))
+// Ids reach channel names and log lines: no control characters.
+const Id = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_ID_CHARS), v.regex(/^\P{Cc}+$/u))
 const Text = v.pipe(v.string(), v.maxLength(MAX_TEXT_CHARS))
 const Name = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_TEXT_CHARS))
 const Seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0))
@@ -138,9 +139,10 @@ function decodeClusterMessage(payload: unknown): ClusterMessage | string {
   const result = v.safeParse(Message, value)
   if (!result.success) {
     const issue = result.issues[0]
-    const path = issue.path?.map(item => String(item.key)).join('.').slice(0, 100)
-    const type = isPlainObject(value) && typeof value.type === 'string' ? value.type.slice(0, 40) : typeof value
-    return `a ${JSON.stringify(type)} message with ${path ? `${path}: ` : ''}${issue.message.slice(0, 200)}`
+    const path = issue.path?.map(item => String(item.key)).join('.')
+    const type = isPlainObject(value) && typeof value.type === 'string' ? JSON.stringify(value.type.slice(0, 40)) : typeof value
+    // Forged text goes to the log: cut short, one printable line.
+    return `a ${type} message with ${path ? `${path.slice(0, 100)}: ` : ''}${issue.message.slice(0, 200)}`.replace(/[^\x20-\x7E]/g, '?')
   }
   const message = result.output
   // Keeps the fast path on this node too: its peers' frames are encoded without a walk.

@@ -39,6 +39,12 @@ describe('cluster messages', () => {
     expect(decoded.reason).toMatch(/"state" message with peers\.0\.module\.identity\.labels/)
   })
 
+  it('say why in one printable line, whatever the forged text', () => {
+    const { reason } = decodeClusterBatch(raw(withModule({ name: 'm', identity: { ...identity, labels: { 'a\nb\u001B[31m': 1 } } })))
+    expect(reason).toMatch(/^[\x20-\x7E]+$/)
+    expect(reason).toContain('labels.a?b?[31m')
+  })
+
   it.each([
     ['labels not strings', withModule({ name: 'm', identity: { ...identity, labels: { n: 1 } } })],
     ['an unknown type', { type: 'explode', node: 'n1' }],
@@ -47,6 +53,7 @@ describe('cluster messages', () => {
     ['an unknown reason', { type: 'peer', node: 'n1', seq: 1, peer: { id: 'p' }, reason: 'because' }],
     ['a missing field', { type: 'state', node: 'n1', seq: 1, peers: [] }],
     ['a long id', { type: 'bye', node: 'n'.repeat(MAX_ID_CHARS + 1) }],
+    ['a control character in an id', { type: 'bye', node: 'n1\n\u001B[31m' }],
     ['too many labels', withModule({ name: 'm', identity: { ...identity, labels: Object.fromEntries(Array.from({ length: MAX_LABELS + 1 }, (_, i) => [`k${i}`, 'v'])) } })],
     ['too many peers', state(Array.from({ length: MAX_PEERS + 1 }, (_, i) => ({ id: `p${i}` })))],
     ['too many recipients', { type: 'route', node: 'n1', to: Array.from({ length: MAX_PEERS + 1 }, (_, i) => `p${i}`), event: { type: 'x', data: {} } }],
