@@ -40,9 +40,9 @@ export interface RemotePeerState {
 }
 
 /**
- * Every message between nodes (checked on receipt by `messages.ts`). Each node owns the entries of its own authenticated peers
- * (Phoenix.Tracker): it numbers its changes (`seq`), sends them as deltas, and a full `state`
- * when asked, when it (re)joins, or when a receiver saw a gap.
+ * Every message between nodes, checked on receipt (`messages.ts`). Each node owns the entries
+ * of its own authenticated peers (Phoenix.Tracker): it numbers its changes (`seq`), sends them
+ * as deltas, and a full `state` when asked, when it (re)joins, or when a receiver saw a gap.
  */
 export type ClusterMessage
   = | { type: 'state', node: string, seq: number, peers: RemotePeerState[], /** Asks every node to answer with its own state. */ hello: boolean }
