@@ -248,6 +248,9 @@ export function createHub(input: HubOptions = {}): Hub {
             yield toPeerState(session.id, session.module)
         },
         upsert(node, { id, module }, reason) {
+          // Peer ids are unique per session: one already owned here or by another node is forged.
+          if (peers.has(id) || (remotePeers.get(id)?.node ?? node) !== node)
+            return
           const previous = registry.get(id)
           if (previous?.node !== undefined) {
             registry.delete(id)
@@ -260,7 +263,9 @@ export function createHub(input: HubOptions = {}): Hub {
             broadcast('module:announced', entryData(entry))
           }
         },
-        remove(id, reason) {
+        remove(node, id, reason) {
+          if (remotePeers.get(id)?.node !== node)
+            return
           remotePeers.delete(id)
           const entry = registry.get(id)
           if (entry?.node === undefined)
@@ -268,9 +273,9 @@ export function createHub(input: HubOptions = {}): Hub {
           registry.delete(id)
           broadcast('module:de-announced', { ...entryData(entry), reason })
         },
-        health(peerId, healthy) {
+        health(node, peerId, healthy) {
           const entry = registry.get(peerId)
-          if (entry?.node !== undefined)
+          if (entry?.node === node)
             broadcastHealth(entry, healthy)
         },
         deliver(event, peerIds) {
@@ -281,6 +286,10 @@ export function createHub(input: HubOptions = {}): Hub {
               recipients.push(session)
           }
           router.deliver(event, recipients)
+        },
+        discard(reason, count) {
+          for (let i = 0; i < count; i++)
+            observers.emit('error', reason)
         },
       },
     })

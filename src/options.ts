@@ -126,7 +126,9 @@ export interface HubOptions {
   backplane?: Backplane
   cluster?: {
     /**
-     * A node not heard from for this long is gone: the others de-announce its modules.
+     * A node not heard from for this long is gone: the others de-announce its modules. Time a
+     * node itself did not run (paused, suspended, its event loop blocked) does not count: it
+     * resyncs on waking instead of expiring the others.
      * @default env `CLUSTER_NODE_TIMEOUT_MS`, else 10000
      */
     nodeTimeoutMs?: number
