@@ -44,6 +44,24 @@ const REFUSALS = {
   pending_per_address: { status: 429, text: 'Too Many Requests: too many unauthenticated connections from this address' },
 } as const
 
+// A flood of refused upgrades must not become a flood of log lines: one a second per hub,
+// counting the others (the metric counts them all).
+const refusalLogs = new WeakMap<Hub, { at: number, unlogged: number }>()
+
+function logRefusal(hub: Hub, address: string, refusal: keyof typeof REFUSALS): void {
+  const log = refusalLogs.get(hub) ?? { at: 0, unlogged: 0 }
+  refusalLogs.set(hub, log)
+  const now = Date.now()
+  if (now - log.at < 1000) {
+    log.unlogged++
+    return
+  }
+  const why = refusal === 'max_peers' ? `${hub.admission.sockets} sockets open (MAX_PEERS)` : 'too many unauthenticated sockets from it (MAX_PENDING_PER_ADDRESS)'
+  hub.options.logger.warn(`refused a connection from ${address}: ${why}${log.unlogged ? ` (and ${log.unlogged} more refusals since the last line)` : ''}`)
+  log.at = now
+  log.unlogged = 0
+}
+
 /**
  * Admission at the upgrade, for every gateway: the HTTP answer refusing a socket from
  * `address` (`pending` when it brings no token), or undefined when it may upgrade.
@@ -53,7 +71,7 @@ export function refuseUpgrade(hub: Hub, address: string, pending: boolean): Resp
   if (!refusal)
     return undefined
   hub.observers.emit('refused', refusal)
-  hub.options.logger.warn(`refused a connection from ${address}: ${refusal === 'max_peers' ? `${hub.admission.sockets} sockets open (MAX_PEERS)` : 'too many unauthenticated sockets from it (MAX_PENDING_PER_ADDRESS)'}`)
+  logRefusal(hub, address, refusal)
   const { status, text } = REFUSALS[refusal]
   return new Response(text, { status, headers: { 'retry-after': '1' } })
 }
