@@ -3,12 +3,14 @@ import type { Ticket } from '../core/admission.ts'
 import type { Session } from '../core/session.ts'
 import type { DeannounceReason, Hub } from '../hub.ts'
 import type { Connection, EventEncoder } from '../types.ts'
-import type { GatewayHooks, RateLimitedSocket } from './ws.ts'
+import type { RateLimitedSocket } from './limits.ts'
+import type { GatewayHooks } from './ws.ts'
 import { Buffer } from 'node:buffer'
 import * as v from 'valibot'
 import { isPlainJson } from '../core/event.ts'
 import { Data, DataDestinations } from './airi.ts'
-import { clientAddress, isFrameTooBig, isOversized, refuseUpgrade, socketRateLimit, upgradeToken, withinRate } from './ws.ts'
+import { clientAddress, isFrameTooBig, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
+import { isOversized, upgradeToken } from './ws.ts'
 
 // --- Codec -----------------------------------------------------------------------------
 
