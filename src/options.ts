@@ -134,6 +134,12 @@ export interface HubOptions {
      * @default ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
      */
     topics?: string[]
+    /**
+     * Channels one socket may have joined at once; a join past this is answered
+     * `{status: "error", response: {reason: "too many channels"}}`.
+     * @default env `PHOENIX_MAX_CHANNELS`, else 100
+     */
+    maxChannels?: number
   }
   metrics?: {
     /**
@@ -199,7 +205,7 @@ export interface ResolvedHubOptions {
   /** Set when clustered. */
   backplane?: Backplane
   cluster: { nodeTimeoutMs: number, heartbeatMs: number, prefix: string }
-  phoenix: { paths: string[], topics: string[] }
+  phoenix: { paths: string[], topics: string[], maxChannels: number }
   metrics: { enabled: boolean, token?: string, maxEventTypes: number }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
@@ -238,6 +244,7 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 3000
 export const DEFAULT_METRICS_MAX_EVENT_TYPES = 50
 export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
 export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
+export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
 const LOG_LEVELS: readonly LogLevel[] = ['silent', 'error', 'warn', 'log', 'info', 'debug', 'trace']
 const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json']
 
@@ -271,6 +278,7 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { env: 'RATE_LIMIT_BYTES_PER_SEC', flag: 'rate-limit-bytes', value: '<bytes>', default: String(DEFAULT_RATE_LIMIT_BYTES_PER_SEC), description: 'bytes a socket may send per second (0 = no limit)' },
   { env: 'TRUST_PROXY', flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
   { env: 'HEADERS_TIMEOUT_MS', flag: 'headers-timeout', value: '<ms>', default: String(DEFAULT_HEADERS_TIMEOUT_MS), description: 'a connection that has not sent its request headers by then is cut' },
+  { env: 'PHOENIX_MAX_CHANNELS', flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
   { env: 'REDIS_URL', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
   { env: 'CLUSTER_NODE_TIMEOUT_MS', flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
   { env: 'METRICS_ENABLED', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
@@ -359,6 +367,7 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     phoenix: {
       paths: listOf('phoenix.paths', options.phoenix?.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
       topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
+      maxChannels: positiveInt('PHOENIX_MAX_CHANNELS', options.phoenix?.maxChannels, env.PHOENIX_MAX_CHANNELS, DEFAULT_PHOENIX_MAX_CHANNELS),
     },
     metrics: {
       enabled: bool('METRICS_ENABLED', options.metrics?.enabled, env.METRICS_ENABLED, true),
