@@ -1,4 +1,5 @@
 import type { Cluster } from './backplane/cluster.ts'
+import type { Admission } from './core/admission.ts'
 import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
@@ -6,6 +7,7 @@ import type { HubOptions, ResolvedHubOptions } from './options.ts'
 import type { Connection, HubEvent, Identity, ModuleEntry, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
+import { createAdmission } from './core/admission.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { markPlainJson, toWireIdentity } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
@@ -35,6 +37,8 @@ export interface Hub {
   verifyToken: (token: unknown) => boolean
   /** Whether peers must authenticate at all. */
   readonly authRequired: boolean
+  /** Open sockets of every gateway, counted so that upgrades past the limits are refused. */
+  readonly admission: Admission
   /** A new peer; `token` when it already presented one at the upgrade. */
   connect: (connection: Connection, init?: { token?: string }) => Session
   authenticate: (session: Session, token: unknown, parentId?: string) => boolean
@@ -303,6 +307,7 @@ export function createHub(input: HubOptions = {}): Hub {
     cluster,
     verifyToken,
     authRequired,
+    admission: createAdmission(options.limits),
     touch: heartbeat.touch,
     send,
     reject,

@@ -1,12 +1,15 @@
 import type { Peer } from 'crossws'
+import type { Ticket } from '../core/admission.ts'
 import type { Session } from '../core/session.ts'
 import type { DeannounceReason, Hub } from '../hub.ts'
 import type { Connection, EventEncoder } from '../types.ts'
+import type { RateLimitedSocket } from './limits.ts'
 import type { GatewayHooks } from './ws.ts'
 import { Buffer } from 'node:buffer'
 import * as v from 'valibot'
 import { isPlainJson } from '../core/event.ts'
 import { Data, DataDestinations } from './airi.ts'
+import { clientAddress, isFrameTooBig, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 import { isOversized, upgradeToken } from './ws.ts'
 
 // --- Codec -----------------------------------------------------------------------------
@@ -64,13 +67,16 @@ interface Channel {
 
 /**
  * One Phoenix socket: its joined channels by topic, each a hub session of its own, in the
- * order they joined.
+ * order they joined. Admission and the rate limit are the socket's, whatever its channels.
  */
-interface PhoenixSocket {
+interface PhoenixSocket extends RateLimitedSocket {
   peer: Peer
   /** The hub it belongs to: its limits, logger and observers. */
   hub: Hub
   token?: string
+  /** The client's address (behind a trusted proxy, the one it forwarded). */
+  address: string
+  ticket: Ticket
   channels: Map<string, Channel>
   /** Closes the socket after silence while it has no channel: no hub session watches it then. */
   idle?: ReturnType<typeof setTimeout>
@@ -78,9 +84,9 @@ interface PhoenixSocket {
   closed?: boolean
 }
 
-/** The socket in log lines: its id and remote address. */
-function describeSocket({ peer }: PhoenixSocket): string {
-  return `phoenix socket ${peer.id} (${peer.remoteAddress ?? 'unknown address'})`
+/** The socket in log lines: its id and client address. */
+function describeSocket({ peer, address }: PhoenixSocket): string {
+  return `phoenix socket ${peer.id} (${address})`
 }
 
 /**
@@ -312,10 +318,29 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
       const token = upgradeToken(request, ['api_key', 'token']) ?? subprotocol.token
       if (hub.authRequired && !hub.verifyToken(token))
         return new Response('Forbidden', { status: 403 })
-      return { context: { token }, protocol: subprotocol.protocol }
+      // Never pending: a Phoenix socket is authenticated at its upgrade, or auth is off.
+      const address = clientAddress(request, hub.options.trustProxy)
+      return refuseUpgrade(hub, address, false) ?? { context: { token, address }, protocol: subprotocol.protocol }
     },
     open(peer) {
-      sockets.set(peer, { peer, hub, token: peer.context.token as string | undefined, channels: new Map() })
+      const { token, address } = peer.context as { token?: string, address: string }
+      const socket: PhoenixSocket = {
+        peer,
+        hub,
+        token,
+        address,
+        channels: new Map(),
+        ticket: hub.admission.open(address, false),
+        rate: socketRateLimit(hub),
+        describe: () => describeSocket(socket),
+        tell(text) {
+          const frame = decodePhoenixFrame(text)
+          if (frame)
+            reply(socket, frame, errorReply('rate limited'))
+        },
+        close: () => closeSocket(hub, socket, 4029, 'rate limited'),
+      }
+      sockets.set(peer, socket)
       touch(peer)
     },
     message(peer, message) {
@@ -328,6 +353,8 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
           hub.observers.emit('error', 'payload_too_large')
           return closeSocket(hub, socket, 4009, 'message too big')
         }
+        if (!withinRate(hub, socket, text))
+          return
         const frame = decodePhoenixFrame(text)
         if (!frame)
           return closeSocket(hub, socket, 1007, 'invalid frame: expected [join_ref, ref, topic, event, payload]')
@@ -347,12 +374,19 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
       const socket = sockets.get(peer)
       if (!socket)
         return
+      socket.ticket.close()
       clearTimeout(socket.idle)
       for (const { session } of socket.channels.values())
         hub.disconnect(session)
       socket.channels.clear()
     },
     error(peer, error) {
+      const socket = sockets.get(peer)
+      if (socket && isFrameTooBig(error)) {
+        hub.observers.emit('error', 'payload_too_large')
+        hub.options.logger.info(`${socket.describe()} sent a frame over the size limit: closed (1009)`)
+        return
+      }
       onError(error, { stage: 'hook', peerId: peer.id })
     },
   }

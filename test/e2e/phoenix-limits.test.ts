@@ -29,7 +29,8 @@ const rawUrl = (hub: RunningHub): string => hub.url('/socket/websocket?vsn=2.0.0
 
 describe('phoenix gateway: slow consumers', () => {
   it('closes a socket that sends pushes but never reads the replies with 1013, de-announcing all its channels', async () => {
-    const hub = await startHub({ limits: { maxBufferedBytes: 256 * 1024 } })
+    // It floods on purpose: no rate limit, so only its not reading decides.
+    const hub = await startHub({ limits: { maxBufferedBytes: 256 * 1024, eventsPerSec: 0, bytesPerSec: 0 } })
     const core = hub.server.hub
     const seen = hubSide(core)
     const watch = await RawPeer.connect(hub.url())
@@ -69,7 +70,7 @@ describe('phoenix gateway: slow consumers', () => {
   })
 
   it('closes a socket with no channel that sends heartbeats but never reads the replies', async () => {
-    const hub = await startHub({ limits: { maxBufferedBytes: 256 * 1024 } })
+    const hub = await startHub({ limits: { maxBufferedBytes: 256 * 1024, eventsPerSec: 0, bytesPerSec: 0 } })
     const seen = hubSide(hub.server.hub)
     const slow = await RawPhoenix.connect(rawUrl(hub))
     const reader = await RawPhoenix.connect(rawUrl(hub))
@@ -94,7 +95,8 @@ describe('phoenix gateway: registry changes once per socket', () => {
   const CHANNELS = 422
 
   it(`a socket with ${CHANNELS} channels (the phoenix client) gets each registry change once; routed events still reach their channel`, async () => {
-    const hub = await startHub({ phoenix: { maxChannels: CHANNELS } })
+    // All its joins at once are more frames than the default rate limit's burst.
+    const hub = await startHub({ phoenix: { maxChannels: CHANNELS }, limits: { eventsPerSec: 0 } })
     const core = hub.server.hub
     const socket = phoenixSocket(hub.url('/socket'))
     const messages: Message[] = []
