@@ -7,6 +7,7 @@ export type HubErrorCode
     | 'module_not_found'
     | 'module_forbidden'
     | 'payload_too_large'
+    | 'rate_limited'
     | 'limit_exceeded'
     | 'reserved_event'
     | 'reserved_identity'

@@ -1,4 +1,5 @@
 import type { Cluster } from './backplane/cluster.ts'
+import type { Admission } from './core/admission.ts'
 import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
@@ -6,6 +7,7 @@ import type { HubOptions, ResolvedHubOptions } from './options.ts'
 import type { Connection, HubEvent, Identity, ModuleEntry, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
+import { createAdmission } from './core/admission.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
 import { isReservedEventType, markPlainJson, toWireIdentity } from './core/event.ts'
@@ -36,6 +38,8 @@ export interface Hub {
   verifyToken: (token: unknown) => boolean
   /** Whether peers must authenticate at all. */
   readonly authRequired: boolean
+  /** Open sockets of every gateway, counted so that upgrades past the limits are refused. */
+  readonly admission: Admission
   /** A new peer; `token` when it already presented one at the upgrade. */
   connect: (connection: Connection, init?: { token?: string }) => Session
   authenticate: (session: Session, token: unknown, parentId?: string) => boolean
@@ -289,6 +293,9 @@ export function createHub(input: HubOptions = {}): Hub {
             yield toPeerState(session.id, session.module)
         },
         upsert(node, { id, module }, reason) {
+          // Peer ids are unique per session: one already owned here or by another node is forged.
+          if (peers.has(id) || (remotePeers.get(id)?.node ?? node) !== node)
+            return
           const previous = registry.get(id)
           if (previous?.node !== undefined) {
             registry.delete(id)
@@ -301,7 +308,9 @@ export function createHub(input: HubOptions = {}): Hub {
             broadcast('module:announced', entryData(entry))
           }
         },
-        remove(id, reason) {
+        remove(node, id, reason) {
+          if (remotePeers.get(id)?.node !== node)
+            return
           remotePeers.delete(id)
           const entry = registry.get(id)
           if (entry?.node === undefined)
@@ -309,9 +318,9 @@ export function createHub(input: HubOptions = {}): Hub {
           registry.delete(id)
           broadcast('module:de-announced', { ...entryData(entry), reason })
         },
-        health(peerId, healthy) {
+        health(node, peerId, healthy) {
           const entry = registry.get(peerId)
-          if (entry?.node !== undefined)
+          if (entry?.node === node)
             broadcastHealth(entry, healthy)
         },
         deliver(event, peerIds) {
@@ -322,6 +331,10 @@ export function createHub(input: HubOptions = {}): Hub {
               recipients.push(session)
           }
           router.deliver(event, recipients)
+        },
+        discard(reason, count) {
+          for (let i = 0; i < count; i++)
+            observers.emit('error', reason)
         },
       },
     })
@@ -335,6 +348,7 @@ export function createHub(input: HubOptions = {}): Hub {
     cluster,
     verifyToken,
     authRequired,
+    admission: createAdmission(options.limits),
     touch: heartbeat.touch,
     send,
     reject,

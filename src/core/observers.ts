@@ -8,6 +8,10 @@ export interface HubObservations {
   error: [reason: string]
   /** A peer was closed for silence (4000). */
   heartbeatExpired: []
+  /** An upgrade was refused before it cost a socket (`max_peers`, `pending_per_address`). */
+  refused: [reason: string]
+  /** A frame over its socket's rate limit was dropped, or the socket closed for it (4029). */
+  rateLimited: [action: 'dropped' | 'closed']
 }
 
 type Listener<K extends keyof HubObservations> = (...args: HubObservations[K]) => void

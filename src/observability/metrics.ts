@@ -59,10 +59,13 @@ export function createMetrics(hub: Hub): Metrics {
   })
   gauge('hub_peers_connected', 'Connected peers (any protocol, authenticated or not)', () => hub.peers.size)
   gauge('hub_modules_announced', 'Modules in the registry', () => hub.registry.size)
+  gauge('hub_sockets_open', 'Open WebSockets (any protocol; a Phoenix socket counts once, whatever its channels)', () => hub.admission.sockets)
   const received = new Counter({ name: 'hub_events_received_total', help: 'Events received from peers, by type', labelNames: ['type'], registers })
   const delivered = new Counter({ name: 'hub_events_delivered_total', help: 'Routed event deliveries to peers, by type', labelNames: ['type'], registers })
   const errors = new Counter({ name: 'hub_errors_total', help: 'Errors sent to peers (by code) or handled by the hub (by stage)', labelNames: ['reason'], registers })
   const expired = new Counter({ name: 'hub_heartbeat_expired_total', help: 'Peers closed for silence (4000 heartbeat expired)', registers })
+  const refused = new Counter({ name: 'hub_connections_refused_total', help: 'Upgrades refused by admission: max_peers (503), pending_per_address (429)', labelNames: ['reason'], registers })
+  const rateLimited = new Counter({ name: 'hub_rate_limited_total', help: 'Frames dropped over a socket\'s rate limit (dropped), sockets closed for it (closed, 4029)', labelNames: ['action'], registers })
   const routing = new Histogram({
     name: 'hub_routing_duration_seconds',
     help: 'Time to route one event: select recipients, policy, middleware, encode and send',
@@ -78,6 +81,8 @@ export function createMetrics(hub: Hub): Metrics {
   })
   hub.observers.on('error', reason => errors.inc({ reason }))
   hub.observers.on('heartbeatExpired', () => expired.inc())
+  hub.observers.on('refused', reason => refused.inc({ reason }))
+  hub.observers.on('rateLimited', action => rateLimited.inc({ action }))
 
   return { render: () => registry.metrics(), contentType: registry.contentType }
 }

@@ -104,6 +104,22 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
+/** The event of a parsed frame, superjson-wrapped or not, before any validation. */
+function rawEventOf(parsed: unknown): { raw: unknown, wrapper?: Record<string, unknown> } {
+  const wrapper = isRecord(parsed) && 'json' in parsed && !('type' in parsed) ? parsed : undefined
+  return { raw: wrapper ? wrapper.json : parsed, wrapper }
+}
+
+/** The id of a frame's event, if it has a string one; it costs a parse, so only for errors. */
+export function eventIdOfFrame(text: string): string | undefined {
+  try {
+    return idOf(rawEventOf(JSON.parse(text)).raw)
+  }
+  catch {
+    return undefined
+  }
+}
+
 /**
  * Parses one text frame: superjson first, plain JSON accepted. Throws a HubError with the wire
  * message and, when the frame had one, the event's id as `parentId`. Bounds come first: the
@@ -117,8 +133,7 @@ export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
   catch (error) {
     throw new HubError('invalid_json', `invalid JSON, error: ${(error as Error).message}`)
   }
-  const wrapper = isRecord(parsed) && 'json' in parsed && !('type' in parsed) ? parsed : undefined
-  const raw = wrapper ? wrapper.json : parsed
+  const { raw, wrapper } = rawEventOf(parsed)
   const parentId = idOf(raw)
   const invalid = (): HubError => new HubError('invalid_event', 'invalid event format', { parentId })
   // Prototype keys (refused only where superjson would choke on them) and a malformed meta are format errors.

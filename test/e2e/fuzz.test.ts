@@ -29,10 +29,15 @@ const BATCH = 200
 const PHOENIX_GARBAGE_SOCKETS = 100
 
 /**
- * Options of the fuzzed hub: any per-peer rate limit must let a batch of BATCH frames through;
- * unauthenticated peers are never timed out, since they are part of the fuzz.
+ * Options of the fuzzed hub: the rate limits must let a batch of BATCH frames through (they
+ * still run), unauthenticated peers may send frames as big as anyone's and are never timed
+ * out, since they are part of the fuzz.
  */
-const HUB_OPTIONS: ServerOptions = { auth: { token: TOKEN, timeoutMs: 0 }, instanceId: HUB_ID }
+const HUB_OPTIONS: ServerOptions = {
+  auth: { token: TOKEN, timeoutMs: 0 },
+  instanceId: HUB_ID,
+  limits: { eventsPerSec: 1_000_000, bytesPerSec: 1024 ** 3, maxPendingPayloadBytes: 1024 * 1024 },
+}
 
 // --- Deterministic generation ----------------------------------------------------------
 
