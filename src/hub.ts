@@ -9,7 +9,8 @@ import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
 import { createTokenVerifier } from './core/auth.ts'
-import { markPlainJson, toWireIdentity } from './core/event.ts'
+import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
+import { isReservedEventType, markPlainJson, toWireIdentity } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
@@ -48,8 +49,16 @@ export interface Hub {
   requireAuth: (session: Session, parentId?: string) => boolean
   /** Answers a heartbeat ping. */
   pong: (session: Session, parentId?: string) => void
-  /** Routes an event from an authenticated peer; resolves to the number of recipients. */
+  /**
+   * Routes an event from an authenticated peer; resolves to the number of recipients. A
+   * reserved or over-long type is refused with an error event (and 0).
+   */
   publish: (session: Session, event: HubEvent) => number | Promise<number>
+  /**
+   * Why an event a gateway took in as is may not be published: its type, or a shape bound of
+   * its data or route (`limits`). Gateways that decode frames themselves check the bounds first.
+   */
+  refusal: (event: { type: string, data: unknown, route?: { destinations?: unknown } }) => HubError | undefined
   /** Any frame from the peer: it is alive. */
   touch: (session: Session) => void
   /** Sends a hub-originated event to one peer. */
@@ -110,6 +119,12 @@ export function createHub(input: HubOptions = {}): Hub {
     onSlowConsumer: (session) => {
       logger.warn(`peer ${session.id} is not reading (over ${options.limits.maxBufferedBytes} bytes unsent): closing it`)
       closeSession(session, SLOW_CONSUMER_CODE, 'slow consumer')
+    },
+    onDeliveryError: (error, event, recipient, sender) => {
+      onError(error, { stage: 'deliver', peerId: recipient.id })
+      // The sender hears of it once; its event was accepted, so it would otherwise never know.
+      if (sender && sender.state !== 'closed')
+        reject(sender, new HubError('undeliverable', 'event could not be delivered'), event.metadata?.event?.id)
     },
   })
 
@@ -236,7 +251,33 @@ export function createHub(input: HubOptions = {}): Hub {
 
   function reject(session: Session, error: HubError, parentId?: string): void {
     observers.emit('error', error.code)
+    if (error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity')
+      logger.info(`peer ${session.id}: ${error.message}`)
     send(session, 'error', { message: error.message }, parentId)
+  }
+
+  const limitExceeded = (what: string): HubError => new HubError('limit_exceeded', `limit exceeded: ${what}`)
+
+  function typeRefusal(type: string): HubError | undefined {
+    if (isReservedEventType(type))
+      return new HubError('reserved_event', 'reserved event type')
+    if (type.length > options.limits.maxNameLength)
+      return limitExceeded('event type')
+  }
+
+  function refusal(event: { type: string, data: unknown, route?: { destinations?: unknown } }): HubError | undefined {
+    const { limits } = options
+    const exceeded = checkRoutes(event, limits) ?? checkData(event.data, limits.maxDataDepth, limits.maxPayloadBytes)
+    return typeRefusal(event.type) ?? (exceeded && limitExceeded(exceeded))
+  }
+
+  /** Why a peer may not announce this: too big, or the hub's own identity. */
+  function announceRefusal(name: string, identity: Identity): HubError | undefined {
+    const exceeded = checkAnnouncement(name, identity, options.limits)
+    if (exceeded)
+      return limitExceeded(exceeded)
+    if (identity.pluginId === hubSource.plugin || identity.instanceId === options.instanceId)
+      return new HubError('reserved_identity', 'reserved identity')
   }
 
   if (options.backplane) {
@@ -312,6 +353,7 @@ export function createHub(input: HubOptions = {}): Hub {
     send,
     reject,
     requireAuth,
+    refusal,
     disconnect,
     observers,
     // A clustered hub serves its own peers while the backplane is down, but is not ready.
@@ -346,6 +388,9 @@ export function createHub(input: HubOptions = {}): Hub {
     announce(session, { name, index, identity }, parentId) {
       if (!requireAuth(session, parentId))
         return
+      const refused = announceRefusal(name, identity)
+      if (refused)
+        return reject(session, refused, parentId)
       const current = session.module
       const same = current && current.name === name && current.index === index
         && JSON.stringify(current.identity) === JSON.stringify(identity)
@@ -386,6 +431,11 @@ export function createHub(input: HubOptions = {}): Hub {
       const parentId = event.metadata?.event?.id
       if (!requireAuth(session, parentId))
         return 0
+      const refused = typeRefusal(event.type)
+      if (refused) {
+        reject(session, refused, parentId)
+        return 0
+      }
       // The registry is authoritative: the hub stamps the sender's source, whatever it claimed.
       const source = session.module ? wireOf(session.module.identity) : { plugin: 'anonymous', instanceId: session.id }
       event.metadata = { ...event.metadata, source, event: { ...event.metadata?.event, id: parentId ?? nanoid() } }

@@ -1,5 +1,6 @@
 import type { ConsolaInstance } from 'consola'
 import type { Backplane } from './backplane/types.ts'
+import type { ShapeLimits } from './core/bounds.ts'
 import type { RoutingMiddleware } from './core/middleware.ts'
 import type { RoutingPolicy } from './core/policy.ts'
 import type { ErrorStage } from './errors.ts'
@@ -115,6 +116,41 @@ export interface HubOptions {
      * @default 1000
      */
     rateLimitGraceMs?: number
+    // Shape bounds: what one frame may cost, checked before any recursive work. A frame over
+    // one gets `error {message: "limit exceeded: <what>"}` and is dropped; the socket stays open.
+    /**
+     * Longest module name, plugin id, instance id, version, label key or value, event type,
+     * destination string and expression list entry (characters).
+     * @default 256
+     */
+    maxNameLength?: number
+    /**
+     * Labels one announced identity may carry (plugin and instance labels together).
+     * @default 64
+     */
+    maxLabels?: number
+    /**
+     * Destinations one event may list.
+     * @default 64
+     */
+    maxDestinations?: number
+    /**
+     * How deep `and`/`or` routing expressions may nest.
+     * @default 8
+     */
+    maxExpressionDepth?: number
+    /**
+     * Routing work one event may ask for: every expression node and list entry counts 1, and
+     * every glob counts its length (a glob is matched against each module name).
+     * @default 256
+     */
+    maxRouteItems?: number
+    /**
+     * How deep objects and arrays may nest in an event (`data`, `metadata`, …): bounded so that
+     * encoding it for its recipients can never overflow the stack.
+     * @default 64
+     */
+    maxDataDepth?: number
   }
   /**
    * Behind a reverse proxy: a peer's address is the last one in `X-Forwarded-For` (the one
@@ -213,8 +249,8 @@ export interface ResolvedHubOptions {
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
 
-export interface ResolvedLimits {
-  maxPayloadBytes: number
+/** The resolved `limits`; the shape bounds are what `core/bounds.ts` checks. */
+export interface ResolvedLimits extends ShapeLimits {
   maxBufferedBytes: number
   maxPeers: number
   maxPendingPerAddress: number
@@ -236,6 +272,12 @@ export const DEFAULT_RATE_LIMIT_EVENTS_PER_SEC = 200
 export const DEFAULT_RATE_LIMIT_BYTES_PER_SEC = 8 * 1024 * 1024
 export const DEFAULT_RATE_LIMIT_GRACE_MS = 1000
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
+export const DEFAULT_MAX_NAME_LENGTH = 256
+export const DEFAULT_MAX_LABELS = 64
+export const DEFAULT_MAX_DESTINATIONS = 64
+export const DEFAULT_MAX_EXPRESSION_DEPTH = 8
+export const DEFAULT_MAX_ROUTE_ITEMS = 256
+export const DEFAULT_MAX_DATA_DEPTH = 64
 export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_NODE_TIMEOUT_MS = 10_000
@@ -398,6 +440,12 @@ function resolveLimits(limits: HubOptions['limits'], env: Env): ResolvedLimits {
     // A frame of the largest size must always be able to pass a full bucket.
     bytesBurst: Math.max(maxPayloadBytes, Math.floor(bytesPerSec / 2)),
     rateLimitGraceMs: positiveInt('limits.rateLimitGraceMs', limits?.rateLimitGraceMs, undefined, DEFAULT_RATE_LIMIT_GRACE_MS, 0),
+    maxNameLength: positiveInt('limits.maxNameLength', limits?.maxNameLength, undefined, DEFAULT_MAX_NAME_LENGTH),
+    maxLabels: positiveInt('limits.maxLabels', limits?.maxLabels, undefined, DEFAULT_MAX_LABELS, 0),
+    maxDestinations: positiveInt('limits.maxDestinations', limits?.maxDestinations, undefined, DEFAULT_MAX_DESTINATIONS, 0),
+    maxExpressionDepth: positiveInt('limits.maxExpressionDepth', limits?.maxExpressionDepth, undefined, DEFAULT_MAX_EXPRESSION_DEPTH),
+    maxRouteItems: positiveInt('limits.maxRouteItems', limits?.maxRouteItems, undefined, DEFAULT_MAX_ROUTE_ITEMS),
+    maxDataDepth: positiveInt('limits.maxDataDepth', limits?.maxDataDepth, undefined, DEFAULT_MAX_DATA_DEPTH, 4),
   }
 }
 

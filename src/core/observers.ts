@@ -1,7 +1,7 @@
 /** What the hub reports to observers (metrics, tracing); each entry is the listener's arguments. */
 export interface HubObservations {
-  /** A peer sent an event (any protocol, built-in or routed), after decoding. */
-  received: [type: string]
+  /** A peer sent an event (any protocol, built-in or routed), after decoding; `authenticated` false when it had not authenticated. */
+  received: [type: string, authenticated?: boolean]
   /** A routed event reached `delivered` peers, `seconds` after the hub took it in. */
   routed: [type: string, delivered: number, seconds: number]
   /** A failure: an error code sent to a peer, or the stage of an error the hub swallowed. */

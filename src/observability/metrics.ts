@@ -19,17 +19,21 @@ const BUILT_IN_TYPES = [
   'heartbeat',
 ]
 
+/** Longer type names are labelled `other`: a label is kept for good, so it must stay small. */
+const MAX_TYPE_LABEL_LENGTH = 64
+
 /**
- * Bounds the `type` label: built-in types, then the first `max` other types seen; every later
- * type is `other`, so a client inventing types cannot grow the series without limit.
+ * Bounds the `type` label: built-in types, then the first `max` other types seen from
+ * authenticated peers; every later, longer or unauthenticated type is `other`, so no client
+ * can grow the series without limit or take the names before anyone has logged in.
  */
-function createTypeLabeler(max: number): (type: string) => string {
+function createTypeLabeler(max: number): (type: string, authenticated?: boolean) => string {
   const known = new Set(BUILT_IN_TYPES)
   let others = 0
-  return (type) => {
+  return (type, authenticated = true) => {
     if (known.has(type))
       return type
-    if (others >= max)
+    if (others >= max || !authenticated || type.length > MAX_TYPE_LABEL_LENGTH)
       return 'other'
     others++
     known.add(type)
@@ -69,7 +73,7 @@ export function createMetrics(hub: Hub): Metrics {
     registers,
   })
 
-  hub.observers.on('received', type => received.inc({ type: label(type) }))
+  hub.observers.on('received', (type, authenticated) => received.inc({ type: label(type, authenticated) }))
   hub.observers.on('routed', (type, count, seconds) => {
     if (count > 0)
       delivered.inc({ type: label(type) }, count)

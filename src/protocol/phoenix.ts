@@ -238,8 +238,10 @@ function syncNewLead(hub: Hub, socket: PhoenixSocket): void {
 
 async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
   const [, , , event, payload] = frame
-  if (event.startsWith('phx_'))
-    return reply(socket, frame, errorReply('reserved event'))
+  // Bounds before the schema: it recurses into destinations.
+  const refused = hub.refusal({ type: event, data: payload })
+  if (refused)
+    return reply(socket, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
   if (!v.is(PushPayload, payload))
     return reply(socket, frame, errorReply('invalid payload'))
   let delivered: number

@@ -7,7 +7,7 @@ import type { Corkable } from './cork.ts'
 import type { RateLimitedSocket } from './limits.ts'
 import { Buffer } from 'node:buffer'
 import { HubError } from '../errors.ts'
-import { airiEncoder, decodeAiriFrame, handleAiriFrame } from './airi.ts'
+import { airiEncoder, eventIdOfFrame, handleAiriFrame } from './airi.ts'
 import { createTickCorker } from './cork.ts'
 import { clientAddress, isFrameTooBig, limitFrameSize, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 
@@ -23,16 +23,6 @@ export function upgradeToken(request: Request, params: readonly string[] = ['tok
   }
   const authorization = request.headers.get('authorization')
   return authorization?.startsWith('Bearer ') ? authorization.slice(7) : undefined
-}
-
-/** The id of an AIRI frame's event, if it has one; it costs a parse, so only for errors. */
-function eventIdOf(text: string): string | undefined {
-  try {
-    return decodeAiriFrame(text).metadata?.event?.id
-  }
-  catch {
-    return undefined
-  }
 }
 
 /** Whether a text frame is over `max` bytes, without encoding it when its length already tells. */
@@ -135,7 +125,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
         pending,
         rate: socketRateLimit(hub),
         describe,
-        tell: text => hub.reject(session, new HubError('rate_limited', 'rate limited'), eventIdOf(text)),
+        tell: text => hub.reject(session, new HubError('rate_limited', 'rate limited'), eventIdOfFrame(text)),
         close() {
           hub.disconnect(session)
           peer.close(4029, 'rate limited')
