@@ -6,6 +6,7 @@ import type { HubServer } from './server.ts'
 import nodeAdapter from 'crossws/adapters/node'
 import { toNodeHandler } from 'h3'
 import { listen } from 'listhen'
+import { NodeRequest } from 'srvx/node'
 import { HubError } from './errors.ts'
 import { resolveListenOptions } from './options.ts'
 
@@ -34,8 +35,12 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
   const upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    ws.handleUpgrade(request, socket, head)
+    // srvx's request, as h3 and Nitro make it: a URL that parses whatever the Host, and `ip` for
+    // the guard's log lines.
+    ws.handleUpgrade(request, socket, head, new NodeRequest({ req: request }))
   }
+  // Before the first request: on a loopback address with auth off, only loopback Hosts are served.
+  server.guard.listeningOn(host)
 
   let listener: Awaited<ReturnType<typeof listen>>
   try {
