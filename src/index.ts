@@ -25,6 +25,7 @@ export type { HubListener } from './listen.ts'
 // Options and errors
 export { resolveHubOptions, resolveListenOptions, resolveRedisUrl } from './options.ts'
 export type { HubOptions, ListenOptions, LogFormat, LogLevel, ResolvedHubOptions } from './options.ts'
+export type { RequestGuard } from './request-guard.ts'
 export { createServer } from './server.ts'
 export type { HubServer, ServerOptions } from './server.ts'
 

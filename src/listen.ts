@@ -7,6 +7,7 @@ import type { HubServer } from './server.ts'
 import nodeAdapter from 'crossws/adapters/node'
 import { toNodeHandler } from 'h3'
 import { listen } from 'listhen'
+import { NodeRequest } from 'srvx/node'
 import { HubError } from './errors.ts'
 import { resolveListenOptions } from './options.ts'
 
@@ -24,22 +25,6 @@ export interface HubListener {
 
 function portTaken(port: number, host: string, cause?: unknown): HubError {
   return new HubError('invalid_option', `Port ${port} on ${host} is already in use (or not allowed); choose another with --port / PORT`, { cause })
-}
-
-/**
- * The upgrade request as crossws' hooks see it, plus the client's address as `ip` (like
- * srvx's requests): the one crossws' Node adapter builds carries only the URL and headers.
- * Undefined when its URL cannot be one (a malformed Host).
- */
-function upgradeRequest(request: IncomingMessage): Request | undefined {
-  const secure = (request.socket as { encrypted?: boolean }).encrypted || request.headers['x-forwarded-proto'] === 'https'
-  try {
-    const url = `${secure ? 'https' : 'http'}://${request.headers.host || 'localhost'}${request.url}`
-    return Object.assign(new Request(url, { headers: request.headers as Record<string, string> }), { ip: request.socket.remoteAddress })
-  }
-  catch {
-    return undefined
-  }
 }
 
 /**
@@ -72,15 +57,14 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
   let slowRequests: ReturnType<typeof cutSlowRequests> | undefined
   const upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     slowRequests?.headersIn(request.socket)
-    const webRequest = upgradeRequest(request)
-    if (!webRequest) {
-      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
-      return
-    }
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    ws.handleUpgrade(request, socket, head, webRequest)
+    // srvx's request, as h3 and Nitro make it: a URL that parses whatever the Host, and `ip` for
+    // the guard's log lines.
+    ws.handleUpgrade(request, socket, head, new NodeRequest({ req: request }))
   }
+  // Before the first request: on a loopback address with auth off, only loopback Hosts are served.
+  server.guard.listeningOn(host)
 
   let listener: Awaited<ReturnType<typeof listen>>
   try {

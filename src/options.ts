@@ -11,6 +11,7 @@ import { parseEnv } from 'node:util'
 import { nanoid } from 'nanoid'
 import { HubError } from './errors.ts'
 import { createLogger } from './observability/logger.ts'
+import { normalizeOrigin } from './request-guard.ts'
 
 export type LogLevel = 'silent' | 'error' | 'warn' | 'log' | 'info' | 'debug' | 'trace'
 export type LogFormat = 'pretty' | 'json'
@@ -177,6 +178,25 @@ export interface HubOptions {
      */
     maxChannels?: number
   }
+  http?: {
+    /**
+     * Web origins whose pages may open the WebSocket endpoints and call the ops endpoints,
+     * besides the hub's own origin (the request's `Host`) and localhost origins (http or https
+     * on localhost, *.localhost, 127.0.0.0/8 or [::1], any port). `'*'` = any. A request without
+     * an `Origin` header (not from a browser page) is never refused for it. A foreign origin
+     * is answered 403.
+     * @default env `ALLOWED_ORIGINS` (comma-separated), else none
+     */
+    allowedOrigins?: string[]
+    /**
+     * `Host` names the hub answers besides loopback ones (localhost, *.localhost, 127.0.0.0/8,
+     * [::1]); `.example.com` also allows its subdomains, `'*'` turns the check off. Checked when
+     * set, and when auth is off and `listenHub` binds a loopback address: a DNS-rebinding page,
+     * which reaches 127.0.0.1 under its own name, is answered 421.
+     * @default env `ALLOWED_HOSTS` (comma-separated), else none
+     */
+    allowedHosts?: string[]
+  }
   metrics?: {
     /**
      * Serve `GET /metrics` (Prometheus text format).
@@ -244,6 +264,8 @@ export interface ResolvedHubOptions {
   backplane?: Backplane
   cluster: { nodeTimeoutMs: number, heartbeatMs: number, prefix: string }
   phoenix: { paths: string[], topics: string[], maxChannels: number }
+  /** Normalized: origins as `scheme://host[:port]` without a default port, hosts lowercase. */
+  http: { allowedOrigins: string[], allowedHosts: string[] }
   metrics: { enabled: boolean, token?: string, maxEventTypes: number }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
@@ -325,6 +347,8 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { env: 'PHOENIX_MAX_CHANNELS', flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
   { env: 'REDIS_URL', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
   { env: 'CLUSTER_NODE_TIMEOUT_MS', flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
+  { env: 'ALLOWED_ORIGINS', flag: 'allowed-origins', value: '<origins>', default: '', description: 'comma-separated origins whose pages may connect, besides the hub\'s own and localhost ones (* = any)' },
+  { env: 'ALLOWED_HOSTS', flag: 'allowed-hosts', value: '<hosts>', default: '', description: 'comma-separated Host names answered besides loopback ones (.example.com = with subdomains, * = any); checked when set, or with auth off on a loopback bind' },
   { env: 'METRICS_ENABLED', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
   { env: 'METRICS_TOKEN', flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
   { env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout', value: '<ms>', default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'on SIGINT/SIGTERM, how long peers get to close' },
@@ -375,6 +399,23 @@ function listOf(name: string, values: readonly string[], valid: (value: string) 
   return [...values]
 }
 
+/** An explicit list wins; else the env variable's comma-separated entries. */
+function commaList(explicit: readonly string[] | undefined, raw: string | undefined): readonly unknown[] {
+  return explicit ?? (raw ?? '').split(',').map(entry => entry.trim()).filter(entry => entry !== '')
+}
+
+const ALLOWED_HOST = /^(?:\*|\.?[\w-]+(?:\.[\w-]+)*|\[[\da-f:.]+\])$/i
+
+function resolveHttpOptions(http: HubOptions['http'], env: Env): ResolvedHubOptions['http'] {
+  return {
+    allowedOrigins: commaList(http?.allowedOrigins, env.ALLOWED_ORIGINS).map(origin =>
+      (origin === '*' ? origin : typeof origin === 'string' && normalizeOrigin(origin))
+      || invalid('ALLOWED_ORIGINS', origin, 'origins like "https://app.example", or *')),
+    allowedHosts: commaList(http?.allowedHosts, env.ALLOWED_HOSTS).map(host =>
+      typeof host === 'string' && ALLOWED_HOST.test(host) ? host.toLowerCase() : invalid('ALLOWED_HOSTS', host, 'host names like "hub.example" or ".example.com", or *')),
+  }
+}
+
 function tokensOf(token: string | string[] | undefined, raw: string | undefined): string[] {
   const tokens = token === undefined ? (raw ? [raw] : []) : [token].flat()
   return tokens.filter(t => t !== '')
@@ -413,6 +454,7 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
       topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
       maxChannels: positiveInt('PHOENIX_MAX_CHANNELS', options.phoenix?.maxChannels, env.PHOENIX_MAX_CHANNELS, DEFAULT_PHOENIX_MAX_CHANNELS),
     },
+    http: resolveHttpOptions(options.http, env),
     metrics: {
       enabled: bool('METRICS_ENABLED', options.metrics?.enabled, env.METRICS_ENABLED, true),
       token: options.metrics?.token || env.METRICS_TOKEN || undefined,

@@ -8,7 +8,8 @@ const json = (body: unknown, status = 200): Response => Response.json(body, { st
 /**
  * The operator endpoints, on the hub's own port: `GET /healthz` (the process answers),
  * `GET /readyz` (every readiness check passes, else 503) and `GET /metrics` (Prometheus,
- * unless disabled; behind `Authorization: Bearer <METRICS_TOKEN>` when one is set).
+ * unless disabled; behind `Authorization: Bearer <METRICS_TOKEN>` when one is set). Like the
+ * WebSocket endpoints, they answer no foreign origin and no unserved host (`createServer`'s guard).
  */
 export function addOpsEndpoints(app: H3, hub: Hub): void {
   app.get('/healthz', () => json({ status: 'ok' }))
