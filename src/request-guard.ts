@@ -1,4 +1,5 @@
 import type { Hub } from './hub.ts'
+import { clientAddress } from './protocol/limits.ts'
 
 /**
  * Which requests the hub answers at all, so that no web page can use a browser as its proxy:
@@ -92,7 +93,7 @@ export function createRequestGuard(hub: Hub): RequestGuard {
     // The path only: a query may carry a token.
     const path = new URL(request.url).pathname
     const what = isWebSocketUpgrade(request) ? `a WebSocket upgrade to ${path}` : `${request.method} ${path}`
-    logger.warn(`refused ${what} from ${(request as { ip?: string }).ip ?? 'an unknown address'}: ${why}`)
+    logger.warn(`refused ${what} from ${clientAddress(request, hub.options.trustProxy)}: ${why}`)
     return new Response(status === 421 ? 'Misdirected Request: this hub does not serve that host' : 'Forbidden: origin not allowed', { status })
   }
 
