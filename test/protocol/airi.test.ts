@@ -97,13 +97,14 @@ describe('aIRI codec', () => {
 })
 
 describe('normalizeIdentity', () => {
-  it('normalises all three shapes', () => {
+  it('normalises all three shapes, keeping a later generation's identity as announced', () => {
     expect(normalizeIdentity({ plugin: 'p', instanceId: 'i', version: '1', labels: { a: '1' } }, 'n', 'peer'))
       .toEqual({ pluginId: 'p', instanceId: 'i', version: '1', labels: { a: '1' } })
-    expect(normalizeIdentity({ id: 'i', kind: 'plugin', plugin: { id: 'p', labels: { a: '1', b: '1' } }, labels: { b: '2' } }, 'n', 'peer'))
-      .toEqual({ pluginId: 'p', instanceId: 'i', version: undefined, labels: { a: '1', b: '2' } })
+    const nested = { id: 'i', kind: 'plugin' as const, plugin: { id: 'p', labels: { a: '1', b: '1' } }, labels: { b: '2' } }
+    expect(normalizeIdentity(nested, 'n', 'peer'))
+      .toEqual({ pluginId: 'p', instanceId: 'i', version: undefined, labels: { a: '1', b: '2' }, announced: nested })
     expect(normalizeIdentity({ id: 'i', extension: { id: 'e' } }, 'n', 'peer'))
-      .toEqual({ pluginId: 'e', instanceId: 'i', version: undefined, labels: {} })
+      .toEqual({ pluginId: 'e', instanceId: 'i', version: undefined, labels: {}, announced: { id: 'i', extension: { id: 'e' } } })
   })
 
   it('falls back to the module name and peer id when no identity was sent', () => {
