@@ -97,7 +97,7 @@ describe('aIRI codec', () => {
 })
 
 describe('normalizeIdentity', () => {
-  it('normalises all three shapes, keeping a later generation's identity as announced', () => {
+  it('normalises all three shapes, keeping a later generation identity as announced', () => {
     expect(normalizeIdentity({ plugin: 'p', instanceId: 'i', version: '1', labels: { a: '1' } }, 'n', 'peer'))
       .toEqual({ pluginId: 'p', instanceId: 'i', version: '1', labels: { a: '1' } })
     const nested = { id: 'i', kind: 'plugin' as const, plugin: { id: 'p', labels: { a: '1', b: '1' } }, labels: { b: '2' } }
