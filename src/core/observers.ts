@@ -8,6 +8,10 @@ export interface HubObservations {
   error: [reason: string]
   /** A peer was closed for silence (4000). */
   heartbeatExpired: []
+  /** Registry deltas not sent to peers that fell behind (a full sync repairs them later). */
+  registryDeltasSkipped: [count: number]
+  /** Peers that fell behind on the registry got the full sync that repairs their view. */
+  registryRepaired: [count: number]
 }
 
 type Listener<K extends keyof HubObservations> = (...args: HubObservations[K]) => void

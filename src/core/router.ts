@@ -36,8 +36,11 @@ export interface RouterOptions {
 export interface Router {
   /** Routes one event from `sender`; returns how many peers it was delivered to (async if a middleware is). */
   route: (sender: Session, event: HubEvent) => number | Promise<number>
-  /** Delivers one event to the given sessions, encoding it once per wire protocol. */
-  deliver: (event: HubEvent, recipients: Iterable<Session>) => number
+  /**
+   * Delivers one event to the given sessions, encoding it once per wire protocol. Each
+   * recipient's waiting bytes go to `onBacklog` when given, else to the slow-consumer check.
+   */
+  deliver: (event: HubEvent, recipients: Iterable<Session>, onBacklog?: (session: Session, waiting: number) => void) => number
 }
 
 /** The destinations of an event: `route.destinations`, else an array at `data.destinations`. */
@@ -128,7 +131,12 @@ export function createRouter(options: RouterOptions): Router {
     return recipients
   }
 
-  function deliver(event: HubEvent, recipients: Iterable<Session>): number {
+  function checkSlowConsumer(session: Session, waiting: number): void {
+    if (waiting > maxBufferedBytes)
+      onSlowConsumer(session)
+  }
+
+  function deliver(event: HubEvent, recipients: Iterable<Session>, onBacklog = checkSlowConsumer): number {
     // Peers of one protocol share one encoded frame.
     const frames = new Map<object, string>()
     let delivered = 0
@@ -137,8 +145,7 @@ export function createRouter(options: RouterOptions): Router {
       let frame = frames.get(encoder)
       if (frame === undefined)
         frames.set(encoder, frame = encoder.encode(event))
-      if (session.connection.send(frame) > maxBufferedBytes)
-        onSlowConsumer(session)
+      onBacklog(session, session.connection.send(frame))
       delivered++
     }
     return delivered

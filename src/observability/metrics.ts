@@ -59,6 +59,8 @@ export function createMetrics(hub: Hub): Metrics {
   const delivered = new Counter({ name: 'hub_events_delivered_total', help: 'Routed event deliveries to peers, by type', labelNames: ['type'], registers })
   const errors = new Counter({ name: 'hub_errors_total', help: 'Errors sent to peers (by code) or handled by the hub (by stage)', labelNames: ['reason'], registers })
   const expired = new Counter({ name: 'hub_heartbeat_expired_total', help: 'Peers closed for silence (4000 heartbeat expired)', registers })
+  const skipped = new Counter({ name: 'hub_registry_deltas_skipped_total', help: 'Registry deltas not sent to peers that fell behind (coalesced into one sync)', registers })
+  const repaired = new Counter({ name: 'hub_registry_repairs_total', help: 'Full registry syncs sent to peers that fell behind, once their backlog drained', registers })
   const routing = new Histogram({
     name: 'hub_routing_duration_seconds',
     help: 'Time to route one event: select recipients, policy, middleware, encode and send',
@@ -74,6 +76,8 @@ export function createMetrics(hub: Hub): Metrics {
   })
   hub.observers.on('error', reason => errors.inc({ reason }))
   hub.observers.on('heartbeatExpired', () => expired.inc())
+  hub.observers.on('registryDeltasSkipped', count => skipped.inc(count))
+  hub.observers.on('registryRepaired', count => repaired.inc(count))
 
   return { render: () => registry.metrics(), contentType: registry.contentType }
 }

@@ -110,6 +110,7 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
         socket.peer.send(prefix + tail)
       return socket.peer.bufferedAmount
     },
+    buffered: () => socket.peer.bufferedAmount,
     close: (code, reason) => closeSocket(hub, socket, code, reason),
     ping: () => socket.peer.ping('hub'),
     open() {
