@@ -3,7 +3,7 @@ import type { Observers } from './observers.ts'
 import type { Registry } from './registry.ts'
 import type { Router } from './router.ts'
 import type { Session } from './session.ts'
-import { clearTimeout, setTimeout } from 'node:timers'
+import { clearTimeout, setImmediate, setTimeout } from 'node:timers'
 import { markPlainJson } from './event.ts'
 import { createTurnQueue } from './turn.ts'
 
@@ -75,8 +75,15 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
   }
   const syncs = createTurnQueue<Session>(asked => sendSync(new Set(asked.filter(session => session.state !== 'closed'))))
 
-  function judge(session: Session, waiting: number): void {
-    if (waiting <= laggingBytes || lagging.has(session))
+  // What this turn queued per peer: a connection may tell only what earlier turns left unsent,
+  // and one turn of a storm can carry hundreds of deltas (every peer that dropped at once).
+  let queued = new Map<Session, number>()
+  function judge(session: Session, waiting: number, frameLength: number): void {
+    if (queued.size === 0)
+      setImmediate(() => queued = new Map())
+    const before = queued.get(session) ?? 0
+    queued.set(session, before + frameLength)
+    if (waiting + before <= laggingBytes || lagging.has(session))
       return
     lagging.set(session, sequence)
     onLagging(session, waiting)

@@ -33,6 +33,9 @@ export interface RouterOptions {
   onSlowConsumer: (session: Session) => void
 }
 
+/** Told, for each recipient, the bytes its connection had waiting and the length of the frame just queued. */
+export type Backlog = (session: Session, waiting: number, frameLength: number) => void
+
 export interface Router {
   /** Routes one event from `sender`; returns how many peers it was delivered to (async if a middleware is). */
   route: (sender: Session, event: HubEvent) => number | Promise<number>
@@ -40,7 +43,7 @@ export interface Router {
    * Delivers one event to the given sessions, encoding it once per wire protocol. Each
    * recipient's waiting bytes go to `onBacklog` when given, else to the slow-consumer check.
    */
-  deliver: (event: HubEvent, recipients: Iterable<Session>, onBacklog?: (session: Session, waiting: number) => void) => number
+  deliver: (event: HubEvent, recipients: Iterable<Session>, onBacklog?: Backlog) => number
 }
 
 /** The destinations of an event: `route.destinations`, else an array at `data.destinations`. */
@@ -136,7 +139,7 @@ export function createRouter(options: RouterOptions): Router {
       onSlowConsumer(session)
   }
 
-  function deliver(event: HubEvent, recipients: Iterable<Session>, onBacklog = checkSlowConsumer): number {
+  function deliver(event: HubEvent, recipients: Iterable<Session>, onBacklog: Backlog = checkSlowConsumer): number {
     // Peers of one protocol share one encoded frame.
     const frames = new Map<object, string>()
     let delivered = 0
@@ -145,7 +148,7 @@ export function createRouter(options: RouterOptions): Router {
       let frame = frames.get(encoder)
       if (frame === undefined)
         frames.set(encoder, frame = encoder.encode(event))
-      onBacklog(session, session.connection.send(frame))
+      onBacklog(session, session.connection.send(frame), frame.length)
       delivered++
     }
     return delivered
