@@ -20,14 +20,16 @@ export class ViewPeer {
   deltas = 0
   readonly opened: Promise<void>
 
-  constructor(url: string, readonly name: string, labels: Record<string, string> = {}) {
+  constructor(url: string, readonly name: string, { token }: { token?: string } = {}) {
     this.ws = new WebSocket(url, { perMessageDeflate: false })
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve())
       this.ws.once('error', reject)
     })
     this.ws.on('open', () => {
-      this.send({ type: 'module:announce', data: { name, identity: { plugin: name, instanceId: name, labels } } })
+      if (token !== undefined)
+        this.send({ type: 'module:authenticate', data: { token } })
+      this.send({ type: 'module:announce', data: { name, identity: { plugin: name, instanceId: name } } })
     })
     this.ws.on('message', data => this.receive(JSON.parse(data.toString()).json))
     this.ws.on('close', (code) => {
