@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
@@ -287,7 +288,7 @@ async function main() {
 
 `)
   mkdirSync(args.out, { recursive: true })
-  const file = `${args.out}/${result.date.slice(0, 19).replaceAll(':', '-')}-soak.json`
+  const file = join(args.out, `${result.date.slice(0, 19).replaceAll(':', '-')}-soak.json`)
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`)
   log(`wrote ${file}`)
   process.exit(c.left.peers === 0 && c.left.modules === 0 && s.converged && s.closedByHub === 0 ? 0 : 1)
