@@ -7,13 +7,21 @@ export type HubErrorCode
     | 'module_not_found'
     | 'module_forbidden'
     | 'payload_too_large'
+    | 'rate_limited'
+    | 'limit_exceeded'
+    | 'reserved_event'
+    | 'reserved_identity'
+    | 'undeliverable'
     | 'invalid_option'
     | 'internal'
 
 export class HubError extends Error {
   override readonly name = 'HubError'
-  constructor(readonly code: HubErrorCode, message: string, options?: ErrorOptions) {
+  /** The id of the peer's event that caused it, when it had one (a frame that failed to decode). */
+  readonly parentId?: string
+  constructor(readonly code: HubErrorCode, message: string, options?: ErrorOptions & { parentId?: string }) {
     super(message, options)
+    this.parentId = options?.parentId
   }
 }
 

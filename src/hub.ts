@@ -1,4 +1,5 @@
 import type { Cluster } from './backplane/cluster.ts'
+import type { Admission } from './core/admission.ts'
 import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
@@ -6,8 +7,10 @@ import type { HubOptions, ResolvedHubOptions } from './options.ts'
 import type { Connection, HubEvent, Identity, ModuleEntry, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
+import { createAdmission } from './core/admission.ts'
 import { createTokenVerifier } from './core/auth.ts'
-import { markPlainJson, toWireIdentity } from './core/event.ts'
+import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
+import { isReservedEventType, markPlainJson, toWireIdentity } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
@@ -35,6 +38,8 @@ export interface Hub {
   verifyToken: (token: unknown) => boolean
   /** Whether peers must authenticate at all. */
   readonly authRequired: boolean
+  /** Open sockets of every gateway, counted so that upgrades past the limits are refused. */
+  readonly admission: Admission
   /** A new peer; `token` when it already presented one at the upgrade. */
   connect: (connection: Connection, init?: { token?: string }) => Session
   authenticate: (session: Session, token: unknown, parentId?: string) => boolean
@@ -44,8 +49,16 @@ export interface Hub {
   requireAuth: (session: Session, parentId?: string) => boolean
   /** Answers a heartbeat ping. */
   pong: (session: Session, parentId?: string) => void
-  /** Routes an event from an authenticated peer; resolves to the number of recipients. */
+  /**
+   * Routes an event from an authenticated peer; resolves to the number of recipients. A
+   * reserved or over-long type is refused with an error event (and 0).
+   */
   publish: (session: Session, event: HubEvent) => number | Promise<number>
+  /**
+   * Why an event a gateway took in as is may not be published: its type, or a shape bound of
+   * its data or route (`limits`). Gateways that decode frames themselves check the bounds first.
+   */
+  refusal: (event: { type: string, data: unknown, route?: { destinations?: unknown } }) => HubError | undefined
   /** Any frame from the peer: it is alive. */
   touch: (session: Session) => void
   /** Sends a hub-originated event to one peer. */
@@ -106,6 +119,12 @@ export function createHub(input: HubOptions = {}): Hub {
     onSlowConsumer: (session) => {
       logger.warn(`peer ${session.id} is not reading (over ${options.limits.maxBufferedBytes} bytes unsent): closing it`)
       closeSession(session, SLOW_CONSUMER_CODE, 'slow consumer')
+    },
+    onDeliveryError: (error, event, recipient, sender) => {
+      onError(error, { stage: 'deliver', peerId: recipient.id })
+      // The sender hears of it once; its event was accepted, so it would otherwise never know.
+      if (sender && sender.state !== 'closed')
+        reject(sender, new HubError('undeliverable', 'event could not be delivered'), event.metadata?.event?.id)
     },
   })
 
@@ -208,7 +227,33 @@ export function createHub(input: HubOptions = {}): Hub {
 
   function reject(session: Session, error: HubError, parentId?: string): void {
     observers.emit('error', error.code)
+    if (error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity')
+      logger.info(`peer ${session.id}: ${error.message}`)
     send(session, 'error', { message: error.message }, parentId)
+  }
+
+  const limitExceeded = (what: string): HubError => new HubError('limit_exceeded', `limit exceeded: ${what}`)
+
+  function typeRefusal(type: string): HubError | undefined {
+    if (isReservedEventType(type))
+      return new HubError('reserved_event', 'reserved event type')
+    if (type.length > options.limits.maxNameLength)
+      return limitExceeded('event type')
+  }
+
+  function refusal(event: { type: string, data: unknown, route?: { destinations?: unknown } }): HubError | undefined {
+    const { limits } = options
+    const exceeded = checkRoutes(event, limits) ?? checkData(event.data, limits.maxDataDepth, limits.maxPayloadBytes)
+    return typeRefusal(event.type) ?? (exceeded && limitExceeded(exceeded))
+  }
+
+  /** Why a peer may not announce this: too big, or the hub's own identity. */
+  function announceRefusal(name: string, identity: Identity): HubError | undefined {
+    const exceeded = checkAnnouncement(name, identity, options.limits)
+    if (exceeded)
+      return limitExceeded(exceeded)
+    if (identity.pluginId === hubSource.plugin || identity.instanceId === options.instanceId)
+      return new HubError('reserved_identity', 'reserved identity')
   }
 
   if (options.backplane) {
@@ -224,6 +269,9 @@ export function createHub(input: HubOptions = {}): Hub {
             yield toPeerState(session.id, session.module)
         },
         upsert(node, { id, module }, reason) {
+          // Peer ids are unique per session: one already owned here or by another node is forged.
+          if (peers.has(id) || (remotePeers.get(id)?.node ?? node) !== node)
+            return
           const previous = registry.get(id)
           if (previous?.node !== undefined) {
             registry.delete(id)
@@ -236,7 +284,9 @@ export function createHub(input: HubOptions = {}): Hub {
             feed.announced(entry)
           }
         },
-        remove(id, reason) {
+        remove(node, id, reason) {
+          if (remotePeers.get(id)?.node !== node)
+            return
           remotePeers.delete(id)
           const entry = registry.get(id)
           if (entry?.node === undefined)
@@ -244,9 +294,9 @@ export function createHub(input: HubOptions = {}): Hub {
           registry.delete(id)
           feed.deannounced(entry, reason)
         },
-        health(peerId, healthy) {
+        health(node, peerId, healthy) {
           const entry = registry.get(peerId)
-          if (entry?.node !== undefined)
+          if (entry?.node === node)
             feed.health(entry, healthy)
         },
         deliver(event, peerIds) {
@@ -257,6 +307,10 @@ export function createHub(input: HubOptions = {}): Hub {
               recipients.push(session)
           }
           router.deliver(event, recipients)
+        },
+        discard(reason, count) {
+          for (let i = 0; i < count; i++)
+            observers.emit('error', reason)
         },
       },
     })
@@ -270,10 +324,12 @@ export function createHub(input: HubOptions = {}): Hub {
     cluster,
     verifyToken,
     authRequired,
+    admission: createAdmission(options.limits),
     touch: heartbeat.touch,
     send,
     reject,
     requireAuth,
+    refusal,
     disconnect,
     observers,
     // A clustered hub serves its own peers while the backplane is down, but is not ready.
@@ -308,6 +364,9 @@ export function createHub(input: HubOptions = {}): Hub {
     announce(session, { name, index, identity }, parentId) {
       if (!requireAuth(session, parentId))
         return
+      const refused = announceRefusal(name, identity)
+      if (refused)
+        return reject(session, refused, parentId)
       const current = session.module
       const same = current && current.name === name && current.index === index
         && JSON.stringify(current.identity) === JSON.stringify(identity)
@@ -348,6 +407,11 @@ export function createHub(input: HubOptions = {}): Hub {
       const parentId = event.metadata?.event?.id
       if (!requireAuth(session, parentId))
         return 0
+      const refused = typeRefusal(event.type)
+      if (refused) {
+        reject(session, refused, parentId)
+        return 0
+      }
       // The registry is authoritative: the hub stamps the sender's source, whatever it claimed.
       const source = session.module ? wireOf(session.module.identity) : { plugin: 'anonymous', instanceId: session.id }
       event.metadata = { ...event.metadata, source, event: { ...event.metadata?.event, id: parentId ?? nanoid() } }

@@ -1,5 +1,6 @@
 import type { Buffer } from 'node:buffer'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { ListenOptions } from './options.ts'
 import type { HubServer } from './server.ts'
@@ -25,16 +26,60 @@ function portTaken(port: number, host: string, cause?: unknown): HubError {
   return new HubError('invalid_option', `Port ${port} on ${host} is already in use (or not allowed); choose another with --port / PORT`, { cause })
 }
 
+/**
+ * The upgrade request as crossws' hooks see it, plus the client's address as `ip` (like
+ * srvx's requests): the one crossws' Node adapter builds carries only the URL and headers.
+ * Undefined when its URL cannot be one (a malformed Host).
+ */
+function upgradeRequest(request: IncomingMessage): Request | undefined {
+  const secure = (request.socket as { encrypted?: boolean }).encrypted || request.headers['x-forwarded-proto'] === 'https'
+  try {
+    const url = `${secure ? 'https' : 'http'}://${request.headers.host || 'localhost'}${request.url}`
+    return Object.assign(new Request(url, { headers: request.headers as Record<string, string> }), { ip: request.socket.remoteAddress })
+  }
+  catch {
+    return undefined
+  }
+}
+
+/**
+ * Cuts connections that have not sent their request headers within `timeoutMs` (slowloris).
+ * Node's own `headersTimeout` is set too, but Node checks it only every 30 s
+ * (`connectionsCheckingInterval`, fixed when listhen creates the server): a first request
+ * gets a deadline of its own, cleared once its headers are in.
+ */
+function cutSlowRequests(server: Server, timeoutMs: number): { headersIn: (socket: Socket) => void } {
+  server.headersTimeout = timeoutMs
+  server.requestTimeout = timeoutMs // the hub's requests are GETs: complete with their headers
+  const deadlines = new WeakMap<Socket, ReturnType<typeof setTimeout>>()
+  server.on('connection', (socket: Socket) => {
+    const deadline = setTimeout(() => socket.destroy(), timeoutMs)
+    deadline.unref()
+    deadlines.set(socket, deadline)
+    socket.once('close', () => clearTimeout(deadline))
+  })
+  const headersIn = (socket: Socket): void => clearTimeout(deadlines.get(socket))
+  server.on('request', (request: IncomingMessage) => headersIn(request.socket))
+  return { headersIn }
+}
+
 /** Serves a hub server over Node's HTTP server (listhen), WebSockets upgraded by crossws. */
 export async function listenHub(server: HubServer, options: ListenOptions = {}): Promise<HubListener> {
-  const { port, host, shutdownTimeoutMs } = resolveListenOptions(options)
+  const { port, host, shutdownTimeoutMs, headersTimeoutMs } = resolveListenOptions(options)
   const ws = nodeAdapter(server.websocket)
   // Upgraded sockets, so shutdown can wait for their close handshakes.
   const sockets = new Set<Duplex>()
+  let slowRequests: ReturnType<typeof cutSlowRequests> | undefined
   const upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    slowRequests?.headersIn(request.socket)
+    const webRequest = upgradeRequest(request)
+    if (!webRequest) {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+      return
+    }
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
-    ws.handleUpgrade(request, socket, head)
+    ws.handleUpgrade(request, socket, head, webRequest)
   }
 
   let listener: Awaited<ReturnType<typeof listen>>
@@ -58,6 +103,7 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
       throw portTaken(port, host, error)
     throw error
   }
+  slowRequests = cutSlowRequests(listener.server, headersTimeoutMs)
   const address = listener.address as { port: number }
   // get-port-please silently swaps ports it considers unsafe; a port we did not ask for is an error.
   if (port !== 0 && address.port !== port) {

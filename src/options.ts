@@ -1,5 +1,6 @@
 import type { ConsolaInstance } from 'consola'
 import type { Backplane } from './backplane/types.ts'
+import type { ShapeLimits } from './core/bounds.ts'
 import type { RoutingMiddleware } from './core/middleware.ts'
 import type { RoutingPolicy } from './core/policy.ts'
 import type { ErrorStage } from './errors.ts'
@@ -73,7 +74,90 @@ export interface HubOptions {
      * @default env `MAX_BUFFERED_BYTES`, else 4 MiB
      */
     maxBufferedBytes?: number
+    /**
+     * Open sockets (native and Phoenix); past this an upgrade is refused with HTTP 503.
+     * @default env `MAX_PEERS`, else 10000
+     */
+    maxPeers?: number
+    /**
+     * Sockets one address may hold open without having authenticated; past this an upgrade
+     * that brings no token is refused with HTTP 429 (0 = no limit).
+     * @default env `MAX_PENDING_PER_ADDRESS`, else 32
+     */
+    maxPendingPerAddress?: number
+    /**
+     * Largest frame of a peer that has not authenticated (an authentication frame is tiny);
+     * larger ones close it with 1009 before they are even buffered. Raised to
+     * `maxPayloadBytes` once it authenticates.
+     * @default env `MAX_PENDING_PAYLOAD_BYTES`, else 16 KiB
+     */
+    maxPendingPayloadBytes?: number
+    /**
+     * Frames a socket may send per second, on average (0 = no limit). Over it a frame is
+     * dropped and answered `rate limited` once; a socket still over it after `rateLimitGraceMs`
+     * is closed with 4029.
+     * @default env `RATE_LIMIT_EVENTS_PER_SEC`, else 200
+     */
+    eventsPerSec?: number
+    /**
+     * Frames a socket may send at once before `eventsPerSec` applies.
+     * @default env `RATE_LIMIT_BURST`, else twice `eventsPerSec`
+     */
+    eventsBurst?: number
+    /**
+     * Bytes (characters of text frames) a socket may send per second, on average (0 = no
+     * limit); its burst is half a second's worth, and at least one `maxPayloadBytes` frame.
+     * Bounds what one sender makes the hub write to every reader.
+     * @default env `RATE_LIMIT_BYTES_PER_SEC`, else 8 MiB
+     */
+    bytesPerSec?: number
+    /**
+     * How long a socket may stay over its rate limit (its frames dropped) before it is closed.
+     * @default 1000
+     */
+    rateLimitGraceMs?: number
+    // Shape bounds: what one frame may cost, checked before any recursive work. A frame over
+    // one gets `error {message: "limit exceeded: <what>"}` and is dropped; the socket stays open.
+    /**
+     * Longest module name, plugin id, instance id, version, label key or value, event type,
+     * destination string and expression list entry (characters).
+     * @default 256
+     */
+    maxNameLength?: number
+    /**
+     * Labels one announced identity may carry (plugin and instance labels together).
+     * @default 64
+     */
+    maxLabels?: number
+    /**
+     * Destinations one event may list.
+     * @default 64
+     */
+    maxDestinations?: number
+    /**
+     * How deep `and`/`or` routing expressions may nest.
+     * @default 8
+     */
+    maxExpressionDepth?: number
+    /**
+     * Routing work one event may ask for: every expression node and list entry counts 1, and
+     * every glob counts its length (a glob is matched against each module name).
+     * @default 256
+     */
+    maxRouteItems?: number
+    /**
+     * How deep objects and arrays may nest in an event (`data`, `metadata`, …): bounded so that
+     * encoding it for its recipients can never overflow the stack.
+     * @default 64
+     */
+    maxDataDepth?: number
   }
+  /**
+   * Behind a reverse proxy: a peer's address is the last one in `X-Forwarded-For` (the one
+   * the proxy added), not the proxy's. Only set it when every connection comes through the proxy.
+   * @default env `TRUST_PROXY`, else false
+   */
+  trustProxy?: boolean
   phoenix?: {
     /**
      * Endpoints of the Phoenix Channels gateway; each is also served with the `/websocket`
@@ -86,6 +170,12 @@ export interface HubOptions {
      * @default ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
      */
     topics?: string[]
+    /**
+     * Channels one socket may have joined at once; a join past this is answered
+     * `{status: "error", response: {reason: "too many channels"}}`.
+     * @default env `PHOENIX_MAX_CHANNELS`, else 100
+     */
+    maxChannels?: number
   }
   metrics?: {
     /**
@@ -120,7 +210,9 @@ export interface HubOptions {
   backplane?: Backplane
   cluster?: {
     /**
-     * A node not heard from for this long is gone: the others de-announce its modules.
+     * A node not heard from for this long is gone: the others de-announce its modules. Time a
+     * node itself did not run (paused, suspended, its event loop blocked) does not count: it
+     * resyncs on waking instead of expiring the others.
      * @default env `CLUSTER_NODE_TIMEOUT_MS`, else 10000
      */
     nodeTimeoutMs?: number
@@ -146,19 +238,46 @@ export interface ResolvedHubOptions {
   auth: { tokens: string[], timeoutMs: number, maxFailures: number }
   heartbeat: { readTimeout: number, message: string }
   routing: { policy?: RoutingPolicy, middleware: RoutingMiddleware[], allowBypass: boolean, devtoolsTokens: string[] }
-  limits: { maxPayloadBytes: number, maxBufferedBytes: number }
+  limits: ResolvedLimits
+  trustProxy: boolean
   /** Set when clustered. */
   backplane?: Backplane
   cluster: { nodeTimeoutMs: number, heartbeatMs: number, prefix: string }
-  phoenix: { paths: string[], topics: string[] }
+  phoenix: { paths: string[], topics: string[], maxChannels: number }
   metrics: { enabled: boolean, token?: string, maxEventTypes: number }
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
 
+/** The resolved `limits`; the shape bounds are what `core/bounds.ts` checks. */
+export interface ResolvedLimits extends ShapeLimits {
+  maxBufferedBytes: number
+  maxPeers: number
+  maxPendingPerAddress: number
+  maxPendingPayloadBytes: number
+  eventsPerSec: number
+  eventsBurst: number
+  bytesPerSec: number
+  bytesBurst: number
+  rateLimitGraceMs: number
+}
+
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 export const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+export const DEFAULT_MAX_PEERS = 10_000
+export const DEFAULT_MAX_PENDING_PER_ADDRESS = 32
+export const DEFAULT_MAX_PENDING_PAYLOAD_BYTES = 16 * 1024
+export const DEFAULT_RATE_LIMIT_EVENTS_PER_SEC = 200
+export const DEFAULT_RATE_LIMIT_BYTES_PER_SEC = 8 * 1024 * 1024
+export const DEFAULT_RATE_LIMIT_GRACE_MS = 1000
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
+export const DEFAULT_MAX_NAME_LENGTH = 256
+export const DEFAULT_MAX_LABELS = 64
+export const DEFAULT_MAX_DESTINATIONS = 64
+export const DEFAULT_MAX_EXPRESSION_DEPTH = 8
+export const DEFAULT_MAX_ROUTE_ITEMS = 256
+export const DEFAULT_MAX_DATA_DEPTH = 64
 export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_NODE_TIMEOUT_MS = 10_000
@@ -169,6 +288,7 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 3000
 export const DEFAULT_METRICS_MAX_EVENT_TYPES = 50
 export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
 export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
+export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
 const LOG_LEVELS: readonly LogLevel[] = ['silent', 'error', 'warn', 'log', 'info', 'debug', 'trace']
 const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json']
 
@@ -194,6 +314,15 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { env: 'HEARTBEAT_TIMEOUT_MS', flag: 'heartbeat-timeout', value: '<ms>', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), description: 'silence before a peer is unhealthy; closed at twice this' },
   { env: 'MAX_PAYLOAD_BYTES', flag: 'max-payload', value: '<bytes>', default: String(DEFAULT_MAX_PAYLOAD_BYTES), description: 'largest inbound frame' },
   { env: 'MAX_BUFFERED_BYTES', flag: 'max-buffered', value: '<bytes>', default: String(DEFAULT_MAX_BUFFERED_BYTES), description: 'unsent bytes a peer may leave unread before it is closed with 1013' },
+  { env: 'MAX_PEERS', flag: 'max-peers', value: '<n>', default: String(DEFAULT_MAX_PEERS), description: 'open sockets; past this an upgrade gets HTTP 503' },
+  { env: 'MAX_PENDING_PER_ADDRESS', flag: 'max-pending-per-address', value: '<n>', default: String(DEFAULT_MAX_PENDING_PER_ADDRESS), description: 'unauthenticated sockets per client address; past this HTTP 429 (0 = no limit)' },
+  { env: 'MAX_PENDING_PAYLOAD_BYTES', flag: 'max-pending-payload', value: '<bytes>', default: String(DEFAULT_MAX_PENDING_PAYLOAD_BYTES), description: 'largest frame before a peer has authenticated' },
+  { env: 'RATE_LIMIT_EVENTS_PER_SEC', flag: 'rate-limit', value: '<n>', default: String(DEFAULT_RATE_LIMIT_EVENTS_PER_SEC), description: 'frames a socket may send per second; over it: error, then close 4029 (0 = no limit)' },
+  { env: 'RATE_LIMIT_BURST', flag: 'rate-limit-burst', value: '<n>', default: '', description: 'frames a socket may send at once (empty = twice the rate)' },
+  { env: 'RATE_LIMIT_BYTES_PER_SEC', flag: 'rate-limit-bytes', value: '<bytes>', default: String(DEFAULT_RATE_LIMIT_BYTES_PER_SEC), description: 'bytes a socket may send per second (0 = no limit)' },
+  { env: 'TRUST_PROXY', flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
+  { env: 'HEADERS_TIMEOUT_MS', flag: 'headers-timeout', value: '<ms>', default: String(DEFAULT_HEADERS_TIMEOUT_MS), description: 'a connection that has not sent its request headers by then is cut' },
+  { env: 'PHOENIX_MAX_CHANNELS', flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
   { env: 'REDIS_URL', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
   { env: 'CLUSTER_NODE_TIMEOUT_MS', flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
   { env: 'METRICS_ENABLED', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
@@ -275,15 +404,14 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
       allowBypass: options.routing?.allowBypass ?? true,
       devtoolsTokens: options.routing?.devtoolsTokens ?? [],
     },
-    limits: {
-      maxPayloadBytes: positiveInt('MAX_PAYLOAD_BYTES', options.limits?.maxPayloadBytes, env.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES),
-      maxBufferedBytes: positiveInt('MAX_BUFFERED_BYTES', options.limits?.maxBufferedBytes, env.MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_BYTES),
-    },
+    limits: resolveLimits(options.limits, env),
+    trustProxy: bool('TRUST_PROXY', options.trustProxy, env.TRUST_PROXY, false),
     backplane: options.backplane,
     cluster: resolveClusterOptions(options.cluster, env),
     phoenix: {
       paths: listOf('phoenix.paths', options.phoenix?.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
       topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
+      maxChannels: positiveInt('PHOENIX_MAX_CHANNELS', options.phoenix?.maxChannels, env.PHOENIX_MAX_CHANNELS, DEFAULT_PHOENIX_MAX_CHANNELS),
     },
     metrics: {
       enabled: bool('METRICS_ENABLED', options.metrics?.enabled, env.METRICS_ENABLED, true),
@@ -292,6 +420,32 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     },
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),
+  }
+}
+
+function resolveLimits(limits: HubOptions['limits'], env: Env): ResolvedLimits {
+  const maxPayloadBytes = positiveInt('MAX_PAYLOAD_BYTES', limits?.maxPayloadBytes, env.MAX_PAYLOAD_BYTES, DEFAULT_MAX_PAYLOAD_BYTES)
+  const eventsPerSec = positiveInt('RATE_LIMIT_EVENTS_PER_SEC', limits?.eventsPerSec, env.RATE_LIMIT_EVENTS_PER_SEC, DEFAULT_RATE_LIMIT_EVENTS_PER_SEC, 0)
+  const bytesPerSec = positiveInt('RATE_LIMIT_BYTES_PER_SEC', limits?.bytesPerSec, env.RATE_LIMIT_BYTES_PER_SEC, DEFAULT_RATE_LIMIT_BYTES_PER_SEC, 0)
+  return {
+    maxPayloadBytes,
+    maxBufferedBytes: positiveInt('MAX_BUFFERED_BYTES', limits?.maxBufferedBytes, env.MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_BYTES),
+    maxPeers: positiveInt('MAX_PEERS', limits?.maxPeers, env.MAX_PEERS, DEFAULT_MAX_PEERS),
+    maxPendingPerAddress: positiveInt('MAX_PENDING_PER_ADDRESS', limits?.maxPendingPerAddress, env.MAX_PENDING_PER_ADDRESS, DEFAULT_MAX_PENDING_PER_ADDRESS, 0),
+    // Never above the payload limit: a pending peer gets no more than an authenticated one.
+    maxPendingPayloadBytes: Math.min(maxPayloadBytes, positiveInt('MAX_PENDING_PAYLOAD_BYTES', limits?.maxPendingPayloadBytes, env.MAX_PENDING_PAYLOAD_BYTES, DEFAULT_MAX_PENDING_PAYLOAD_BYTES)),
+    eventsPerSec,
+    eventsBurst: positiveInt('RATE_LIMIT_BURST', limits?.eventsBurst, env.RATE_LIMIT_BURST, 2 * eventsPerSec, eventsPerSec > 0 ? 1 : 0),
+    bytesPerSec,
+    // A frame of the largest size must always be able to pass a full bucket.
+    bytesBurst: Math.max(maxPayloadBytes, Math.floor(bytesPerSec / 2)),
+    rateLimitGraceMs: positiveInt('limits.rateLimitGraceMs', limits?.rateLimitGraceMs, undefined, DEFAULT_RATE_LIMIT_GRACE_MS, 0),
+    maxNameLength: positiveInt('limits.maxNameLength', limits?.maxNameLength, undefined, DEFAULT_MAX_NAME_LENGTH),
+    maxLabels: positiveInt('limits.maxLabels', limits?.maxLabels, undefined, DEFAULT_MAX_LABELS, 0),
+    maxDestinations: positiveInt('limits.maxDestinations', limits?.maxDestinations, undefined, DEFAULT_MAX_DESTINATIONS, 0),
+    maxExpressionDepth: positiveInt('limits.maxExpressionDepth', limits?.maxExpressionDepth, undefined, DEFAULT_MAX_EXPRESSION_DEPTH),
+    maxRouteItems: positiveInt('limits.maxRouteItems', limits?.maxRouteItems, undefined, DEFAULT_MAX_ROUTE_ITEMS),
+    maxDataDepth: positiveInt('limits.maxDataDepth', limits?.maxDataDepth, undefined, DEFAULT_MAX_DATA_DEPTH, 4),
   }
 }
 
@@ -322,15 +476,22 @@ export interface ListenOptions {
    * @default env `SHUTDOWN_TIMEOUT_MS`, else 3000
    */
   shutdownTimeoutMs?: number
+  /**
+   * A connection that has not sent its request headers (e.g. a WebSocket upgrade) by then is
+   * cut, so slow requests cannot hold sockets open.
+   * @default env `HEADERS_TIMEOUT_MS`, else 10000
+   */
+  headersTimeoutMs?: number
   env?: Env
 }
 
-export function resolveListenOptions(options: ListenOptions = {}): { port: number, host: string, shutdownTimeoutMs: number } {
+export function resolveListenOptions(options: ListenOptions = {}): { port: number, host: string, shutdownTimeoutMs: number, headersTimeoutMs: number } {
   const env = options.env ?? process.env
   return {
     port: positiveInt('PORT', options.port, env.PORT, DEFAULT_PORT, 0),
     host: options.host || env.HOST || DEFAULT_HOST,
     shutdownTimeoutMs: positiveInt('SHUTDOWN_TIMEOUT_MS', options.shutdownTimeoutMs, env.SHUTDOWN_TIMEOUT_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, 0),
+    headersTimeoutMs: positiveInt('HEADERS_TIMEOUT_MS', options.headersTimeoutMs, env.HEADERS_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS),
   }
 }
 

@@ -3,8 +3,8 @@ import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason } from '../hub.ts'
 import type { HubEvent, ModuleEntry } from '../types.ts'
 import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
-import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
 import { createTurnQueue } from '../core/turn.ts'
+import { decodeClusterBatch, encodeClusterMessage } from './messages.ts'
 
 /** What the cluster asks of the hub core it serves. */
 export interface ClusterPort {
@@ -12,16 +12,22 @@ export interface ClusterPort {
   localPeers: () => Iterable<RemotePeerState>
   /**
    * A peer of another node is authenticated, with this module or none; when it had another,
-   * that one left for `reason`.
+   * that one left for `reason`. An id that belongs to a local peer or to another node's is
+   * forged: ignored.
    */
   upsert: (node: string, peer: RemotePeerState, reason: DeannounceReason) => void
-  /** A peer of another node is gone (its module, if any, left for `reason`). */
-  remove: (id: string, reason: DeannounceReason) => void
-  /** A module of another node went silent (`healthy: false`) or came back. */
-  health: (id: string, healthy: boolean) => void
+  /** A peer of `node` is gone (its module, if any, left for `reason`). */
+  remove: (node: string, id: string, reason: DeannounceReason) => void
+  /** A module of `node` went silent (`healthy: false`) or came back. */
+  health: (node: string, id: string, healthy: boolean) => void
   /** Delivers an event routed on another node to some of this node's peers. */
   deliver: (event: HubEvent, peerIds: readonly string[]) => void
+  /** Counts what the cluster dropped (a metric): received messages, or routed events it could not forward. */
+  discard: (reason: DiscardReason, count: number) => void
 }
+
+/** Why the cluster dropped something: an invalid received message, or a routed event it could not forward. */
+export type DiscardReason = 'backplane_invalid' | 'backplane_dropped'
 
 export interface ClusterOptions {
   backplane: Backplane
@@ -77,58 +83,121 @@ export function toPeerState(id: string, module: ModuleEntry | undefined): Remote
 /** A batch is cut after this many characters, so one busy turn does not become one huge message. */
 const MAX_BATCH_CHARS = 1 << 20
 
-/** Only a routed event may hold values that need superjson (a Date, a Map); the rest is plain JSON. */
-function encode(message: ClusterMessage): string {
-  return toSuperjson(message, message.type !== 'route' || isPlainJson(message.event))
+/** What the cluster drops is logged at most once per this (and always counted). */
+const DISCARD_LOG_INTERVAL_MS = 10_000
+
+/** A message waiting for the turn's end; `to` is the node a routed event is for. */
+interface Outgoing {
+  channel: string
+  text: string
+  to?: string
 }
 
-function decode(payload: { json: unknown, meta?: unknown }): ClusterMessage {
-  const { value, plain } = fromSuperjson(payload)
-  const message = value as ClusterMessage
-  // Keeps the fast path on the receiving node: its peers' frames are encoded without a walk too.
-  if (plain && message.type === 'route')
-    markPlainJson(message.event)
-  return message
+/** Counts what is dropped for `reason` and says so in the log, at most once per `DISCARD_LOG_INTERVAL_MS`. */
+function createDiscard(port: ClusterPort, logger: ConsolaInstance, reason: DiscardReason, what: string): (count: number, why: string) => void {
+  let loggedAt = -Infinity
+  let unlogged = 0
+  return (count, why) => {
+    port.discard(reason, count)
+    unlogged += count
+    const now = Date.now()
+    if (now - loggedAt < DISCARD_LOG_INTERVAL_MS)
+      return
+    logger.warn(`cluster: dropped ${unlogged} ${what} (latest: ${why}); counted in hub_errors_total{reason="${reason}"}, logged at most every ${DISCARD_LOG_INTERVAL_MS / 1000} s`)
+    loggedAt = now
+    unlogged = 0
+  }
 }
 
 /**
  * The cluster logic, written once for every backplane. Each node owns its peers' entries and
  * numbers its changes; the others apply them in order, notice gaps (a delta or heartbeat
  * ahead of what they applied) and repair them with a full state transfer. A node silent for
- * `nodeTimeoutMs` is dropped with its peers.
+ * `nodeTimeoutMs` is dropped with its peers. Every received message is checked first
+ * (`messages.ts`); no timer or handler here lets an error escape: each goes to `onError`.
  */
 export function createCluster(options: ClusterOptions): Cluster {
   const { backplane, nodeId, port, logger, onError, heartbeatMs, nodeTimeoutMs } = options
   const allChannel = `${options.prefix}:all`
   const nodeChannel = (node: string): string => `${options.prefix}:node:${node}`
   const views = new Map<string, NodeView>()
+  const dropInvalid = createDiscard(port, logger, 'backplane_invalid', 'invalid backplane message(s)')
+  const dropEvents = createDiscard(port, logger, 'backplane_dropped', 'event(s) for other nodes')
+  // A tick this much later than due means this node did not run meanwhile: half the margin a
+  // live node's heartbeats have before they would be taken for silence.
+  const stallMs = (nodeTimeoutMs - heartbeatMs) / 2
   let seq = 0
   let subscribed = false
   let joined = false
   let closed = false
+  let lastTick = Date.now()
+
+  /** `fn`, with whatever it throws reported instead of escaping into a timer or an engine's callback. */
+  function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+    return (...args) => {
+      try {
+        fn(...args)
+      }
+      catch (error) {
+        onError(error, { stage: 'backplane' })
+      }
+    }
+  }
+
+  const routesIn = (items: readonly Outgoing[]): number => items.reduce((count, item) => count + (item.to === undefined ? 0 : 1), 0)
 
   // The messages of one event-loop turn leave together, in order, one publish per run of
   // messages to the same channel: a burst of routed events costs the backplane one command.
-  const outbox = createTurnQueue<[channel: string, text: string]>((queued) => {
-    if (!backplane.ready)
+  const outbox = createTurnQueue<Outgoing>(guarded((queued) => {
+    if (!backplane.ready) {
+      const routes = routesIn(queued)
+      if (routes > 0)
+        dropEvents(routes, 'the backplane is down')
       return
+    }
     let i = 0
     while (i < queued.length) {
-      const channel = queued[i]![0]
+      const { channel, to } = queued[i]!
       const texts: string[] = []
       let chars = 0
-      while (i < queued.length && queued[i]![0] === channel && chars < MAX_BATCH_CHARS) {
-        texts.push(queued[i]![1])
-        chars += queued[i++]![1].length
+      let routes = 0
+      while (i < queued.length && queued[i]!.channel === channel && chars < MAX_BATCH_CHARS) {
+        const item = queued[i++]!
+        texts.push(item.text)
+        chars += item.text.length
+        if (item.to !== undefined)
+          routes++
       }
-      backplane.publish(channel, `[${texts.join(',')}]`).catch(error => onError(error, { stage: 'backplane' }))
+      backplane.publish(channel, `[${texts.join(',')}]`).then((receivers) => {
+        // Nobody listens on a node's channel: that node is gone (its timeout has not passed yet).
+        if (receivers === 0 && routes > 0)
+          dropEvents(routes, `node ${to} is not listening`)
+      }, (error) => {
+        if (routes > 0)
+          dropEvents(routes, 'the backplane failed to publish')
+        onError(error, { stage: 'backplane' })
+      })
     }
-  })
+  }))
 
-  function publish(channel: string, message: ClusterMessage): void {
-    if (closed || !backplane.ready)
+  /** Queues `message` for the turn's end; `to` is the node a routed event is for. */
+  function publish(channel: string, message: ClusterMessage, to?: string): void {
+    if (closed || !backplane.ready) {
+      if (to !== undefined)
+        dropEvents(1, closed ? 'this node is leaving' : 'the backplane is down')
       return
-    outbox.push([channel, encode(message)])
+    }
+    let text: string
+    try {
+      text = encodeClusterMessage(message)
+    }
+    catch (error) {
+      if (to !== undefined)
+        dropEvents(1, 'the event could not be encoded')
+      onError(error, { stage: 'backplane' })
+      return
+    }
+    outbox.push({ channel, text, to })
   }
 
   function state(hello: boolean): ClusterMessage {
@@ -150,9 +219,9 @@ export function createCluster(options: ClusterOptions): Cluster {
     port.upsert(node, peer, reason)
   }
 
-  function remove(view: NodeView, id: string, reason: DeannounceReason): void {
+  function remove(node: string, view: NodeView, id: string, reason: DeannounceReason): void {
     if (view.peers.delete(id))
-      port.remove(id, reason)
+      port.remove(node, id, reason)
   }
 
   function drop(node: string, reason: DeannounceReason): void {
@@ -162,7 +231,7 @@ export function createCluster(options: ClusterOptions): Cluster {
     views.delete(node)
     logger.info(`cluster: node ${node} left (${reason}) with ${view.peers.size} peer(s)`)
     for (const id of [...view.peers.keys()])
-      remove(view, id, reason)
+      remove(node, view, id, reason)
   }
 
   /** Replaces what this node knows of `node` by its full state: only differences are announced. */
@@ -170,7 +239,7 @@ export function createCluster(options: ClusterOptions): Cluster {
     const present = new Set(message.peers.map(peer => peer.id))
     for (const id of [...view.peers.keys()]) {
       if (!present.has(id))
-        remove(view, id, 'connection closed')
+        remove(node, view, id, 'connection closed')
     }
     for (const peer of message.peers)
       apply(node, view, peer, 're-announcing')
@@ -179,19 +248,12 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function receive(text: string): void {
-    let batch: unknown
-    try {
-      batch = JSON.parse(text)
-      if (!Array.isArray(batch))
-        throw new TypeError('a backplane message is not a batch')
-    }
-    catch (error) {
-      onError(error, { stage: 'backplane' })
-      return
-    }
-    for (const payload of batch) {
+    const { messages, invalid, reason } = decodeClusterBatch(text)
+    if (invalid > 0)
+      dropInvalid(invalid, reason!)
+    for (const message of messages) {
       try {
-        handle(decode(payload))
+        handle(message)
       }
       catch (error) {
         onError(error, { stage: 'backplane' })
@@ -199,15 +261,15 @@ export function createCluster(options: ClusterOptions): Cluster {
     }
   }
 
-  function handle(message: ClusterMessage | undefined): void {
-    if (!message || message.node === nodeId || closed)
+  function handle(message: ClusterMessage): void {
+    if (message.node === nodeId || closed)
       return
     switch (message.type) {
       case 'route':
         port.deliver(message.event, message.to)
         return
       case 'health':
-        port.health(message.id, message.healthy)
+        port.health(message.node, message.id, message.healthy)
         return
       case 'bye':
         drop(message.node, 'server shutdown')
@@ -244,15 +306,32 @@ export function createCluster(options: ClusterOptions): Cluster {
         }
         view.seq = message.seq
         if (message.type === 'peer')
-          apply(message.node, view, message.peer, (message.reason ?? 're-announcing') as DeannounceReason)
+          apply(message.node, view, message.peer, message.reason ?? 're-announcing')
         else
-          remove(view, message.id, 'connection closed')
+          remove(message.node, view, message.id, 'connection closed')
     }
   }
 
+  /**
+   * This node did not run for `stalled` ms (paused, suspended, its event loop blocked): the
+   * others' silence over that time was its own deafness, so it is not held against them. They
+   * may have given up on this node meanwhile: it rejoins, and every node answers with its state.
+   */
+  function wake(now: number, stalled: number): void {
+    logger.warn(`cluster: this node stalled for ${stalled} ms; resyncing instead of expiring the other nodes`)
+    for (const view of views.values())
+      view.lastSeen = Math.min(now, view.lastSeen + stalled)
+    if (joined)
+      publish(allChannel, state(true))
+  }
+
   function tick(): void {
-    publish(allChannel, { type: 'heartbeat', node: nodeId, seq })
     const now = Date.now()
+    const stalled = now - lastTick - heartbeatMs
+    lastTick = now
+    if (stalled > stallMs)
+      wake(now, stalled)
+    publish(allChannel, { type: 'heartbeat', node: nodeId, seq })
     for (const [node, view] of views) {
       if (now - view.lastSeen > nodeTimeoutMs)
         drop(node, 'heartbeat expired')
@@ -268,22 +347,23 @@ export function createCluster(options: ClusterOptions): Cluster {
     publish(allChannel, state(true))
   }
 
-  backplane.onReadyChange((ready) => {
+  backplane.onReadyChange(guarded((ready) => {
     if (ready)
       join()
     else if (joined && !closed)
       logger.warn('cluster: backplane lost; serving local peers only until it is back')
-  })
+  }))
 
+  const onMessage = guarded(receive)
   Promise.all([
-    backplane.subscribe(allChannel, receive),
-    backplane.subscribe(nodeChannel(nodeId), receive),
-  ]).then(() => {
+    backplane.subscribe(allChannel, onMessage),
+    backplane.subscribe(nodeChannel(nodeId), onMessage),
+  ]).then(guarded(() => {
     subscribed = true
     join()
-  }, error => onError(error, { stage: 'backplane' }))
+  }), error => onError(error, { stage: 'backplane' }))
 
-  const timer = setInterval(tick, heartbeatMs)
+  const timer = setInterval(guarded(tick), heartbeatMs)
   timer.unref()
 
   return {
@@ -302,7 +382,7 @@ export function createCluster(options: ClusterOptions): Cluster {
       publish(allChannel, { type: 'health', node: nodeId, id, healthy })
     },
     forward(node, event, peerIds) {
-      publish(nodeChannel(node), { type: 'route', node: nodeId, to: [...peerIds], event })
+      publish(nodeChannel(node), { type: 'route', node: nodeId, to: [...peerIds], event }, node)
     },
     async close() {
       clearInterval(timer)

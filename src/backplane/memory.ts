@@ -27,6 +27,7 @@ export function createMemoryBackplane(bus: MemoryBus = createMemoryBus()): Backp
         for (const handler of handlers)
           handler(message)
       })
+      return handlers.length
     },
     async subscribe(channel, handler) {
       if (!ready)

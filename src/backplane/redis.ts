@@ -79,9 +79,7 @@ export function createRedisBackplane({ url }: RedisBackplaneOptions): Backplane 
 
   return {
     get ready() { return ready },
-    async publish(channel, message) {
-      await pub.publish(channel, message)
-    },
+    publish: (channel, message) => pub.publish(channel, message),
     async subscribe(channel, handler) {
       let set = handlers.get(channel)
       if (!set)

@@ -1,3 +1,4 @@
+import type { DeannounceReason } from '../hub.ts'
 import type { HubEvent, Identity } from '../types.ts'
 
 /**
@@ -7,14 +8,18 @@ import type { HubEvent, Identity } from '../types.ts'
 export interface Backplane {
   /** Connected: publishes go out and subscriptions deliver. */
   readonly ready: boolean
-  /** Sends one message to every subscriber of `channel` on every node, this one included. */
-  publish: (channel: string, message: string) => Promise<void>
+  /**
+   * Sends one message to every subscriber of `channel` on every node, this one included;
+   * resolves to how many subscribers it reached (0: nobody listens there, e.g. a dead node).
+   */
+  publish: (channel: string, message: string) => Promise<number>
   /**
    * Delivers the messages of `channel` to `handler`, in the order each publisher sent them
-   * (across channels too). The first subscription connects the engine.
+   * (across channels too). The first subscription connects the engine. `handler` must not
+   * throw: an engine calls it from its connection's callbacks.
    */
   subscribe: (channel: string, handler: (message: string) => void) => Promise<void>
-  /** Called whenever `ready` changes, e.g. when the engine is lost or comes back. */
+  /** Called whenever `ready` changes, e.g. when the engine is lost or comes back; must not throw. */
   onReadyChange: (listener: (ready: boolean) => void) => void
   /** Called with the errors the engine recovers from by itself (e.g. once per lost connection). */
   onError: (listener: (error: unknown) => void) => void
@@ -35,14 +40,14 @@ export interface RemotePeerState {
 }
 
 /**
- * Every message between nodes. Each node owns the entries of its own authenticated peers
- * (Phoenix.Tracker): it numbers its changes (`seq`), sends them as deltas, and a full `state`
- * when asked, when it (re)joins, or when a receiver saw a gap.
+ * Every message between nodes, checked on receipt (`messages.ts`). Each node owns the entries
+ * of its own authenticated peers (Phoenix.Tracker): it numbers its changes (`seq`), sends them
+ * as deltas, and a full `state` when asked, when it (re)joins, or when a receiver saw a gap.
  */
 export type ClusterMessage
   = | { type: 'state', node: string, seq: number, peers: RemotePeerState[], /** Asks every node to answer with its own state. */ hello: boolean }
     /** A peer authenticated, announced, or lost its module (`reason` says why, then). */
-    | { type: 'peer', node: string, seq: number, peer: RemotePeerState, reason?: string }
+    | { type: 'peer', node: string, seq: number, peer: RemotePeerState, reason?: DeannounceReason }
     | { type: 'left', node: string, seq: number, id: string }
     | { type: 'heartbeat', node: string, seq: number }
     | { type: 'health', node: string, id: string, healthy: boolean }

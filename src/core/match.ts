@@ -44,21 +44,65 @@ export function isLiteralGlob(glob: string): boolean {
   return !glob.includes('*') && !glob.includes('?')
 }
 
-/** `*` any run, `?` one character, everything else literal; anchored. */
+// A value holding surrogate pairs is matched by code points, so that `?` is one character.
+const SURROGATE = /[\uD800-\uDFFF]/
+
+type Units = ArrayLike<string>
+
+const unitsOf = (value: string): Units => SURROGATE.test(value) ? Array.from(value) : value
+
+/** Whether `segment` (code points, `?` any one) matches `value` at `at`. */
+function matchesAt(segment: readonly string[], value: Units, at: number): boolean {
+  for (let i = 0; i < segment.length; i++) {
+    if (segment[i] !== '?' && segment[i] !== value[at + i])
+      return false
+  }
+  return true
+}
+
+/**
+ * `*` any run, `?` one character, everything else literal; anchored. No regular expression:
+ * the glob is split at its stars, the first and last pieces must sit at the ends, and each
+ * piece between is found leftmost after the one before (greedy leftmost is exact for globs).
+ * A piece without `?` is found with `indexOf` (linear in practice); one with `?` is tried at
+ * each position, at worst O(piece × value): never the exponential backtracking of a regexp.
+ */
 export function compileGlob(glob: string): (value: string) => boolean {
   if (isLiteralGlob(glob))
     return value => value === glob
-  let source = ''
-  for (const char of glob) {
-    if (char === '*')
-      source += '.*'
-    else if (char === '?')
-      source += '.'
-    else
-      source += char.replace(/[.+^${}()|[\]\\]/g, '\\$&')
+  const pieces = glob.split('*').map(piece => ({ text: piece, units: Array.from(piece), literal: !piece.includes('?') }))
+  const first = pieces[0]!
+  if (pieces.length === 1) {
+    return (input) => {
+      const value = unitsOf(input)
+      return value.length === first.units.length && matchesAt(first.units, value, 0)
+    }
   }
-  const regexp = new RegExp(`^${source}$`, 'su')
-  return value => regexp.test(value)
+  const last = pieces.at(-1)!
+  const middle = pieces.slice(1, -1).filter(piece => piece.units.length > 0)
+  return (input) => {
+    const value = unitsOf(input)
+    const end = value.length - last.units.length
+    if (end < first.units.length || !matchesAt(first.units, value, 0) || !matchesAt(last.units, value, end))
+      return false
+    let at = first.units.length
+    for (const piece of middle) {
+      const limit = end - piece.units.length
+      if (piece.literal && typeof value === 'string') {
+        at = value.indexOf(piece.text, at)
+        if (at === -1 || at > limit)
+          return false
+      }
+      else {
+        while (at <= limit && !matchesAt(piece.units, value, at))
+          at++
+        if (at > limit)
+          return false
+      }
+      at += piece.units.length
+    }
+    return true
+  }
 }
 
 function leaf(test: ModulePredicate, inverted: boolean | undefined): ModulePredicate {

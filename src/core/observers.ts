@@ -1,13 +1,17 @@
 /** What the hub reports to observers (metrics, tracing); each entry is the listener's arguments. */
 export interface HubObservations {
-  /** A peer sent an event (any protocol, built-in or routed), after decoding. */
-  received: [type: string]
+  /** A peer sent an event (any protocol, built-in or routed), after decoding; `authenticated` false when it had not authenticated. */
+  received: [type: string, authenticated?: boolean]
   /** A routed event reached `delivered` peers, `seconds` after the hub took it in. */
   routed: [type: string, delivered: number, seconds: number]
   /** A failure: an error code sent to a peer, or the stage of an error the hub swallowed. */
   error: [reason: string]
   /** A peer was closed for silence (4000). */
   heartbeatExpired: []
+  /** An upgrade was refused before it cost a socket (`max_peers`, `pending_per_address`). */
+  refused: [reason: string]
+  /** A frame over its socket's rate limit was dropped, or the socket closed for it (4029). */
+  rateLimited: [action: 'dropped' | 'closed']
   /** Registry deltas not sent to peers that fell behind (a full sync repairs them later). */
   registryDeltasSkipped: [count: number]
   /** Peers that fell behind on the registry got the full sync that repairs their view. */

@@ -71,7 +71,7 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
   function sendSync(to: Iterable<Session>): void {
     if (syncCache?.revision !== registry.revision)
       syncCache = { revision: registry.revision, modules: [...registry.entries()].map(entryData) }
-    deliver(markPlainJson(createEvent('registry:modules:sync', { modules: syncCache.modules })), to, ignoreBacklog)
+    deliver(markPlainJson(createEvent('registry:modules:sync', { modules: syncCache.modules })), to, undefined, ignoreBacklog)
   }
   const syncs = createTurnQueue<Session>(asked => sendSync(new Set(asked.filter(session => session.state !== 'closed'))))
 
@@ -102,7 +102,7 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       else
         to.push(session)
     }
-    deliver(markPlainJson(createEvent(type, data)), to, judge)
+    deliver(markPlainJson(createEvent(type, data)), to, undefined, judge)
     if (skipped > 0)
       observers.emit('registryDeltasSkipped', skipped)
   }
@@ -127,7 +127,7 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
         const entry = registry.get(peerId)
         const to = [...drained].filter(([session, since]) => change.sequence > since && session.id !== peerId).map(([session]) => session)
         if (entry && to.length > 0)
-          deliver(markPlainJson(createEvent(...healthPayload(entry, change.healthy))), to, judge)
+          deliver(markPlainJson(createEvent(...healthPayload(entry, change.healthy))), to, undefined, judge)
       }
     }
     if (lagging.size > 0)

@@ -31,6 +31,11 @@ export interface RouterOptions {
   maxBufferedBytes: number
   /** A recipient's unsent bytes passed `maxBufferedBytes`. */
   onSlowConsumer: (session: Session) => void
+  /**
+   * An event could not be encoded or sent to some recipients (the others still got it): called
+   * once per delivery with the first error, and the peer that sent it when a peer did.
+   */
+  onDeliveryError: (error: unknown, event: HubEvent, recipient: Session, sender?: Session) => void
 }
 
 /** Told, for each recipient, the bytes its connection had waiting and the length of the frame just queued. */
@@ -40,10 +45,11 @@ export interface Router {
   /** Routes one event from `sender`; returns how many peers it was delivered to (async if a middleware is). */
   route: (sender: Session, event: HubEvent) => number | Promise<number>
   /**
-   * Delivers one event to the given sessions, encoding it once per wire protocol. Each
-   * recipient's waiting bytes go to `onBacklog` when given, else to the slow-consumer check.
+   * Delivers one event (from `sender`, if a peer sent it) to the given sessions, encoding it
+   * once per wire protocol. Each recipient's waiting bytes go to `onBacklog` when given, else to
+   * the slow-consumer check.
    */
-  deliver: (event: HubEvent, recipients: Iterable<Session>, onBacklog?: Backlog) => number
+  deliver: (event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog?: Backlog) => number
 }
 
 /** The destinations of an event: `route.destinations`, else an array at `data.destinations`. */
@@ -56,7 +62,7 @@ export function destinationsOf(event: HubEvent): Destination[] | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { registry, authenticated, remote, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer } = options
+  const { registry, authenticated, remote, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer, onDeliveryError } = options
   const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
 
   // Set by select() when it chose a remote peer, read right after: a single node never splits recipients.
@@ -139,25 +145,42 @@ export function createRouter(options: RouterOptions): Router {
       onSlowConsumer(session)
   }
 
-  function deliver(event: HubEvent, recipients: Iterable<Session>, onBacklog: Backlog = checkSlowConsumer): number {
-    // Peers of one protocol share one encoded frame.
-    const frames = new Map<object, string>()
+  function deliver(event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog: Backlog = checkSlowConsumer): number {
+    // Peers of one protocol share one encoded frame; an encoder that failed is not tried again.
+    const frames = new Map<object, string | Error>()
     let delivered = 0
+    let failed = false
     for (const session of recipients) {
       const { encoder } = session.connection
       let frame = frames.get(encoder)
-      if (frame === undefined)
-        frames.set(encoder, frame = encoder.encode(event))
-      onBacklog(session, session.connection.send(frame), frame.length)
-      delivered++
+      try {
+        if (frame === undefined) {
+          try {
+            frame = encoder.encode(event)
+          }
+          catch (error) {
+            frame = error instanceof Error ? error : new Error(String(error))
+          }
+          frames.set(encoder, frame)
+        }
+        if (typeof frame !== 'string')
+          throw frame
+        onBacklog(session, session.connection.send(frame), frame.length)
+        delivered++
+      }
+      catch (error) {
+        if (!failed)
+          onDeliveryError(error, event, session, sender)
+        failed = true
+      }
     }
     return delivered
   }
 
   /** Delivers to local recipients and forwards to each other node the ids of its own, once. */
-  function dispatch(event: HubEvent, recipients: Set<PeerInfo>, clustered: boolean): number {
+  function dispatch(sender: Session, event: HubEvent, recipients: Set<PeerInfo>, clustered: boolean): number {
     if (!clustered)
-      return deliver(event, recipients as Set<Session>)
+      return deliver(event, recipients as Set<Session>, sender)
     const local: Session[] = []
     const byNode = new Map<string, string[]>()
     for (const peer of recipients) {
@@ -172,7 +195,7 @@ export function createRouter(options: RouterOptions): Router {
       else
         byNode.set(node, [peer.id])
     }
-    let delivered = deliver(event, local)
+    let delivered = deliver(event, local, sender)
     for (const [node, ids] of byNode) {
       forward(node, event, ids)
       delivered += ids.length
@@ -185,7 +208,7 @@ export function createRouter(options: RouterOptions): Router {
     const clustered = remoteSelected
     const bypass = allowBypass && sender.trusted && event.route?.bypass === true
     if (bypass)
-      return dispatch(event, recipients, clustered)
+      return dispatch(sender, event, recipients, clustered)
     if (policy) {
       for (const session of recipients) {
         if (!policy(session))
@@ -193,7 +216,7 @@ export function createRouter(options: RouterOptions): Router {
       }
     }
     if (!runMiddleware)
-      return dispatch(event, recipients, clustered)
+      return dispatch(sender, event, recipients, clustered)
 
     let dropped = false
     const context: RouteContext = {
@@ -212,7 +235,7 @@ export function createRouter(options: RouterOptions): Router {
         if (allowed.has(peer))
           recipients.add(peer)
       }
-      delivered = dispatch(context.event, recipients, clustered)
+      delivered = dispatch(sender, context.event, recipients, clustered)
     }
     const result = runMiddleware(context, final)
     if (result instanceof Promise) {

@@ -19,17 +19,21 @@ const BUILT_IN_TYPES = [
   'heartbeat',
 ]
 
+/** Longer type names are labelled `other`: a label is kept for good, so it must stay small. */
+const MAX_TYPE_LABEL_LENGTH = 64
+
 /**
- * Bounds the `type` label: built-in types, then the first `max` other types seen; every later
- * type is `other`, so a client inventing types cannot grow the series without limit.
+ * Bounds the `type` label: built-in types, then the first `max` other types seen from
+ * authenticated peers; every later, longer or unauthenticated type is `other`, so no client
+ * can grow the series without limit or take the names before anyone has logged in.
  */
-function createTypeLabeler(max: number): (type: string) => string {
+function createTypeLabeler(max: number): (type: string, authenticated?: boolean) => string {
   const known = new Set(BUILT_IN_TYPES)
   let others = 0
-  return (type) => {
+  return (type, authenticated = true) => {
     if (known.has(type))
       return type
-    if (others >= max)
+    if (others >= max || !authenticated || type.length > MAX_TYPE_LABEL_LENGTH)
       return 'other'
     others++
     known.add(type)
@@ -55,10 +59,13 @@ export function createMetrics(hub: Hub): Metrics {
   })
   gauge('hub_peers_connected', 'Connected peers (any protocol, authenticated or not)', () => hub.peers.size)
   gauge('hub_modules_announced', 'Modules in the registry', () => hub.registry.size)
+  gauge('hub_sockets_open', 'Open WebSockets (any protocol; a Phoenix socket counts once, whatever its channels)', () => hub.admission.sockets)
   const received = new Counter({ name: 'hub_events_received_total', help: 'Events received from peers, by type', labelNames: ['type'], registers })
   const delivered = new Counter({ name: 'hub_events_delivered_total', help: 'Routed event deliveries to peers, by type', labelNames: ['type'], registers })
   const errors = new Counter({ name: 'hub_errors_total', help: 'Errors sent to peers (by code) or handled by the hub (by stage)', labelNames: ['reason'], registers })
   const expired = new Counter({ name: 'hub_heartbeat_expired_total', help: 'Peers closed for silence (4000 heartbeat expired)', registers })
+  const refused = new Counter({ name: 'hub_connections_refused_total', help: 'Upgrades refused by admission: max_peers (503), pending_per_address (429)', labelNames: ['reason'], registers })
+  const rateLimited = new Counter({ name: 'hub_rate_limited_total', help: 'Frames dropped over a socket\'s rate limit (dropped), sockets closed for it (closed, 4029)', labelNames: ['action'], registers })
   const skipped = new Counter({ name: 'hub_registry_deltas_skipped_total', help: 'Registry deltas not sent to peers that fell behind (coalesced into one sync)', registers })
   const repaired = new Counter({ name: 'hub_registry_repairs_total', help: 'Full registry syncs sent to peers that fell behind, once their backlog drained', registers })
   const routing = new Histogram({
@@ -68,7 +75,7 @@ export function createMetrics(hub: Hub): Metrics {
     registers,
   })
 
-  hub.observers.on('received', type => received.inc({ type: label(type) }))
+  hub.observers.on('received', (type, authenticated) => received.inc({ type: label(type, authenticated) }))
   hub.observers.on('routed', (type, count, seconds) => {
     if (count > 0)
       delivered.inc({ type: label(type) }, count)
@@ -76,6 +83,8 @@ export function createMetrics(hub: Hub): Metrics {
   })
   hub.observers.on('error', reason => errors.inc({ reason }))
   hub.observers.on('heartbeatExpired', () => expired.inc())
+  hub.observers.on('refused', reason => refused.inc({ reason }))
+  hub.observers.on('rateLimited', action => rateLimited.inc({ action }))
   hub.observers.on('registryDeltasSkipped', count => skipped.inc(count))
   hub.observers.on('registryRepaired', count => repaired.inc(count))
 

@@ -1,8 +1,10 @@
+import type { ShapeLimits } from '../core/bounds.ts'
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
 import type { EventEncoder, HubEvent, Identity, RouteExpression } from '../types.ts'
 import * as v from 'valibot'
-import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
+import { checkData, checkRoutes } from '../core/bounds.ts'
+import { checkSuperjsonMeta, fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
 import { HubError } from '../errors.ts'
 
 // --- Envelope validation ---------------------------------------------------------------
@@ -92,8 +94,38 @@ export function normalizeIdentity(identity: v.InferOutput<typeof Announce>['iden
 
 // --- Codec -----------------------------------------------------------------------------
 
-/** Parses one text frame: superjson first, plain JSON accepted. Throws a HubError with the wire message. */
-export function decodeAiriFrame(text: string): HubEvent {
+/** `metadata.event.id` of a raw event, if it is a string: errors about the event answer it. */
+function idOf(raw: unknown): string | undefined {
+  const id = (raw as { metadata?: { event?: { id?: unknown } } } | null)?.metadata?.event?.id
+  return typeof id === 'string' ? id : undefined
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** The event of a parsed frame, superjson-wrapped or not, before any validation. */
+function rawEventOf(parsed: unknown): { raw: unknown, wrapper?: Record<string, unknown> } {
+  const wrapper = isRecord(parsed) && 'json' in parsed && !('type' in parsed) ? parsed : undefined
+  return { raw: wrapper ? wrapper.json : parsed, wrapper }
+}
+
+/** The id of a frame's event, if it has a string one; it costs a parse, so only for errors. */
+export function eventIdOfFrame(text: string): string | undefined {
+  try {
+    return idOf(rawEventOf(JSON.parse(text)).raw)
+  }
+  catch {
+    return undefined
+  }
+}
+
+/**
+ * Parses one text frame: superjson first, plain JSON accepted. Throws a HubError with the wire
+ * message and, when the frame had one, the event's id as `parentId`. Bounds come first: the
+ * schema, superjson and later the router all recurse, so nothing reaches them unmeasured.
+ */
+export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
@@ -101,17 +133,36 @@ export function decodeAiriFrame(text: string): HubEvent {
   catch (error) {
     throw new HubError('invalid_json', `invalid JSON, error: ${(error as Error).message}`)
   }
+  const { raw, wrapper } = rawEventOf(parsed)
+  const parentId = idOf(raw)
+  const invalid = (): HubError => new HubError('invalid_event', 'invalid event format', { parentId })
+  // Prototype keys (refused only where superjson would choke on them) and a malformed meta are format errors.
+  const refuse = (what: string): HubError => what === 'prototype key' || what === 'malformed' ? invalid() : new HubError('limit_exceeded', `limit exceeded: ${what}`, { parentId })
+  // superjson copies its input by assignment: a prototype key would swap an object's prototype.
+  const withMeta = wrapper?.meta !== undefined
+  // Plain JSON has no cycles or shared parts, so its depth is all that can hurt.
+  const exceeded = checkRoutes(raw, limits) ?? checkData(raw, limits.maxDataDepth + 1, Infinity, withMeta)
+    ?? (withMeta ? checkData(wrapper.meta, 2 * limits.maxDataDepth + 2, Infinity) ?? checkSuperjsonMeta(wrapper.meta) : undefined)
+  if (exceeded)
+    throw refuse(exceeded)
+  let event = raw
   let plain = true
-  if (typeof parsed === 'object' && parsed !== null && 'json' in parsed && !('type' in parsed)) {
-    const payload = fromSuperjson(parsed as { json: unknown })
-    parsed = payload.value
-    plain = payload.plain
+  if (wrapper) {
+    try {
+      ({ value: event, plain } = fromSuperjson(wrapper as { json: unknown }))
+    }
+    catch {
+      throw invalid()
+    }
+    // References may have shared parts of the event (routes included) or closed a cycle.
+    const problem = plain ? undefined : checkData(event, limits.maxDataDepth + 1, limits.maxPayloadBytes, true) ?? checkRoutes(event, limits)
+    if (problem)
+      throw refuse(problem)
   }
-  const result = v.safeParse(Envelope, parsed)
+  const result = v.safeParse(Envelope, event)
   if (!result.success || !v.is(DataDestinations, result.output.data.destinations))
-    throw new HubError('invalid_event', 'invalid event format')
-  const event = result.output as HubEvent
-  return plain ? markPlainJson(event) : event
+    throw invalid()
+  return plain ? markPlainJson(result.output as HubEvent) : result.output as HubEvent
 }
 
 export const airiEncoder: EventEncoder = {
@@ -132,13 +183,16 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
     return
   let event: HubEvent
   try {
-    event = decodeAiriFrame(text)
+    event = decodeAiriFrame(text, hub.options.limits)
   }
   catch (error) {
-    hub.reject(session, error as HubError)
-    return
+    // Anything but a HubError is internal: reported, and the peer gets the documented text.
+    if (error instanceof HubError)
+      return hub.reject(session, error, error.parentId)
+    hub.options.onError(error, { stage: 'decode', peerId: session.id })
+    return hub.reject(session, invalidEvent())
   }
-  hub.observers.emit('received', event.type)
+  hub.observers.emit('received', event.type, session.authenticated)
   const parentId = event.metadata?.event?.id
   const { data } = event
   switch (event.type) {

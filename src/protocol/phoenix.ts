@@ -1,12 +1,15 @@
 import type { Peer } from 'crossws'
+import type { Ticket } from '../core/admission.ts'
 import type { Session } from '../core/session.ts'
 import type { DeannounceReason, Hub } from '../hub.ts'
 import type { Connection, EventEncoder } from '../types.ts'
+import type { RateLimitedSocket } from './limits.ts'
 import type { GatewayHooks } from './ws.ts'
 import { Buffer } from 'node:buffer'
 import * as v from 'valibot'
 import { isPlainJson } from '../core/event.ts'
 import { Data, DataDestinations } from './airi.ts'
+import { clientAddress, isFrameTooBig, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 import { isOversized, upgradeToken } from './ws.ts'
 
 // --- Codec -----------------------------------------------------------------------------
@@ -62,19 +65,54 @@ interface Channel {
   session: Session
 }
 
-/** One Phoenix socket: its joined channels by topic, each a hub session of its own. */
-interface PhoenixSocket {
+/**
+ * One Phoenix socket: its joined channels by topic, each a hub session of its own, in the
+ * order they joined. Admission and the rate limit are the socket's, whatever its channels.
+ */
+interface PhoenixSocket extends RateLimitedSocket {
   peer: Peer
+  /** The hub it belongs to: its limits, logger and observers. */
+  hub: Hub
   token?: string
+  /** The client's address (behind a trusted proxy, the one it forwarded). */
+  address: string
+  ticket: Ticket
   channels: Map<string, Channel>
   /** Closes the socket after silence while it has no channel: no hub session watches it then. */
   idle?: ReturnType<typeof setTimeout>
+  /** Set once it is being closed: nothing more is written to it or taken from it. */
+  closed?: boolean
+}
+
+/** The socket in log lines: its id and client address. */
+function describeSocket({ peer, address }: PhoenixSocket): string {
+  return `phoenix socket ${peer.id} (${address})`
+}
+
+/**
+ * Every frame to a socket leaves through here (replies, `phx_close`, channel pushes, join
+ * backlogs), so none escapes the slow-consumer bound: a socket that leaves more than
+ * `maxBufferedBytes` unsent is closed with 1013 and all its channels de-announced, as a /ws
+ * peer is. Replies count too: a client that keeps sending heartbeats but never reads would
+ * otherwise grow the hub without end.
+ */
+function write(socket: PhoenixSocket, frame: string): void {
+  if (socket.closed)
+    return
+  socket.peer.send(frame)
+  const { hub } = socket
+  const { maxBufferedBytes } = hub.options.limits
+  if (socket.peer.bufferedAmount <= maxBufferedBytes)
+    return
+  hub.options.logger.warn(`${describeSocket(socket)} is not reading (over ${maxBufferedBytes} bytes unsent): closing it`)
+  hub.observers.emit('error', 'slow_consumer')
+  closeSocket(hub, socket, 1013, 'slow consumer')
 }
 
 type Reply = { status: 'ok', response: Record<string, unknown> } | { status: 'error', response: { reason: string } }
 
 function reply(socket: PhoenixSocket, [joinRef, ref, topic]: PhoenixFrame, payload: Reply): void {
-  socket.peer.send(encodePhoenixFrame(joinRef, ref, topic, 'phx_reply', payload))
+  write(socket, encodePhoenixFrame(joinRef, ref, topic, 'phx_reply', payload))
 }
 
 const okReply = (response: Record<string, unknown> = {}): Reply => ({ status: 'ok', response })
@@ -87,11 +125,28 @@ function deannounceReasonOf(reason: string): DeannounceReason {
 }
 
 function closeSocket(hub: Hub, socket: PhoenixSocket, code: number, reason: string): void {
+  if (socket.closed)
+    return
+  socket.closed = true
   const channels = [...socket.channels.values()]
   socket.channels.clear()
   for (const { session } of channels)
     hub.disconnect(session, deannounceReasonOf(reason))
   socket.peer.close(code, reason)
+}
+
+/** Registry changes: the same for every channel of a socket. */
+const REGISTRY_EVENT_PREFIXES = ['"module:announced",', '"module:de-announced",', '"registry:']
+
+/**
+ * Whether `topic` is the socket's lead channel: its oldest joined channel, or the first one
+ * while it joins. What concerns the whole socket rather than one module goes to the lead
+ * channel only: registry changes (a socket with N channels would otherwise get each one N
+ * times) and the hub's pings when the socket falls silent.
+ */
+function isLead(socket: PhoenixSocket, topic: string): boolean {
+  const oldest = socket.channels.keys().next().value
+  return oldest === undefined || oldest === topic
 }
 
 /** The port one channel gives the hub; frames wait until the join reply is out. */
@@ -104,19 +159,30 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
         return 0
+      const registryChange = REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p))
+      if (registryChange && !isLead(socket, topic))
+        return 0
       if (backlog)
         backlog.push(prefix + tail)
-      else
+      else if (!registryChange)
+        write(socket, prefix + tail)
+      else if (!socket.closed)
         socket.peer.send(prefix + tail)
-      return socket.peer.bufferedAmount
+      // `write` holds the slow-consumer bound for the whole socket, replies included; registry
+      // changes are paced by the hub's registry feed instead, which is told what waits.
+      return registryChange ? socket.peer.bufferedAmount : 0
     },
     buffered: () => socket.peer.bufferedAmount,
     close: (code, reason) => closeSocket(hub, socket, code, reason),
-    ping: () => socket.peer.ping('hub'),
+    ping() {
+      if (isLead(socket, topic))
+        socket.peer.ping('hub')
+    },
     open() {
-      for (const frame of backlog ?? [])
-        socket.peer.send(frame)
+      const frames = backlog ?? []
       backlog = undefined
+      for (const frame of frames)
+        write(socket, frame)
     },
   }
 }
@@ -130,6 +196,12 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
     return reply(socket, frame, errorReply('unmatched topic'))
   if (socket.channels.has(topic))
     return reply(socket, frame, errorReply('already joined'))
+  const { maxChannels } = hub.options.phoenix
+  if (socket.channels.size >= maxChannels) {
+    hub.options.logger.warn(`${describeSocket(socket)} refused a join: it has ${maxChannels} channels already`)
+    hub.observers.emit('error', 'too_many_channels')
+    return reply(socket, frame, errorReply('too many channels'))
+  }
   if (!v.is(Data, payload))
     return reply(socket, frame, errorReply('invalid payload'))
 
@@ -148,16 +220,33 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
 
 function leave(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
   const [joinRef, , topic] = frame
+  const wasLead = isLead(socket, topic)
   socket.channels.delete(topic)
   hub.disconnect(channel.session)
   reply(socket, frame, okReply())
-  socket.peer.send(encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
+  write(socket, encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
+  if (wasLead)
+    syncNewLead(hub, socket)
+}
+
+/**
+ * The channel that leads now had no registry changes before: it gets a full
+ * `registry:modules:sync` first. Announcing the same module again changes nothing in the
+ * registry and answers with that sync.
+ */
+function syncNewLead(hub: Hub, socket: PhoenixSocket): void {
+  const lead = socket.channels.values().next().value
+  const module = lead?.session.module
+  if (lead && module)
+    hub.announce(lead.session, { name: module.name, index: module.index, identity: module.identity })
 }
 
 async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
   const [, , , event, payload] = frame
-  if (event.startsWith('phx_'))
-    return reply(socket, frame, errorReply('reserved event'))
+  // Bounds before the schema: it recurses into destinations.
+  const refused = hub.refusal({ type: event, data: payload })
+  if (refused)
+    return reply(socket, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
   if (!v.is(PushPayload, payload))
     return reply(socket, frame, errorReply('invalid payload'))
   let delivered: number
@@ -215,7 +304,7 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
   // Liveness is the socket's: any frame or native ping/pong keeps all its channels alive.
   function touch(peer: Peer): void {
     const socket = sockets.get(peer)
-    if (!socket)
+    if (!socket || socket.closed)
       return
     for (const { session } of socket.channels.values())
       hub.touch(session)
@@ -236,15 +325,34 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
       const token = upgradeToken(request, ['api_key', 'token']) ?? subprotocol.token
       if (hub.authRequired && !hub.verifyToken(token))
         return new Response('Forbidden', { status: 403 })
-      return { context: { token }, protocol: subprotocol.protocol }
+      // Never pending: a Phoenix socket is authenticated at its upgrade, or auth is off.
+      const address = clientAddress(request, hub.options.trustProxy)
+      return refuseUpgrade(hub, address, false) ?? { context: { token, address }, protocol: subprotocol.protocol }
     },
     open(peer) {
-      sockets.set(peer, { peer, token: peer.context.token as string | undefined, channels: new Map() })
+      const { token, address } = peer.context as { token?: string, address: string }
+      const socket: PhoenixSocket = {
+        peer,
+        hub,
+        token,
+        address,
+        channels: new Map(),
+        ticket: hub.admission.open(address, false),
+        rate: socketRateLimit(hub),
+        describe: () => describeSocket(socket),
+        tell(text) {
+          const frame = decodePhoenixFrame(text)
+          if (frame)
+            reply(socket, frame, errorReply('rate limited'))
+        },
+        close: () => closeSocket(hub, socket, 4029, 'rate limited'),
+      }
+      sockets.set(peer, socket)
       touch(peer)
     },
     message(peer, message) {
       const socket = sockets.get(peer)
-      if (!socket)
+      if (!socket || socket.closed)
         return
       try {
         const text = message.text()
@@ -252,6 +360,8 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
           hub.observers.emit('error', 'payload_too_large')
           return closeSocket(hub, socket, 4009, 'message too big')
         }
+        if (!withinRate(hub, socket, text))
+          return
         const frame = decodePhoenixFrame(text)
         if (!frame)
           return closeSocket(hub, socket, 1007, 'invalid frame: expected [join_ref, ref, topic, event, payload]')
@@ -271,12 +381,19 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
       const socket = sockets.get(peer)
       if (!socket)
         return
+      socket.ticket.close()
       clearTimeout(socket.idle)
       for (const { session } of socket.channels.values())
         hub.disconnect(session)
       socket.channels.clear()
     },
     error(peer, error) {
+      const socket = sockets.get(peer)
+      if (socket && isFrameTooBig(error)) {
+        hub.observers.emit('error', 'payload_too_large')
+        hub.options.logger.info(`${socket.describe()} sent a frame over the size limit: closed (1009)`)
+        return
+      }
       onError(error, { stage: 'hook', peerId: peer.id })
     },
   }

@@ -1,11 +1,15 @@
 import type { Hooks, Peer } from 'crossws'
+import type { Ticket } from '../core/admission.ts'
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
 import type { Connection } from '../types.ts'
 import type { Corkable } from './cork.ts'
+import type { RateLimitedSocket } from './limits.ts'
 import { Buffer } from 'node:buffer'
-import { airiEncoder, handleAiriFrame } from './airi.ts'
+import { HubError } from '../errors.ts'
+import { airiEncoder, eventIdOfFrame, handleAiriFrame } from './airi.ts'
 import { createTickCorker } from './cork.ts'
+import { clientAddress, isFrameTooBig, limitFrameSize, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 
 export type GatewayHooks = Partial<Hooks>
 
@@ -86,11 +90,19 @@ function connectionOf(peer: Peer, { cork, bytesOf }: SendQueue): Connection {
   }
 }
 
+/** One `/ws` socket: its hub session, its admission ticket and its rate limit. */
+interface AiriSocket extends RateLimitedSocket {
+  session: Session
+  ticket: Ticket
+  /** Until it authenticates: its frames are held to `maxPendingPayloadBytes`. */
+  pending: boolean
+}
+
 /** crossws hooks of the native AIRI endpoint (`/ws`). */
 export function createAiriHooks(hub: Hub): GatewayHooks {
-  const sessions = new WeakMap<Peer, Session>()
-  const { maxPayloadBytes } = hub.options.limits
-  const { onError } = hub.options
+  const sockets = new WeakMap<Peer, AiriSocket>()
+  const { maxPayloadBytes, maxPendingPayloadBytes } = hub.options.limits
+  const { onError, logger } = hub.options
   const queue: SendQueue = { cork: createTickCorker(), bytesOf: createFrameBytes() }
 
   return {
@@ -98,25 +110,51 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
       const token = upgradeToken(request)
       if (token !== undefined && hub.authRequired && !hub.verifyToken(token))
         return new Response('Unauthorized', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
-      return { context: { token } }
+      const address = clientAddress(request, hub.options.trustProxy)
+      return refuseUpgrade(hub, address, hub.authRequired && token === undefined) ?? { context: { token, address } }
     },
     open(peer) {
-      const token = peer.context.token as string | undefined
-      sessions.set(peer, hub.connect(connectionOf(peer, queue), { token }))
+      const { token, address } = peer.context as { token?: string, address: string }
+      const session = hub.connect(connectionOf(peer, queue), { token })
+      const pending = !session.authenticated
+      if (pending)
+        limitFrameSize(peer, maxPendingPayloadBytes)
+      const describe = (): string => `peer ${session.id} (${address})`
+      sockets.set(peer, {
+        session,
+        ticket: hub.admission.open(address, pending),
+        pending,
+        rate: socketRateLimit(hub),
+        describe,
+        tell: text => hub.reject(session, new HubError('rate_limited', 'rate limited'), eventIdOfFrame(text)),
+        close() {
+          hub.disconnect(session)
+          peer.close(4029, 'rate limited')
+        },
+      })
     },
     message(peer, message) {
-      const session = sessions.get(peer)
-      if (!session || session.state === 'closed')
+      const socket = sockets.get(peer)
+      if (!socket || socket.session.state === 'closed')
         return
+      const { session } = socket
       try {
         const text = message.text()
-        if (isOversized(text, maxPayloadBytes)) {
+        if (isOversized(text, socket.pending ? maxPendingPayloadBytes : maxPayloadBytes)) {
           hub.observers.emit('error', 'payload_too_large')
+          logger.info(`${socket.describe()} sent a frame over the size limit: closing it (4009)`)
           hub.disconnect(session)
           peer.close(4009, 'message too big')
           return
         }
+        if (!withinRate(hub, socket, text))
+          return
         const pending = handleAiriFrame(hub, session, text)
+        if (socket.pending && session.authenticated) {
+          socket.pending = false
+          socket.ticket.authenticated()
+          limitFrameSize(peer, maxPayloadBytes)
+        }
         if (pending)
           pending.catch(error => onError(error, { stage: 'middleware', peerId: session.id }))
       }
@@ -125,22 +163,30 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
       }
     },
     ping(peer) {
-      const session = sessions.get(peer)
-      if (session)
-        hub.touch(session)
+      const socket = sockets.get(peer)
+      if (socket)
+        hub.touch(socket.session)
     },
     pong(peer) {
-      const session = sessions.get(peer)
-      if (session)
-        hub.touch(session)
+      const socket = sockets.get(peer)
+      if (socket)
+        hub.touch(socket.session)
     },
     close(peer) {
-      const session = sessions.get(peer)
-      if (session)
-        hub.disconnect(session)
+      const socket = sockets.get(peer)
+      if (!socket)
+        return
+      socket.ticket.close()
+      hub.disconnect(socket.session)
     },
     error(peer, error) {
-      onError(error, { stage: 'hook', peerId: sessions.get(peer)?.id })
+      const socket = sockets.get(peer)
+      if (socket && isFrameTooBig(error)) {
+        hub.observers.emit('error', 'payload_too_large')
+        logger.info(`${socket.describe()} sent a frame over the size limit: closed (1009)`)
+        return
+      }
+      onError(error, { stage: 'hook', peerId: socket?.session.id })
     },
   }
 }

@@ -51,7 +51,7 @@ export function describeBackplane(name: string, factory: () => BackplaneFactory)
 
   describe(`${name} backplane`, () => {
     describe('as a bus', () => {
-      it('delivers each message to every subscriber of its channel, on every node, in order', async () => {
+      it('delivers each message to every subscriber of its channel, on every node, in order, counting them', async () => {
         const a = connect()
         const b = connect()
         const atA: string[] = []
@@ -62,8 +62,10 @@ export function describeBackplane(name: string, factory: () => BackplaneFactory)
         await b.subscribe('contract:y', message => elsewhere.push(message))
         await until(() => a.ready && b.ready, 'both ready')
         const sent = Array.from({ length: 50 }, (_, i) => `m${i}`)
+        // Each publish says how many subscribers it reached: 0 tells a sender nobody listens.
         for (const message of sent)
-          await a.publish('contract:x', message)
+          expect(await a.publish('contract:x', message)).toBe(2)
+        expect(await a.publish('contract:nobody', 'lost')).toBe(0)
         await until(() => atA.length === 50 && atB.length === 50, 'all messages')
         expect(atA).toEqual(sent)
         expect(atB).toEqual(sent)

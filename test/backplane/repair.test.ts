@@ -50,3 +50,32 @@ describe('cluster repair', () => {
     expect(alpha.ofType('module:announced')).toHaveLength(1)
   })
 })
+
+describe('a node that stalled', () => {
+  it('does not expire the other nodes for the silence it slept through: it resyncs, and nobody sees a module leave', async () => {
+    const bus = createMemoryBus()
+    const cluster = { prefix: 'stall', nodeTimeoutMs: 300, heartbeatMs: 50 }
+    const a = await startHub({ backplane: createMemoryBackplane(bus), cluster })
+    const b = await startHub({ backplane: createMemoryBackplane(bus), cluster })
+    await until(() => a.server.hub.cluster!.nodes().length === 1 && b.server.hub.cluster!.nodes().length === 1, 'the nodes to know each other')
+    const alpha = await RawPeer.connect(a.url())
+    await alpha.join('alpha')
+    const beta = await RawPeer.connect(b.url())
+    await beta.join('beta')
+    await alpha.waitFor(e => e.type === 'module:announced' && e.data.name === 'beta')
+    await until(() => b.server.registry.size === 2, 'node b to list alpha')
+
+    // This process (both nodes) does not run for twice the node timeout, as a paused one would not.
+    const wakeAt = Date.now() + 2 * cluster.nodeTimeoutMs
+    while (Date.now() < wakeAt) {
+      // Blocked: no timer, no message.
+    }
+    await settle(2 * cluster.nodeTimeoutMs)
+
+    alpha.send({ type: 'good:morning', data: {}, route: { destinations: ['plugin:beta'] } })
+    await beta.waitForType('good:morning')
+    expect([...alpha.ofType('module:de-announced'), ...beta.ofType('module:de-announced')]).toEqual([])
+    expect(alpha.ofType('module:announced')).toHaveLength(1)
+    expect([a.server.registry.size, b.server.registry.size]).toEqual([2, 2])
+  })
+})

@@ -32,8 +32,38 @@ describe('compileGlob', () => {
     ['*-*', 'ab', false],
     ['ü*', 'über', true],
     ['?', '😀', true],
+    ['a*😀*b', 'ax😀yb', true],
+    ['??', '😀😀', true],
+    ['**a**', 'xay', true],
+    ['a**', 'a', true],
+    ['*?', '', false],
+    ['a*b*c', 'abbbcbc', true],
+    ['a*b*c', 'abbbcbd', false],
+    ['*\n*', 'x\ny', true],
+    ['.*', 'x', false],
+    ['ab*ba', 'aba', false],
+    ['ab*ba', 'abba', true],
+    ['a*?b?*c', 'aXbYc', true],
+    ['a*?b?*c', 'abc', false],
+    ['*x?z*', 'xxyxz', false],
+    ['*x?z*', 'axyzb', true],
+    ['*😀?*', 'a😀😀', true],
+    ['*aab', 'aaaab', true],
+    ['a*a*a', 'aa', false],
   ])('%s matches %s: %s', (glob, value, expected) => {
     expect(compileGlob(glob)(value)).toBe(expected)
+  })
+
+  // Each of these took seconds to minutes as a backtracking regular expression (issue 9);
+  // a matcher that backtracks exponentially never finishes them.
+  it.each([
+    ['*a*a*a*a*a*a*a*a*a*a*b', 'a'.repeat(40)],
+    [`${'*a'.repeat(24)}*b`, 'a'.repeat(48)],
+    ['*a*a*a*a*a*a*b', 'a'.repeat(1000)],
+    [`*${'a'.repeat(200)}b`, 'a'.repeat(10_000)],
+  ])('gives up on %s against a long name without backtracking', (glob, value) => {
+    expect(compileGlob(glob)(value)).toBe(false)
+    expect(compileGlob(glob)(`${value}b`)).toBe(true)
   })
 })
 

@@ -35,7 +35,7 @@ function setup() {
   observers.on('registryRepaired', (count) => {
     counts.repaired += count
   })
-  const deliver = (event: HubEvent, recipients: Iterable<Session>, onBacklog?: Backlog): number => {
+  const deliver = (event: HubEvent, recipients: Iterable<Session>, _sender?: Session, onBacklog?: Backlog): number => {
     const frame = JSON.stringify(event)
     let delivered = 0
     for (const session of recipients) {

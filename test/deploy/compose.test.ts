@@ -73,6 +73,8 @@ describe('docker-compose.yml', () => {
     for (const [name, hub] of hubs) {
       expect(caddyfile).toContain(`${name}:${hub.environment!.PORT}`)
       expect(proxy.depends_on).toHaveProperty(name)
+      // Else every peer would share the proxy's address, and its per-address limit.
+      expect(hub.environment!.TRUST_PROXY, `${name} trusts the proxy's X-Forwarded-For`).toBe('true')
     }
     expect(caddyfile).toContain(`:${DEFAULT_PORT} {`)
     expect(caddyfile).toContain('health_uri /readyz')

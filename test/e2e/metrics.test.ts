@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { describe, expect, it } from 'vitest'
 import { RawPeer, startHub } from '../helpers/hub.ts'
 import { sample } from '../helpers/metrics.ts'
@@ -40,12 +41,17 @@ describe('metrics and readiness of an embedded hub', () => {
   it('counts errors the hub handles itself, by stage', async () => {
     const errors: string[] = []
     const hub = await startHub({ limits: { maxPayloadBytes: 64 }, onError: (_, { stage }) => errors.push(stage) })
+    const broken = await RawPeer.connect(hub.url())
+    broken.ws.send(Buffer.from([0x7B, 0xFF, 0x7D]), { binary: false }) // the socket layer refuses invalid UTF-8 (1007) and reports to the hook
+    expect((await broken.waitForClose()).code).toBe(1007)
+    // A frame over the limit is the peer's fault, not the hub's: counted as such, not handed to onError.
     const big = await RawPeer.connect(hub.url())
-    big.sendRaw('x'.repeat(100)) // the socket layer refuses it (1009) and reports to the hook
+    big.sendRaw('x'.repeat(100))
     expect((await big.waitForClose()).code).toBe(1009)
     const metrics = await scrape(hub.port)
     expect(errors).toEqual(['hook'])
     expect(sample(metrics, 'hub_errors_total{reason="hook"}')).toBe(1)
+    expect(sample(metrics, 'hub_errors_total{reason="payload_too_large"}')).toBe(1)
   })
 
   it('is not ready while a registered readiness check fails', async () => {

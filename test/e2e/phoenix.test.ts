@@ -1,21 +1,12 @@
-import type { Push } from 'phoenix'
 import type { WireEvent } from '../helpers/hub.ts'
 import { Client } from '@proj-airi/server-sdk'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { createServer } from '../../src/server.ts'
 import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
-import { phoenixSocket, RawPhoenix, until, upgradeStatus } from '../helpers/phoenix.ts'
+import { outcome, phoenixSocket, RawPhoenix, until, upgradeStatus } from '../helpers/phoenix.ts'
 
 const KEY = 'plugin-key'
-
-/** How a `phoenix` client push ended: `ok`, `error` or `timeout`, with the response. */
-function outcome(push: Push): Promise<{ status: string, response: any }> {
-  return new Promise((resolve) => {
-    for (const status of ['ok', 'error', 'timeout'] as const)
-      push.receive(status, response => resolve({ status, response }))
-  })
-}
 
 /** An authenticated native watcher that records registry deltas. */
 async function watcher(hub: Awaited<ReturnType<typeof startHub>>): Promise<RawPeer> {
@@ -112,6 +103,7 @@ describe('phoenix gateway: upgrade', () => {
     expect(() => createServer({ phoenix: { paths: ['socket'] } })).toThrow('Invalid phoenix.paths: "socket"')
     expect(() => createServer({ phoenix: { paths: ['/socket/'] } })).toThrow('Invalid phoenix.paths')
     expect(() => createServer({ phoenix: { topics: ['a:b'] } })).toThrow('Invalid phoenix.topics: "a:b"')
+    expect(() => createServer({ phoenix: { maxChannels: 0 } })).toThrow('Invalid PHOENIX_MAX_CHANNELS: 0')
     expect(() => createServer({ path: '/socket', logger: { level: 'silent' } })).toThrow('/socket is already an endpoint')
   })
 })

@@ -8,7 +8,8 @@ const MAX_BATCHES = 40
 
 describe('slow consumer', () => {
   it('closes a peer that stops reading with 1013 while the others keep receiving', async () => {
-    const hub = await startHub({ auth: { token: 't' }, limits: { maxBufferedBytes: 256 * 1024 } })
+    // The sender floods on purpose: no rate limit, so only the reader's pace decides.
+    const hub = await startHub({ auth: { token: 't' }, limits: { maxBufferedBytes: 256 * 1024, eventsPerSec: 0, bytesPerSec: 0 } })
     const sender = await RawPeer.connect(hub.url())
     const fast = await RawPeer.connect(hub.url())
     const slow = await RawPeer.connect(hub.url())

@@ -1,4 +1,4 @@
-import type { SocketConnectOption } from 'phoenix'
+import type { Push, SocketConnectOption } from 'phoenix'
 import { Socket } from 'phoenix'
 import WebSocket from 'ws'
 import { onCleanup } from './hub.ts'
@@ -77,6 +77,17 @@ export function phoenixSocket(url: string, options: Partial<SocketConnectOption>
   onCleanup(() => new Promise<void>(resolve => socket.disconnect(() => resolve())))
   socket.connect()
   return socket
+}
+
+/** A message the `phoenix` client received (what `socket.onMessage` hands over). */
+export interface Message { topic: string, event: string, payload: any }
+
+/** How a `phoenix` client push ended: `ok`, `error` or `timeout`, with the response. */
+export function outcome(push: Push): Promise<{ status: string, response: any }> {
+  return new Promise((resolve) => {
+    for (const status of ['ok', 'error', 'timeout'] as const)
+      push.receive(status, response => resolve({ status, response }))
+  })
 }
 
 /** Refuses upgrades with a status: what the `ws` client sees when the hub says no. */

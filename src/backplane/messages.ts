@@ -1,0 +1,152 @@
+import type { DeannounceReason } from '../hub.ts'
+import type { HubEvent } from '../types.ts'
+import type { ClusterMessage } from './types.ts'
+import * as v from 'valibot'
+import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
+
+// Anything on the backplane's channels may have been published by anyone who can reach the
+// Redis: every message is checked before the cluster uses any of it, whole, so a bad one is
+// dropped without a trace instead of half-applied. The caps sit above any value a gateway
+// accepts from a peer, so only a forged message ever meets them.
+
+/** Longest node id or peer id. */
+export const MAX_ID_CHARS = 256
+/** Longest module name, identity field, label key or label value. */
+export const MAX_TEXT_CHARS = 4096
+/** Most labels of one identity. */
+export const MAX_LABELS = 256
+/** Most peers in one node's state, and most recipients of one routed event. */
+export const MAX_PEERS = 100_000
+/** Longest message (a batch) read at all: a node's full state stays well below it. */
+export const MAX_MESSAGE_CHARS = 64 * 1024 * 1024
+
+const DEANNOUNCE_REASONS = ['connection closed', 'heartbeat expired', 'server shutdown', 're-announcing'] as const satisfies readonly DeannounceReason[]
+const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype']
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null)
+    return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}
+
+// Ids reach channel names and log lines: no control characters.
+const Id = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_ID_CHARS), v.regex(/^\P{Cc}+$/u))
+const Text = v.pipe(v.string(), v.maxLength(MAX_TEXT_CHARS))
+const Name = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_TEXT_CHARS))
+const Seq = v.pipe(v.number(), v.safeInteger(), v.minValue(0))
+
+/** An array of at most `max` items, its length checked before any item is. */
+function bounded<T extends v.GenericSchema>(item: T, max: number): v.GenericSchema<unknown, v.InferOutput<T>[]> {
+  return v.pipe(v.custom<unknown[]>(value => Array.isArray(value) && value.length <= max, `an array of at most ${max} items`), v.array(item))
+}
+
+// No node sends prototype keys (a gateway's own checks drop them): one here is forged.
+const Labels = v.pipe(
+  v.custom<Record<string, unknown>>(
+    value => isPlainObject(value) && Object.keys(value).length <= MAX_LABELS && !PROTOTYPE_KEYS.some(key => Object.hasOwn(value, key)),
+    `an object of at most ${MAX_LABELS} labels`,
+  ),
+  v.record(Text, Text),
+)
+
+const Identity = v.object({ pluginId: Name, instanceId: Name, version: v.optional(Text), labels: Labels })
+const Peer = v.object({
+  id: Id,
+  module: v.optional(v.object({ name: Name, index: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))), identity: Identity })),
+})
+
+const PlainObject = v.custom<Record<string, unknown>>(isPlainObject, 'a plain object')
+
+// Only the envelope: the event is delivered as the sending node accepted it from its peer.
+const Event = v.looseObject({
+  type: v.pipe(v.string(), v.minLength(1)),
+  data: PlainObject,
+  metadata: v.optional(v.looseObject({
+    source: v.optional(PlainObject),
+    event: v.optional(v.looseObject({ id: v.optional(v.string()), parentId: v.optional(v.string()) })),
+  })),
+}) as unknown as v.GenericSchema<HubEvent, HubEvent>
+
+const Message: v.GenericSchema<unknown, ClusterMessage> = v.variant('type', [
+  v.object({ type: v.literal('state'), node: Id, seq: Seq, peers: bounded(Peer, MAX_PEERS), hello: v.boolean() }),
+  v.object({ type: v.literal('peer'), node: Id, seq: Seq, peer: Peer, reason: v.optional(v.picklist(DEANNOUNCE_REASONS)) }),
+  v.object({ type: v.literal('left'), node: Id, seq: Seq, id: Id }),
+  v.object({ type: v.literal('heartbeat'), node: Id, seq: Seq }),
+  v.object({ type: v.literal('health'), node: Id, id: Id, healthy: v.boolean() }),
+  v.object({ type: v.literal('sync'), node: Id }),
+  v.object({ type: v.literal('bye'), node: Id }),
+  v.object({ type: v.literal('route'), node: Id, to: bounded(Id, MAX_PEERS), event: Event }),
+])
+
+/** One message as it travels: superjson text (only a routed event may hold values that need superjson, a Date, a Map). */
+export function encodeClusterMessage(message: ClusterMessage): string {
+  return toSuperjson(message, message.type !== 'route' || isPlainJson(message.event))
+}
+
+/** What one received batch holds: its valid messages, in order, and what was wrong with the rest. */
+export interface DecodedBatch {
+  messages: ClusterMessage[]
+  /** How many entries (or whole batches) were dropped. */
+  invalid: number
+  /** Why the first dropped one was, for the log. */
+  reason?: string
+}
+
+/** Decodes and checks one received batch (`[payload, …]`); never throws. */
+export function decodeClusterBatch(text: string): DecodedBatch {
+  if (text.length > MAX_MESSAGE_CHARS)
+    return { messages: [], invalid: 1, reason: `a message of ${text.length} characters` }
+  let batch: unknown
+  try {
+    batch = JSON.parse(text)
+  }
+  catch {
+    return { messages: [], invalid: 1, reason: 'a message that is not JSON' }
+  }
+  if (!Array.isArray(batch))
+    return { messages: [], invalid: 1, reason: 'a message that is not a batch' }
+  const decoded: DecodedBatch = { messages: [], invalid: 0 }
+  for (const payload of batch) {
+    const result = decodeClusterMessage(payload)
+    if (typeof result === 'string') {
+      decoded.invalid++
+      decoded.reason ??= result
+    }
+    else {
+      decoded.messages.push(result)
+    }
+  }
+  return decoded
+}
+
+/** One payload of a batch, checked; a string says why it is not a message. */
+function decodeClusterMessage(payload: unknown): ClusterMessage | string {
+  if (!isPlainObject(payload))
+    return 'an entry that is not a superjson payload'
+  const { json, meta } = payload
+  // Nothing but a routed event needs superjson's meta: elsewhere it can only be a trick.
+  if (meta !== undefined && !(isPlainObject(json) && json.type === 'route'))
+    return 'superjson meta outside a routed event'
+  let value: unknown
+  let plain: boolean
+  try {
+    ({ value, plain } = fromSuperjson({ json, meta }))
+  }
+  catch {
+    return 'a routed event whose superjson meta does not apply'
+  }
+  const result = v.safeParse(Message, value)
+  if (!result.success) {
+    const issue = result.issues[0]
+    const path = issue.path?.map(item => String(item.key)).join('.')
+    const type = isPlainObject(value) && typeof value.type === 'string' ? JSON.stringify(value.type.slice(0, 40)) : typeof value
+    // Forged text goes to the log: cut short, one printable line.
+    return `a ${type} message with ${path ? `${path.slice(0, 100)}: ` : ''}${issue.message.slice(0, 200)}`.replace(/[^\x20-\x7E]/g, '?')
+  }
+  const message = result.output
+  // Keeps the fast path on this node too: its peers' frames are encoded without a walk.
+  if (plain && message.type === 'route')
+    markPlainJson(message.event)
+  return message
+}
