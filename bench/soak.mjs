@@ -40,6 +40,7 @@ const SAMPLE_MS = 5000
 // The first fifth of the churn (at least one sample) is warm-up: heaps and pools still grow.
 const WARM_UP_SHARE = 0.2
 const JOIN_CONCURRENCY = 500
+const RETRY_MS = 250
 const log = text => process.stdout.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${text}\n`)
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -201,12 +202,24 @@ async function churn({ url, port, pid, minutes, concurrency }) {
 
 async function storm({ url, port, pid, size }) {
   const names = Array.from({ length: size }, (_, i) => `storm-${i}`)
+  // An upgrade the hub refused (e.g. 408: it was too busy to read the request within its headers
+  // deadline) is tried again, as a client's reconnect would; the retries are reported.
+  let retries = 0
   const join = async (generation) => {
     const peers = []
     await eachLimited(names, JOIN_CONCURRENCY, async (name) => {
-      const peer = createPeer(url, name, `${name}-${generation}`)
-      peers.push(peer)
-      await peer.opened
+      while (true) {
+        const peer = createPeer(url, name, `${name}-${generation}`)
+        try {
+          await peer.opened
+          peers.push(peer)
+          return
+        }
+        catch {
+          retries++
+          await sleep(RETRY_MS)
+        }
+      }
     })
     return peers
   }
@@ -221,6 +234,7 @@ async function storm({ url, port, pid, size }) {
   await waitFor(() => complete(first, 1), 300_000)
   const joinMs = performance.now() - started
   const before = await metricsOf(port)
+  const joinRetries = retries
 
   log(`storm: ${size} peers drop and reconnect at once`)
   started = performance.now()
@@ -239,6 +253,7 @@ async function storm({ url, port, pid, size }) {
     joinMs: round(joinMs, 0),
     converged,
     convergedMs: converged ? round(convergedMs, 0) : null,
+    connectRetries: { join: joinRetries, reconnect: retries - joinRetries },
     closedByHub: closed.length,
     closeCodes: [...new Set(closed.map(peer => peer.closedByHub))],
     deltasSkipped: after.deltasSkipped - before.deltasSkipped,
@@ -282,6 +297,7 @@ async function main() {
 | peers | ${s.peers} |
 | first join, all views complete | ${s.joinMs} ms |
 | drop all + reconnect all, all views complete | ${s.converged ? `${s.convergedMs} ms` : 'did not converge'} |
+| upgrades refused and retried (join / reconnect) | ${s.connectRetries.join} / ${s.connectRetries.reconnect} |
 | peers closed by the hub | ${s.closedByHub}${s.closeCodes.length ? ` (${s.closeCodes.join(', ')})` : ''} |
 | registry deltas coalesced / repair syncs | ${s.deltasSkipped} / ${s.repairs} |
 | hub peak RSS | ${s.hubPeakRssMiB} MiB |
