@@ -14,10 +14,10 @@ import { isReservedEventType, markPlainJson, toWireIdentity } from './core/event
 import { createHeartbeat } from './core/heartbeat.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
+import { createRegistryFeed } from './core/registry-feed.ts'
 import { createRegistry } from './core/registry.ts'
 import { createRouter } from './core/router.ts'
 import { Session } from './core/session.ts'
-import { createTurnQueue } from './core/turn.ts'
 import { HubError } from './errors.ts'
 import { resolveHubOptions } from './options.ts'
 
@@ -136,13 +136,6 @@ export function createHub(input: HubOptions = {}): Hub {
     router.deliver(markPlainJson(createEvent(type, data, parentId)), [session])
   }
 
-  /** Sends one hub event to every authenticated peer but `except`, encoded once. */
-  function broadcast(type: string, data: Record<string, unknown>, except?: Session): void {
-    const event = markPlainJson(createEvent(type, data))
-    const recipients = [...authenticated.values()].filter(session => session !== except)
-    router.deliver(event, recipients)
-  }
-
   function wireOf(identity: Identity): WireIdentity {
     let wire = wireIdentities.get(identity)
     if (!wire)
@@ -150,32 +143,15 @@ export function createHub(input: HubOptions = {}): Hub {
     return wire
   }
 
-  function entryData(entry: ModuleEntry): { name: string, index?: number, identity: WireIdentity } {
-    return { name: entry.name, index: entry.index, identity: wireOf(entry.identity) }
-  }
-
-  function broadcastHealth(entry: ModuleEntry, healthy: boolean, except?: Session): void {
-    if (healthy)
-      broadcast('registry:modules:health:healthy', entryData(entry), except)
-    else
-      broadcast('registry:modules:health:unhealthy', { ...entryData(entry), reason: 'heartbeat late' }, except)
-  }
-
-  function moduleData(session: Session): { name: string, index?: number, identity: WireIdentity } {
-    return entryData(session.module!)
-  }
-
-  // The syncs asked for in one event-loop turn leave together at its end, as one event encoded
-  // once for all who asked: in a join storm every peer would otherwise get a frame of its own,
-  // the size of the registry. A sync is the registry's state, not an answer: it has no parentId.
-  let syncCache: { revision: number, modules: unknown[] } | undefined
-  const syncs = createTurnQueue<Session>((asked) => {
-    const recipients = new Set(asked.filter(session => session.state !== 'closed'))
-    if (syncCache?.revision !== registry.revision) {
-      const modules = [...registry.entries()].map(e => ({ name: e.name, index: e.index, identity: wireOf(e.identity) }))
-      syncCache = { revision: registry.revision, modules }
-    }
-    router.deliver(markPlainJson(createEvent('registry:modules:sync', { modules: syncCache.modules })), recipients)
+  const feed = createRegistryFeed({
+    registry,
+    recipients: () => authenticated.values(),
+    deliver: router.deliver,
+    createEvent,
+    wireOf,
+    laggingBytes: options.limits.maxBufferedBytes / 2,
+    observers,
+    onLagging: (session, waiting) => logger.debug(`peer ${session.id} is behind on the registry (${waiting} bytes unsent): its deltas wait for one sync`),
   })
 
   function admit(session: Session, trusted: boolean, parentId?: string): void {
@@ -184,18 +160,18 @@ export function createHub(input: HubOptions = {}): Hub {
     authenticated.set(session.id, session)
     cluster?.update(session.id, session.module)
     send(session, 'module:authenticated', { authenticated: true }, parentId)
-    syncs.push(session)
+    feed.sync(session)
   }
 
   function deannounce(session: Session, reason: DeannounceReason): void {
     if (!session.module)
       return
-    const data = { ...moduleData(session), reason }
+    const entry = session.module
     registry.delete(session.id)
     session.module = undefined
     cluster?.update(session.id, undefined, reason)
-    logger.debug(`module ${data.name} de-announced (${reason})`)
-    broadcast('module:de-announced', data, session)
+    logger.debug(`module ${entry.name} de-announced (${reason})`)
+    feed.deannounced(entry, reason, session)
   }
 
   function disconnect(session: Session, reason: DeannounceReason = 'connection closed'): void {
@@ -225,13 +201,13 @@ export function createHub(input: HubOptions = {}): Hub {
     sessions: () => peers.values(),
     onUnhealthy: (session) => {
       if (session.module) {
-        broadcastHealth(session.module, false, session)
+        feed.health(session.module, false, session)
         cluster?.health(session.id, false)
       }
     },
     onHealthy: (session) => {
       if (session.module) {
-        broadcastHealth(session.module, true, session)
+        feed.health(session.module, true, session)
         cluster?.health(session.id, true)
       }
     },
@@ -299,13 +275,13 @@ export function createHub(input: HubOptions = {}): Hub {
           const previous = registry.get(id)
           if (previous?.node !== undefined) {
             registry.delete(id)
-            broadcast('module:de-announced', { ...entryData(previous), reason })
+            feed.deannounced(previous, reason)
           }
           const entry: ModuleEntry | undefined = module && { ...module, peerId: id, node }
           remotePeers.set(id, { id, authenticated: true, module: entry, node })
           if (entry) {
             registry.set(entry)
-            broadcast('module:announced', entryData(entry))
+            feed.announced(entry)
           }
         },
         remove(node, id, reason) {
@@ -316,12 +292,12 @@ export function createHub(input: HubOptions = {}): Hub {
           if (entry?.node === undefined)
             return
           registry.delete(id)
-          broadcast('module:de-announced', { ...entryData(entry), reason })
+          feed.deannounced(entry, reason)
         },
         health(node, peerId, healthy) {
           const entry = registry.get(peerId)
           if (entry?.node === node)
-            broadcastHealth(entry, healthy)
+            feed.health(entry, healthy)
         },
         deliver(event, peerIds) {
           const recipients: Session[] = []
@@ -402,9 +378,9 @@ export function createHub(input: HubOptions = {}): Hub {
         cluster?.update(session.id, session.module)
         logger.debug(`module ${name} announced by peer ${session.id}`)
       }
-      syncs.push(session)
+      feed.sync(session)
       if (!same)
-        broadcast('module:announced', moduleData(session), session)
+        feed.announced(session.module!, session)
     },
 
     configure(session, { moduleName, moduleIndex, config }, parentId) {
@@ -452,6 +428,7 @@ export function createHub(input: HubOptions = {}): Hub {
 
     async close() {
       heartbeat.stop()
+      feed.stop()
       // Goodbye first: the other nodes drop this node's modules at once, not one by one.
       const leaving = cluster?.close()
       for (const session of [...peers.values()])
