@@ -15,10 +15,10 @@ import { announcedIdentity, isReservedEventType, markPlainJson, stampedSource } 
 import { createHeartbeat } from './core/heartbeat.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
+import { createRegistryFeed } from './core/registry-feed.ts'
 import { createRegistry } from './core/registry.ts'
 import { createRouter } from './core/router.ts'
 import { Session } from './core/session.ts'
-import { createTurnQueue } from './core/turn.ts'
 import { HubError } from './errors.ts'
 import { resolveHubOptions } from './options.ts'
 
@@ -181,28 +181,6 @@ export function createHub(input: HubOptions = {}): Hub {
     return source
   }
 
-  function entryData(entry: ModuleEntry): { name: string, index?: number, identity: AnnouncedIdentity } {
-    return { name: entry.name, index: entry.index, identity: announcedOf(entry.identity) }
-  }
-
-  /** A HEAD (extension) module: its registry events go out under both names, the HEAD one first. */
-  const isExtension = (entry: ModuleEntry): boolean => entry.identity.announced !== undefined && 'extension' in entry.identity.announced
-
-  /** Tells the other peers a module arrived (`announced`) or left (`de-announced`, with `reason`). */
-  function broadcastModule(entry: ModuleEntry, change: 'announced' | 'de-announced', except?: Session, reason?: DeannounceReason): void {
-    const data = reason === undefined ? entryData(entry) : { ...entryData(entry), reason }
-    if (isExtension(entry))
-      broadcast(`extension:module:${change}`, data, except)
-    broadcast(`module:${change}`, data, except)
-  }
-
-  function broadcastHealth(entry: ModuleEntry, healthy: boolean, except?: Session): void {
-    if (healthy)
-      broadcast('registry:modules:health:healthy', entryData(entry), except)
-    else
-      broadcast('registry:modules:health:unhealthy', { ...entryData(entry), reason: 'heartbeat late' }, except)
-  }
-
   /** The registry changed under `session`: its own list follows, and so do the other nodes. */
   function modulesChanged(session: Session, reason?: DeannounceReason): void {
     session.modules = registry.ofPeer(session.id)
@@ -224,17 +202,15 @@ export function createHub(input: HubOptions = {}): Hub {
     }
   }
 
-  // The syncs asked for in one event-loop turn leave together at its end, as one event encoded
-  // once for all who asked: in a join storm every peer would otherwise get a frame of its own,
-  // the size of the registry. A sync is the registry's state, not an answer: it has no parentId.
-  let syncCache: { revision: number, modules: unknown[] } | undefined
-  const syncs = createTurnQueue<Session>((asked) => {
-    const recipients = new Set(asked.filter(session => session.state !== 'closed'))
-    if (syncCache?.revision !== registry.revision) {
-      const modules = [...registry.entries()].map(entryData)
-      syncCache = { revision: registry.revision, modules }
-    }
-    router.deliver(markPlainJson(createEvent('registry:modules:sync', { modules: syncCache.modules })), recipients)
+  const feed = createRegistryFeed({
+    registry,
+    recipients: () => authenticated.values(),
+    deliver: router.deliver,
+    createEvent,
+    announcedOf,
+    laggingBytes: options.limits.maxBufferedBytes / 2,
+    observers,
+    onLagging: (session, waiting) => logger.debug(`peer ${session.id} is behind on the registry (${waiting} bytes unsent): its deltas wait for one sync`),
   })
 
   function admit(session: Session, trusted: boolean, parentId?: string, handshake: Handshake = {}): void {
@@ -247,7 +223,7 @@ export function createHub(input: HubOptions = {}): Hub {
     }
     cluster?.update(session)
     send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data }, parentId)
-    syncs.push(session)
+    feed.sync(session)
   }
 
   /** Takes modules of `session` out of the registry (all of them by default) and tells the others. */
@@ -260,7 +236,7 @@ export function createHub(input: HubOptions = {}): Hub {
     }
     modulesChanged(session, reason)
     for (const entry of entries)
-      broadcastModule(entry, 'de-announced', session, reason)
+      feed.deannounced(entry, reason, session)
   }
 
   function disconnect(session: Session, reason: DeannounceReason = 'connection closed'): void {
@@ -291,13 +267,13 @@ export function createHub(input: HubOptions = {}): Hub {
     sessions: () => peers.values(),
     onUnhealthy: (session) => {
       for (const entry of session.modules)
-        broadcastHealth(entry, false, session)
+        feed.health(entry, false, session)
       if (session.modules.length > 0)
         cluster?.health(session.id, false)
     },
     onHealthy: (session) => {
       for (const entry of session.modules)
-        broadcastHealth(entry, true, session)
+        feed.health(entry, true, session)
       if (session.modules.length > 0)
         cluster?.health(session.id, true)
     },
@@ -390,9 +366,9 @@ export function createHub(input: HubOptions = {}): Hub {
             addAlias(peer, alias)
           remotePeers.set(id, peer)
           for (const entry of gone)
-            broadcastModule(entry, 'de-announced', undefined, reason)
+            feed.deannounced(entry, reason)
           for (const entry of added)
-            broadcastModule(entry, 'announced')
+            feed.announced(entry)
         },
         remove(node, id, reason) {
           const peer = remotePeers.get(id)
@@ -401,12 +377,12 @@ export function createHub(input: HubOptions = {}): Hub {
           remotePeers.delete(id)
           removeAliases(peer)
           for (const entry of registry.deletePeer(id))
-            broadcastModule(entry, 'de-announced', undefined, reason)
+            feed.deannounced(entry, reason)
         },
         health(node, peerId, healthy) {
           for (const entry of registry.ofPeer(peerId)) {
             if (entry.node === node)
-              broadcastHealth(entry, healthy)
+              feed.health(entry, healthy)
           }
         },
         deliver(event, peerIds) {
@@ -507,9 +483,9 @@ export function createHub(input: HubOptions = {}): Hub {
         modulesChanged(session)
         logger.debug(`module ${name} announced by peer ${session.id}`)
       }
-      syncs.push(session)
+      feed.sync(session)
       if (entry)
-        broadcastModule(entry, 'announced', session)
+        feed.announced(entry, session)
       return true
     },
 
@@ -566,6 +542,7 @@ export function createHub(input: HubOptions = {}): Hub {
 
     async close() {
       heartbeat.stop()
+      feed.stop()
       // Goodbye first: the other nodes drop this node's modules at once, not one by one.
       const leaving = cluster?.close()
       for (const session of [...peers.values()])

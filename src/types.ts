@@ -113,6 +113,8 @@ export interface Connection {
   encoder: EventEncoder
   /** Queues a frame; returns the bytes earlier sends left waiting for this peer (0 if unknown). */
   send: (frame: string) => number
+  /** The bytes waiting for this peer now (0 if unknown). */
+  buffered?: () => number
   close: (code: number, reason: string) => void
   /** Probe a silent peer (a native ping); its answer counts as liveness. */
   ping?: () => void

@@ -12,6 +12,10 @@ export interface HubObservations {
   refused: [reason: string]
   /** A frame over its socket's rate limit was dropped, or the socket closed for it (4029). */
   rateLimited: [action: 'dropped' | 'closed']
+  /** Registry deltas not sent to peers that fell behind (a full sync repairs them later). */
+  registryDeltasSkipped: [count: number]
+  /** Peers that fell behind on the registry got the full sync that repairs their view. */
+  registryRepaired: [count: number]
 }
 
 type Listener<K extends keyof HubObservations> = (...args: HubObservations[K]) => void

@@ -40,11 +40,18 @@ export interface RouterOptions {
   onDeliveryError: (error: unknown, event: HubEvent, recipient: Session, sender?: Session) => void
 }
 
+/** Told, for each recipient, the bytes its connection had waiting and the length of the frame just queued. */
+export type Backlog = (session: Session, waiting: number, frameLength: number) => void
+
 export interface Router {
   /** Routes one event from `sender`; returns how many peers it was delivered to (async if a middleware is). */
   route: (sender: Session, event: HubEvent) => number | Promise<number>
-  /** Delivers one event (from `sender`, if a peer sent it) to the given sessions, encoding it once per wire protocol. */
-  deliver: (event: HubEvent, recipients: Iterable<Session>, sender?: Session) => number
+  /**
+   * Delivers one event (from `sender`, if a peer sent it) to the given sessions, encoding it
+   * once per wire protocol. Each recipient's waiting bytes go to `onBacklog` when given, else to
+   * the slow-consumer check.
+   */
+  deliver: (event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog?: Backlog) => number
 }
 
 /** The destinations of an event: `route.destinations`, else an array at `data.destinations`. */
@@ -151,7 +158,12 @@ export function createRouter(options: RouterOptions): Router {
     return recipients
   }
 
-  function deliver(event: HubEvent, recipients: Iterable<Session>, sender?: Session): number {
+  function checkSlowConsumer(session: Session, waiting: number): void {
+    if (waiting > maxBufferedBytes)
+      onSlowConsumer(session)
+  }
+
+  function deliver(event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog: Backlog = checkSlowConsumer): number {
     // Peers of one protocol share one encoded frame; an encoder that failed is not tried again.
     const frames = new Map<object, string | Error>()
     let delivered = 0
@@ -171,8 +183,7 @@ export function createRouter(options: RouterOptions): Router {
         }
         if (typeof frame !== 'string')
           throw frame
-        if (session.connection.send(frame) > maxBufferedBytes)
-          onSlowConsumer(session)
+        onBacklog(session, session.connection.send(frame), frame.length)
         delivered++
       }
       catch (error) {

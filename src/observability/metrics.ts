@@ -69,6 +69,8 @@ export function createMetrics(hub: Hub): Metrics {
   const expired = new Counter({ name: 'hub_heartbeat_expired_total', help: 'Peers closed for silence (4000 heartbeat expired)', registers })
   const refused = new Counter({ name: 'hub_connections_refused_total', help: 'Upgrades refused by admission: max_peers (503), pending_per_address (429)', labelNames: ['reason'], registers })
   const rateLimited = new Counter({ name: 'hub_rate_limited_total', help: 'Frames dropped over a socket\'s rate limit (dropped), sockets closed for it (closed, 4029)', labelNames: ['action'], registers })
+  const skipped = new Counter({ name: 'hub_registry_deltas_skipped_total', help: 'Registry deltas not sent to peers that fell behind (coalesced into one sync)', registers })
+  const repaired = new Counter({ name: 'hub_registry_repairs_total', help: 'Full registry syncs sent to peers that fell behind, once their backlog drained', registers })
   const routing = new Histogram({
     name: 'hub_routing_duration_seconds',
     help: 'Time to route one event: select recipients, policy, middleware, encode and send',
@@ -86,6 +88,8 @@ export function createMetrics(hub: Hub): Metrics {
   hub.observers.on('heartbeatExpired', () => expired.inc())
   hub.observers.on('refused', reason => refused.inc({ reason }))
   hub.observers.on('rateLimited', action => rateLimited.inc({ action }))
+  hub.observers.on('registryDeltasSkipped', count => skipped.inc(count))
+  hub.observers.on('registryRepaired', count => repaired.inc(count))
 
   return { render: () => registry.metrics(), contentType: registry.contentType }
 }

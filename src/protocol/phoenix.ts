@@ -159,15 +159,20 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
         return 0
-      if (!isLead(socket, topic) && REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p)))
+      const registryChange = REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p))
+      if (registryChange && !isLead(socket, topic))
         return 0
       if (backlog)
         backlog.push(prefix + tail)
-      else
+      else if (!registryChange)
         write(socket, prefix + tail)
-      // `write` holds the slow-consumer bound for the whole socket, replies included.
-      return 0
+      else if (!socket.closed)
+        socket.peer.send(prefix + tail)
+      // `write` holds the slow-consumer bound for the whole socket, replies included; registry
+      // changes are paced by the hub's registry feed instead, which is told what waits.
+      return registryChange ? socket.peer.bufferedAmount : 0
     },
+    buffered: () => socket.peer.bufferedAmount,
     close: (code, reason) => closeSocket(hub, socket, code, reason),
     ping() {
       if (isLead(socket, topic))

@@ -84,6 +84,7 @@ function connectionOf(peer: Peer, { cork, bytesOf }: SendQueue): Connection {
       peer.send(bytesOf(frame), AS_TEXT)
       return backlog
     },
+    buffered: () => peer.bufferedAmount,
     close: (code, reason) => peer.close(code, reason),
     ping: () => peer.ping('hub'),
   }
