@@ -163,6 +163,28 @@ describe('aIRI HEAD client (extension generation)', () => {
     expect(hub.server.registry.size).toBe(2)
   })
 
+  it('tells the health of every module of a silent multi-module peer, each identity as announced', async () => {
+    const hub = await startHub({ heartbeat: { readTimeout: 200 } })
+    const { peer: watcher } = await headConnect(hub, stage)
+    const legacy = await RawPeer.connect(hub.url())
+    await legacy.join('legacy')
+    // A peer that does not answer the hub's pings falls silent.
+    const quiet = await RawPeer.connect(hub.url(), { autoPong: false })
+    const modules: HeadModule[] = ['left', 'right'].map(name => ({ name, identity: { id: `${name}-1`, extension: { id: 'airi-plugin-hands' } } }))
+    for (const module of modules)
+      quiet.send({ type: 'extension:module:announce', data: { name: module.name, identity: module.identity } })
+    await watcher.waitFor(() => watcher.ofType('registry:modules:health:unhealthy').length === 2)
+    for (const module of modules) {
+      const unhealthy = watcher.ofType('registry:modules:health:unhealthy').find(e => e.data.name === module.name)!
+      expect(unhealthy.data).toEqual({ name: module.name, identity: module.identity, reason: 'heartbeat late' })
+    }
+    await legacy.waitFor(() => legacy.ofType('registry:modules:health:unhealthy').length === 2)
+    expect(legacy.ofType('registry:modules:health:unhealthy').map(e => e.data.identity.plugin)).toEqual(['airi-plugin-hands', 'airi-plugin-hands'])
+    quiet.send({ type: 'transport:connection:heartbeat', data: { kind: 'ping', message: 'back' } })
+    await watcher.waitFor(() => watcher.ofType('registry:modules:health:healthy').length === 2)
+    expect(watcher.ofType('registry:modules:health:healthy').map(e => e.data.identity)).toEqual(modules.map(m => m.identity))
+  })
+
   it('answers extension:authenticate with extension:authenticated, then a sync', async () => {
     const hub = await startHub({ auth: { token: TOKEN } })
     const peer = await RawPeer.connect(hub.url())
