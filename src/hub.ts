@@ -313,10 +313,12 @@ export function createHub(input: HubOptions = {}): Hub {
     return typeRefusal(event.type) ?? (exceeded && limitExceeded(exceeded))
   }
 
-  function sourceOfSender(session: Session, claimed: unknown): StampedSource | WireIdentity {
+  function sourceOfSender(session: Session, claimed: unknown): StampedSource {
     const { modules } = session
+    // A peer without modules (an AIRI extension peer between its handshake and its modules) is
+    // named by its alias when it has one.
     if (modules.length === 0)
-      return { plugin: 'anonymous', instanceId: session.id }
+      return stampedSource({ pluginId: 'anonymous', instanceId: session.aliases?.values().next().value ?? session.id, labels: {} })
     const claimedId = modules.length > 1 ? (claimed as { id?: unknown } | undefined)?.id : undefined
     const named = typeof claimedId === 'string' ? modules.find(entry => entry.identity.instanceId === claimedId) : undefined
     return sourceOf((named ?? modules[0]!).identity)
