@@ -1,25 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
-import { RawPeer } from '../helpers/hub.ts'
+import { RawPeer, upgradeStatus } from '../helpers/hub.ts'
 import { freePort, runCli } from '../helpers/process.ts'
-
-/** The status a WebSocket upgrade gets: 101 when it opened, else the status it was refused with. */
-function upgrade(url: string, options: WebSocket.ClientOptions = {}, protocols?: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, options)
-    ws.once('open', () => {
-      ws.terminate()
-      resolve(101)
-    })
-    ws.once('unexpected-response', (_request, response) => {
-      response.resume()
-      ws.terminate()
-      resolve(response.statusCode!)
-    })
-    ws.once('error', reject)
-  })
-}
 
 describe('secrets', () => {
   it('never logs a token, right or wrong (query, header, subprotocol, frame, refused upgrade), nor labels a metric with one', async () => {
@@ -31,13 +13,13 @@ describe('secrets', () => {
     await hub.waitForOutput(/listening on/)
     const ws = `ws://127.0.0.1:${port}`
 
-    expect(await upgrade(`${ws}/ws?token=tok-wrong-query`)).toBe(401)
-    expect(await upgrade(`${ws}/ws`, { headers: { authorization: 'Bearer tok-wrong-header' } })).toBe(401)
-    expect(await upgrade(`${ws}/ws?token=tok-right`, { origin: 'https://evil.example' })).toBe(403)
-    expect(await upgrade(`${ws}/socket/websocket?vsn=2.0.0&api_key=tok-wrong-phoenix`)).toBe(403)
+    expect(await upgradeStatus(`${ws}/ws?token=tok-wrong-query`)).toBe(401)
+    expect(await upgradeStatus(`${ws}/ws`, { headers: { authorization: 'Bearer tok-wrong-header' } })).toBe(401)
+    expect(await upgradeStatus(`${ws}/ws?token=tok-right`, { origin: 'https://evil.example' })).toBe(403)
+    expect(await upgradeStatus(`${ws}/socket/websocket?vsn=2.0.0&api_key=tok-wrong-phoenix`)).toBe(403)
     const bearer = `base64url.bearer.phx.${Buffer.from('tok-wrong-subprotocol').toString('base64url')}`
-    expect(await upgrade(`${ws}/socket/websocket?vsn=2.0.0`, {}, ['phoenix', bearer])).toBe(403)
-    expect(await upgrade(`${ws}/ws?token=tok-right`)).toBe(101)
+    expect(await upgradeStatus(`${ws}/socket/websocket?vsn=2.0.0`, {}, ['phoenix', bearer])).toBe(403)
+    expect(await upgradeStatus(`${ws}/ws?token=tok-right`)).toBe(101)
 
     const peer = await RawPeer.connect(`${ws}/ws`)
     peer.send({ type: 'module:authenticate', data: { token: 'tok-wrong-frame' } })

@@ -1,24 +1,12 @@
 import type { Buffer } from 'node:buffer'
-import type { IncomingMessage } from 'node:http'
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { listenHub } from '../../src/listen.ts'
 import { createServer } from '../../src/server.ts'
-import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { onCleanup, RawPeer, settle, startHub, upgradeStatus } from '../helpers/hub.ts'
 import { sample } from '../helpers/metrics.ts'
 import { RawPhoenix, until } from '../helpers/phoenix.ts'
-
-/** The HTTP status an upgrade is refused with, or 101 when it opens. */
-async function upgradeStatus(url: string, options?: WebSocket.ClientOptions): Promise<number> {
-  const ws = new WebSocket(url, options)
-  onCleanup(() => ws.terminate())
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(101))
-    ws.once('unexpected-response', (_request, response: IncomingMessage) => resolve(response.statusCode!))
-    ws.once('error', reject)
-  })
-}
 
 async function metrics(port: number): Promise<string> {
   return (await fetch(`http://127.0.0.1:${port}/metrics`)).text()

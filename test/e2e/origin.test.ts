@@ -2,31 +2,18 @@ import type { OutgoingHttpHeaders } from 'node:http'
 import type { RunningHub } from '../helpers/hub.ts'
 import { request } from 'node:http'
 import { describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
 import { listenHub } from '../../src/listen.ts'
 import { DEFAULT_PHOENIX_PATHS } from '../../src/options.ts'
 import { createServer } from '../../src/server.ts'
-import { onCleanup, RawPeer, startHub } from '../helpers/hub.ts'
+import { onCleanup, RawPeer, startHub, upgradeStatus } from '../helpers/hub.ts'
 import { sample } from '../helpers/metrics.ts'
 
 /** Every WebSocket endpoint of a default hub: /ws and each Phoenix path, with and without `/websocket`. */
 const ENDPOINTS = ['/ws', ...DEFAULT_PHOENIX_PATHS.flatMap(path => [path, `${path}/websocket`])]
 
-/** The status a raw WebSocket upgrade gets: 101 when it opened, else the HTTP status it was refused with. */
+/** The status a raw WebSocket upgrade to `path` gets: 101 when it opened, else the HTTP status it was refused with. */
 function upgrade(port: number, path: string, headers: OutgoingHttpHeaders = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: headers as Record<string, string> })
-    ws.once('open', () => {
-      ws.terminate()
-      resolve(101)
-    })
-    ws.once('unexpected-response', (_request, response) => {
-      response.resume()
-      ws.terminate()
-      resolve(response.statusCode!)
-    })
-    ws.once('error', reject)
-  })
+  return upgradeStatus(`ws://127.0.0.1:${port}${path}`, { headers: headers as Record<string, string> })
 }
 
 /** A plain HTTP GET with exactly these headers (fetch would not send a `Host` of our choosing). */

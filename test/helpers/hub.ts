@@ -159,3 +159,17 @@ export class RawPeer {
 
 /** Resolves after `ms`; use only to prove that something did NOT happen. */
 export const settle = (ms = 150): Promise<unknown> => new Promise(resolve => setTimeout(resolve, ms))
+
+/** The HTTP status a WebSocket upgrade is refused with, or 101 when it opens (that socket is closed after the test). */
+export async function upgradeStatus(url: string, options: WebSocket.ClientOptions = {}, protocols?: string[]): Promise<number> {
+  const ws = new WebSocket(url, protocols, options)
+  onCleanup(() => ws.terminate())
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(101))
+    ws.once('unexpected-response', (_request, response) => {
+      response.resume()
+      resolve(response.statusCode!)
+    })
+    ws.once('error', reject)
+  })
+}
