@@ -5,10 +5,11 @@ import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
-import type { AnnouncedIdentity, Connection, HubEvent, Identity, ModuleEntry, PeerInfo, StampedSource, WireIdentity } from './types.ts'
+import type { AnnouncedIdentity, Connection, HubEvent, Identity, ModuleEntry, StampedSource, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
+import { createAliasIndex } from './core/aliases.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
 import { announcedIdentity, isReservedEventType, markPlainJson, stampedSource } from './core/event.ts'
@@ -126,14 +127,13 @@ export function createHub(input: HubOptions = {}): Hub {
   const sources = new WeakMap<Identity, StampedSource>()
   let cluster: Cluster | undefined
   const remotePeers = new Map<string, RemotePeer>()
-  /** Peers by their aliases (`Handshake.alias`), local and remote. */
-  const aliases = new Map<string, Set<PeerInfo>>()
+  const aliases = createAliasIndex()
 
   const router = createRouter({
     registry,
     authenticated,
     remote: remotePeers,
-    aliases,
+    aliases: aliases.peers,
     policy: compilePolicy(options.routing.policy),
     middleware: options.routing.middleware,
     allowBypass: options.routing.allowBypass,
@@ -187,21 +187,6 @@ export function createHub(input: HubOptions = {}): Hub {
     cluster?.update(session, reason)
   }
 
-  function addAlias(peer: PeerInfo, alias: string): void {
-    let set = aliases.get(alias)
-    if (!set)
-      aliases.set(alias, set = new Set())
-    set.add(peer)
-  }
-
-  function removeAliases(peer: PeerInfo): void {
-    for (const alias of peer.aliases ?? []) {
-      const set = aliases.get(alias)
-      if (set?.delete(peer) && set.size === 0)
-        aliases.delete(alias)
-    }
-  }
-
   const feed = createRegistryFeed({
     registry,
     recipients: () => authenticated.values(),
@@ -219,7 +204,7 @@ export function createHub(input: HubOptions = {}): Hub {
     authenticated.set(session.id, session)
     if (handshake.alias !== undefined && !session.aliases?.has(handshake.alias)) {
       (session.aliases ??= new Set()).add(handshake.alias)
-      addAlias(session, handshake.alias)
+      aliases.add(session, handshake.alias)
     }
     cluster?.update(session)
     send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data }, parentId)
@@ -245,7 +230,7 @@ export function createHub(input: HubOptions = {}): Hub {
     deannounce(session, reason)
     session.state = 'closed'
     peers.delete(session.id)
-    removeAliases(session)
+    aliases.remove(session)
     if (authenticated.delete(session.id))
       cluster?.left(session.id)
   }
@@ -356,7 +341,7 @@ export function createHub(input: HubOptions = {}): Hub {
           const gone = previous.filter(entry => !incoming.delete(fingerprint(entry)))
           const previousPeer = remotePeers.get(id)
           if (previousPeer)
-            removeAliases(previousPeer)
+            aliases.remove(previousPeer)
           for (const entry of gone)
             registry.delete(entry)
           const added = [...incoming.values()].map(module => ({ ...module, peerId: id, node }))
@@ -365,7 +350,7 @@ export function createHub(input: HubOptions = {}): Hub {
           const modules = registry.ofPeer(id)
           const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases) }
           for (const alias of state.aliases ?? [])
-            addAlias(peer, alias)
+            aliases.add(peer, alias)
           remotePeers.set(id, peer)
           for (const entry of gone)
             feed.deannounced(entry, reason)
@@ -377,7 +362,7 @@ export function createHub(input: HubOptions = {}): Hub {
           if (peer?.node !== node)
             return
           remotePeers.delete(id)
-          removeAliases(peer)
+          aliases.remove(peer)
           for (const entry of registry.deletePeer(id))
             feed.deannounced(entry, reason)
         },
