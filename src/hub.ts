@@ -1,16 +1,18 @@
 import type { Cluster } from './backplane/cluster.ts'
+import type { RemoteModule } from './backplane/types.ts'
 import type { Admission } from './core/admission.ts'
 import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
-import type { Connection, HubEvent, Identity, ModuleEntry, WireIdentity } from './types.ts'
+import type { AnnouncedIdentity, Connection, HubEvent, Identity, ModuleEntry, StampedSource, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
+import { createAliasIndex } from './core/aliases.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
-import { isReservedEventType, markPlainJson, toWireIdentity } from './core/event.ts'
+import { announcedIdentity, isReservedEventType, markPlainJson, stampedSource } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
@@ -25,6 +27,20 @@ export interface Announcement {
   name: string
   index?: number
   identity: Identity
+  /**
+   * The peer may hold several modules (an AIRI extension peer): its others stay, and only one
+   * of the same name and index is replaced. Otherwise the peer has one module, this one.
+   */
+  alongside?: boolean
+}
+
+/** How a peer authenticates: the reply it waits for, and what it asks for besides. */
+export interface Handshake {
+  /** Type of the reply (default `module:authenticated`); its data is `{authenticated: true, ...data}`. */
+  reply?: string
+  data?: Record<string, unknown>
+  /** Another id the peer answers to in `peer:<id>` and `ids` destinations (AIRI `peer:authenticate {peerId}`). */
+  alias?: string
 }
 
 export type DeannounceReason = 'connection closed' | 'heartbeat expired' | 'server shutdown' | 're-announcing'
@@ -42,9 +58,13 @@ export interface Hub {
   readonly admission: Admission
   /** A new peer; `token` when it already presented one at the upgrade. */
   connect: (connection: Connection, init?: { token?: string }) => Session
-  authenticate: (session: Session, token: unknown, parentId?: string) => boolean
-  announce: (session: Session, announcement: Announcement, parentId?: string) => void
-  configure: (session: Session, target: { moduleName: string, moduleIndex?: number, config: unknown }, parentId?: string) => void
+  authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => boolean
+  /** Registers a module of the peer; false (and an error event sent) when it may not. */
+  announce: (session: Session, announcement: Announcement, parentId?: string) => boolean
+  /** Delivers `module:configure` to a module found by name (and index), or by its instance id. */
+  configure: (session: Session, target: { moduleName?: string, moduleIndex?: number, instanceId?: string, config: unknown }, parentId?: string) => void
+  /** Sends a hub event with peer-given `data` to the sender (answering `parentId`), then to every other authenticated peer. */
+  echo: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
   /** False (and an error event sent) when the peer has not authenticated. */
   requireAuth: (session: Session, parentId?: string) => boolean
   /** Answers a heartbeat ping. */
@@ -102,14 +122,18 @@ export function createHub(input: HubOptions = {}): Hub {
   const verifyToken = createTokenVerifier([...options.auth.tokens, ...options.routing.devtoolsTokens])
   const isDevtoolsToken = createTokenVerifier(options.routing.devtoolsTokens)
   const hubSource: WireIdentity = { plugin: 'hub-server', instanceId: options.instanceId }
-  const wireIdentities = new WeakMap<object, WireIdentity>()
+  // Identities are immutable (a re-announce makes a new one): each wire form is built once.
+  const announcedForms = new WeakMap<Identity, AnnouncedIdentity>()
+  const sources = new WeakMap<Identity, StampedSource>()
   let cluster: Cluster | undefined
   const remotePeers = new Map<string, RemotePeer>()
+  const aliases = createAliasIndex()
 
   const router = createRouter({
     registry,
     authenticated,
     remote: remotePeers,
+    aliases: aliases.peers,
     policy: compilePolicy(options.routing.policy),
     middleware: options.routing.middleware,
     allowBypass: options.routing.allowBypass,
@@ -136,11 +160,31 @@ export function createHub(input: HubOptions = {}): Hub {
     router.deliver(markPlainJson(createEvent(type, data, parentId)), [session])
   }
 
-  function wireOf(identity: Identity): WireIdentity {
-    let wire = wireIdentities.get(identity)
+  /** Sends one hub event to every authenticated peer but `except`, encoded once. */
+  function broadcast(type: string, data: Record<string, unknown>, except?: Session): void {
+    const event = markPlainJson(createEvent(type, data))
+    const recipients = [...authenticated.values()].filter(session => session !== except)
+    router.deliver(event, recipients)
+  }
+
+  function announcedOf(identity: Identity): AnnouncedIdentity {
+    let wire = announcedForms.get(identity)
     if (!wire)
-      wireIdentities.set(identity, wire = toWireIdentity(identity))
+      announcedForms.set(identity, wire = announcedIdentity(identity))
     return wire
+  }
+
+  function sourceOf(identity: Identity): StampedSource {
+    let source = sources.get(identity)
+    if (!source)
+      sources.set(identity, source = stampedSource(identity))
+    return source
+  }
+
+  /** The registry changed under `session`: its own list follows, and so do the other nodes. */
+  function modulesChanged(session: Session, reason?: DeannounceReason): void {
+    session.modules = registry.ofPeer(session.id)
+    cluster?.update(session, reason)
   }
 
   const feed = createRegistryFeed({
@@ -148,30 +192,36 @@ export function createHub(input: HubOptions = {}): Hub {
     recipients: () => authenticated.values(),
     deliver: router.deliver,
     createEvent,
-    wireOf,
+    announcedOf,
     laggingBytes: options.limits.maxBufferedBytes / 2,
     observers,
     onLagging: (session, waiting) => logger.debug(`peer ${session.id} is behind on the registry (${waiting} bytes unsent): its deltas wait for one sync`),
   })
 
-  function admit(session: Session, trusted: boolean, parentId?: string): void {
+  function admit(session: Session, trusted: boolean, parentId?: string, handshake: Handshake = {}): void {
     session.state = 'authenticated'
     session.trusted = trusted
     authenticated.set(session.id, session)
-    cluster?.update(session.id, session.module)
-    send(session, 'module:authenticated', { authenticated: true }, parentId)
+    if (handshake.alias !== undefined && !session.aliases?.has(handshake.alias)) {
+      (session.aliases ??= new Set()).add(handshake.alias)
+      aliases.add(session, handshake.alias)
+    }
+    cluster?.update(session)
+    send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data }, parentId)
     feed.sync(session)
   }
 
-  function deannounce(session: Session, reason: DeannounceReason): void {
-    if (!session.module)
+  /** Takes modules of `session` out of the registry (all of them by default) and tells the others. */
+  function deannounce(session: Session, reason: DeannounceReason, entries: readonly ModuleEntry[] = session.modules): void {
+    if (entries.length === 0)
       return
-    const entry = session.module
-    registry.delete(session.id)
-    session.module = undefined
-    cluster?.update(session.id, undefined, reason)
-    logger.debug(`module ${entry.name} de-announced (${reason})`)
-    feed.deannounced(entry, reason, session)
+    for (const entry of entries) {
+      registry.delete(entry)
+      logger.debug(`module ${entry.name} of peer ${session.id} de-announced (${reason})`)
+    }
+    modulesChanged(session, reason)
+    for (const entry of entries)
+      feed.deannounced(entry, reason, session)
   }
 
   function disconnect(session: Session, reason: DeannounceReason = 'connection closed'): void {
@@ -180,6 +230,7 @@ export function createHub(input: HubOptions = {}): Hub {
     deannounce(session, reason)
     session.state = 'closed'
     peers.delete(session.id)
+    aliases.remove(session)
     if (authenticated.delete(session.id))
       cluster?.left(session.id)
   }
@@ -200,16 +251,16 @@ export function createHub(input: HubOptions = {}): Hub {
     now: Date.now,
     sessions: () => peers.values(),
     onUnhealthy: (session) => {
-      if (session.module) {
-        feed.health(session.module, false, session)
+      for (const entry of session.modules)
+        feed.health(entry, false, session)
+      if (session.modules.length > 0)
         cluster?.health(session.id, false)
-      }
     },
     onHealthy: (session) => {
-      if (session.module) {
-        feed.health(session.module, true, session)
+      for (const entry of session.modules)
+        feed.health(entry, true, session)
+      if (session.modules.length > 0)
         cluster?.health(session.id, true)
-      }
     },
     onExpired: (session) => {
       observers.emit('heartbeatExpired')
@@ -247,6 +298,17 @@ export function createHub(input: HubOptions = {}): Hub {
     return typeRefusal(event.type) ?? (exceeded && limitExceeded(exceeded))
   }
 
+  function sourceOfSender(session: Session, claimed: unknown): StampedSource {
+    const { modules } = session
+    // A peer without modules (an AIRI extension peer between its handshake and its modules) is
+    // named by its alias when it has one.
+    if (modules.length === 0)
+      return stampedSource({ pluginId: 'anonymous', instanceId: session.aliases?.values().next().value ?? session.id, labels: {} })
+    const claimedId = modules.length > 1 ? (claimed as { id?: unknown } | undefined)?.id : undefined
+    const named = typeof claimedId === 'string' ? modules.find(entry => entry.identity.instanceId === claimedId) : undefined
+    return sourceOf((named ?? modules[0]!).identity)
+  }
+
   /** Why a peer may not announce this: too big, or the hub's own identity. */
   function announceRefusal(name: string, identity: Identity): HubError | undefined {
     const exceeded = checkAnnouncement(name, identity, options.limits)
@@ -266,38 +328,49 @@ export function createHub(input: HubOptions = {}): Hub {
       port: {
         * localPeers() {
           for (const session of authenticated.values())
-            yield toPeerState(session.id, session.module)
+            yield toPeerState(session)
         },
-        upsert(node, { id, module }, reason) {
+        upsert(node, state, reason) {
+          const { id } = state
           // Peer ids are unique per session: one already owned here or by another node is forged.
           if (peers.has(id) || (remotePeers.get(id)?.node ?? node) !== node)
             return
-          const previous = registry.get(id)
-          if (previous?.node !== undefined) {
-            registry.delete(id)
-            feed.deannounced(previous, reason)
-          }
-          const entry: ModuleEntry | undefined = module && { ...module, peerId: id, node }
-          remotePeers.set(id, { id, authenticated: true, module: entry, node })
-          if (entry) {
+          const fingerprint = (module: RemoteModule): string => JSON.stringify({ name: module.name, index: module.index, identity: module.identity })
+          const incoming = new Map((state.modules ?? []).map(module => [fingerprint(module), module]))
+          const previous = registry.ofPeer(id)
+          const gone = previous.filter(entry => !incoming.delete(fingerprint(entry)))
+          const previousPeer = remotePeers.get(id)
+          if (previousPeer)
+            aliases.remove(previousPeer)
+          for (const entry of gone)
+            registry.delete(entry)
+          const added = [...incoming.values()].map(module => ({ ...module, peerId: id, node }))
+          for (const entry of added)
             registry.set(entry)
+          const modules = registry.ofPeer(id)
+          const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases) }
+          for (const alias of state.aliases ?? [])
+            aliases.add(peer, alias)
+          remotePeers.set(id, peer)
+          for (const entry of gone)
+            feed.deannounced(entry, reason)
+          for (const entry of added)
             feed.announced(entry)
-          }
         },
         remove(node, id, reason) {
-          if (remotePeers.get(id)?.node !== node)
+          const peer = remotePeers.get(id)
+          if (peer?.node !== node)
             return
           remotePeers.delete(id)
-          const entry = registry.get(id)
-          if (entry?.node === undefined)
-            return
-          registry.delete(id)
-          feed.deannounced(entry, reason)
+          aliases.remove(peer)
+          for (const entry of registry.deletePeer(id))
+            feed.deannounced(entry, reason)
         },
         health(node, peerId, healthy) {
-          const entry = registry.get(peerId)
-          if (entry?.node === node)
-            feed.health(entry, healthy)
+          for (const entry of registry.ofPeer(peerId)) {
+            if (entry.node === node)
+              feed.health(entry, healthy)
+          }
         },
         deliver(event, peerIds) {
           const recipients: Session[] = []
@@ -345,13 +418,25 @@ export function createHub(input: HubOptions = {}): Hub {
       return session
     },
 
-    authenticate(session, token, parentId) {
+    authenticate(session, token, parentId, handshake) {
+      if (handshake?.alias !== undefined) {
+        // An alias may not take over another peer's own id.
+        const alias = handshake.alias
+        if (alias.length > options.limits.maxNameLength) {
+          reject(session, limitExceeded('peer id'), parentId)
+          return false
+        }
+        if ((peers.has(alias) || remotePeers.has(alias)) && alias !== session.id) {
+          reject(session, new HubError('reserved_identity', 'reserved identity'), parentId)
+          return false
+        }
+      }
       if (!authRequired) {
-        admit(session, false, parentId)
+        admit(session, false, parentId, handshake)
         return true
       }
       if (verifyToken(token)) {
-        admit(session, isDevtoolsToken(token), parentId)
+        admit(session, isDevtoolsToken(token), parentId, handshake)
         return true
       }
       session.failedAuths++
@@ -361,32 +446,42 @@ export function createHub(input: HubOptions = {}): Hub {
       return false
     },
 
-    announce(session, { name, index, identity }, parentId) {
+    announce(session, { name, index, identity, alongside }, parentId) {
       if (!requireAuth(session, parentId))
-        return
+        return false
       const refused = announceRefusal(name, identity)
-      if (refused)
-        return reject(session, refused, parentId)
-      const current = session.module
-      const same = current && current.name === name && current.index === index
-        && JSON.stringify(current.identity) === JSON.stringify(identity)
+      if (refused) {
+        reject(session, refused, parentId)
+        return false
+      }
+      const current = session.modules.find(entry => entry.name === name && entry.index === index)
+      const same = current !== undefined && JSON.stringify(current.identity) === JSON.stringify(identity)
+      // A peer of one module replaces it; a peer of several replaces only the one of this name and index.
+      const replaced = alongside ? (current ? [current] : []) : session.modules
+      if (!same && session.modules.length - replaced.length >= options.limits.maxModulesPerPeer) {
+        reject(session, limitExceeded('modules per peer'), parentId)
+        return false
+      }
+      let entry: ModuleEntry | undefined
       if (!same) {
-        if (current)
-          deannounce(session, 're-announcing')
-        session.module = { name, index, identity, peerId: session.id }
-        registry.set(session.module)
-        cluster?.update(session.id, session.module)
+        deannounce(session, 're-announcing', replaced)
+        entry = { name, index, identity, peerId: session.id }
+        registry.set(entry)
+        modulesChanged(session)
         logger.debug(`module ${name} announced by peer ${session.id}`)
       }
       feed.sync(session)
-      if (!same)
-        feed.announced(session.module!, session)
+      if (entry)
+        feed.announced(entry, session)
+      return true
     },
 
-    configure(session, { moduleName, moduleIndex, config }, parentId) {
+    configure(session, { moduleName, moduleIndex, instanceId, config }, parentId) {
       if (!requireAuth(session, parentId))
         return
-      const target = registry.find(moduleName, moduleIndex)
+      const target = instanceId === undefined
+        ? registry.find(moduleName!, moduleIndex)
+        : [...registry.lookup('instance', instanceId)].find(entry => (moduleName === undefined || entry.name === moduleName) && (moduleIndex === undefined || entry.index === moduleIndex))
       if (target?.node !== undefined && cluster) {
         cluster.forward(target.node, createEvent('module:configure', { config }, parentId), [target.peerId])
         return
@@ -397,6 +492,11 @@ export function createHub(input: HubOptions = {}): Hub {
         return
       }
       router.deliver(createEvent('module:configure', { config }, parentId), [targetSession])
+    },
+
+    echo(session, type, data, parentId) {
+      send(session, type, data, parentId)
+      broadcast(type, data, session)
     },
 
     pong(session, parentId) {
@@ -412,8 +512,9 @@ export function createHub(input: HubOptions = {}): Hub {
         reject(session, refused, parentId)
         return 0
       }
-      // The registry is authoritative: the hub stamps the sender's source, whatever it claimed.
-      const source = session.module ? wireOf(session.module.identity) : { plugin: 'anonymous', instanceId: session.id }
+      // The registry is authoritative: the hub stamps the sender's source, whatever it claimed;
+      // a peer of several modules may name which of its own sends (by the claimed source's id).
+      const source = sourceOfSender(session, event.metadata?.source)
       event.metadata = { ...event.metadata, source, event: { ...event.metadata?.event, id: parentId ?? nanoid() } }
       if (!observers.has('routed'))
         return router.route(session, event)

@@ -131,6 +131,12 @@ export interface HubOptions {
      */
     maxLabels?: number
     /**
+     * Modules one peer may hold at once (an AIRI extension peer announces several on one
+     * socket); one more gets `error {message: "limit exceeded: modules per peer"}`.
+     * @default 64
+     */
+    maxModulesPerPeer?: number
+    /**
      * Destinations one event may list.
      * @default 64
      */
@@ -282,6 +288,7 @@ export interface ResolvedLimits extends ShapeLimits {
   bytesPerSec: number
   bytesBurst: number
   rateLimitGraceMs: number
+  maxModulesPerPeer: number
 }
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
@@ -296,6 +303,7 @@ export const DEFAULT_RATE_LIMIT_GRACE_MS = 1000
 export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
 export const DEFAULT_MAX_NAME_LENGTH = 256
 export const DEFAULT_MAX_LABELS = 64
+export const DEFAULT_MAX_MODULES_PER_PEER = 64
 export const DEFAULT_MAX_DESTINATIONS = 64
 export const DEFAULT_MAX_EXPRESSION_DEPTH = 8
 export const DEFAULT_MAX_ROUTE_ITEMS = 256
@@ -484,6 +492,7 @@ function resolveLimits(limits: HubOptions['limits'], env: Env): ResolvedLimits {
     rateLimitGraceMs: positiveInt('limits.rateLimitGraceMs', limits?.rateLimitGraceMs, undefined, DEFAULT_RATE_LIMIT_GRACE_MS, 0),
     maxNameLength: positiveInt('limits.maxNameLength', limits?.maxNameLength, undefined, DEFAULT_MAX_NAME_LENGTH),
     maxLabels: positiveInt('limits.maxLabels', limits?.maxLabels, undefined, DEFAULT_MAX_LABELS, 0),
+    maxModulesPerPeer: positiveInt('limits.maxModulesPerPeer', limits?.maxModulesPerPeer, undefined, DEFAULT_MAX_MODULES_PER_PEER),
     maxDestinations: positiveInt('limits.maxDestinations', limits?.maxDestinations, undefined, DEFAULT_MAX_DESTINATIONS, 0),
     maxExpressionDepth: positiveInt('limits.maxExpressionDepth', limits?.maxExpressionDepth, undefined, DEFAULT_MAX_EXPRESSION_DEPTH),
     maxRouteItems: positiveInt('limits.maxRouteItems', limits?.maxRouteItems, undefined, DEFAULT_MAX_ROUTE_ITEMS),

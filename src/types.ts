@@ -5,6 +5,11 @@ export interface Identity {
   version?: string
   /** Plugin labels merged under instance labels. */
   labels: Record<string, string>
+  /**
+   * The identity as the module announced it, when it used a later AIRI generation's shape
+   * (v0.9 nested, HEAD extension); absent for the 0.8.4 shape or none, whose wire form is flat.
+   */
+  announced?: NestedIdentity | ExtensionModuleIdentity
 }
 
 /** One announced module in the registry, keyed by (name, index). */
@@ -26,6 +31,39 @@ export interface WireIdentity {
   labels?: Record<string, string>
 }
 
+/** AIRI v0.9-0.10 identity. */
+export interface NestedIdentity {
+  id: string
+  kind: 'plugin'
+  plugin: { id: string, version?: string, labels?: Record<string, string> }
+  labels?: Record<string, string>
+}
+
+/** AIRI v0.11+ ("extension" generation) module identity. */
+export interface ExtensionModuleIdentity {
+  id: string
+  extension: { id: string, version?: string, labels?: Record<string, string> }
+  labels?: Record<string, string>
+}
+
+/** An identity in one of the shapes the three AIRI generations announce. */
+export type AnnouncedIdentity = WireIdentity | NestedIdentity | ExtensionModuleIdentity
+
+/**
+ * A sender as the hub stamps it on routed events: every generation's fields at once (HEAD
+ * reads `id` and `extension.id`, v0.9 `plugin.id`, 0.8.4 `plugin` and `instanceId`). `plugin`
+ * is the one field that collides (a string in 0.8.4): here it is the v0.9/HEAD object, and
+ * 0.8.4 peers get the flat `WireIdentity` instead (the AIRI gateway encodes per generation).
+ */
+export interface StampedSource {
+  id: string
+  instanceId: string
+  kind: 'plugin'
+  plugin: { id: string, version?: string }
+  extension: { id: string, version?: string, labels?: Record<string, string> }
+  labels: Record<string, string>
+}
+
 export type RouteExpression
   = | { type: 'and', all: RouteExpression[] }
     | { type: 'or', any: RouteExpression[] }
@@ -45,7 +83,8 @@ export interface RouteConfig {
 }
 
 export interface EventMetadata {
-  source?: WireIdentity
+  /** Hub-stamped: a `StampedSource` for routed events, the hub's own `WireIdentity` for its events. */
+  source?: WireIdentity | StampedSource
   event?: { id?: string, parentId?: string }
 }
 
@@ -67,8 +106,11 @@ export interface EventEncoder {
  * it sends encoded frames and asks for closes through this.
  */
 export interface Connection {
-  /** Encodes events for this peer; peers sharing an encoder share one encoded frame. */
-  readonly encoder: EventEncoder
+  /**
+   * Encodes events for this peer; peers sharing an encoder share one encoded frame. A gateway
+   * may switch it once the peer shows which generation of its protocol it speaks.
+   */
+  encoder: EventEncoder
   /** Queues a frame; returns the bytes earlier sends left waiting for this peer (0 if unknown). */
   send: (frame: string) => number
   /** The bytes waiting for this peer now (0 if unknown). */
@@ -82,6 +124,10 @@ export interface Connection {
 export interface PeerInfo {
   readonly id: string
   readonly authenticated: boolean
-  /** Set once the peer announced a module. */
+  /** The peer's first module still announced (policy judges the peer by it). */
   readonly module?: ModuleEntry
+  /** Every module the peer announced, oldest first (an AIRI extension peer holds several). */
+  readonly modules?: readonly ModuleEntry[]
+  /** Other ids the peer answers to in `peer:<id>` and `{type:'ids'}` destinations (AIRI `peer:authenticate {peerId}`). */
+  readonly aliases?: ReadonlySet<string>
 }

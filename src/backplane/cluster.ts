@@ -1,7 +1,7 @@
 import type { ConsolaInstance } from 'consola'
 import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason } from '../hub.ts'
-import type { HubEvent, ModuleEntry } from '../types.ts'
+import type { HubEvent, PeerInfo } from '../types.ts'
 import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
 import { createTurnQueue } from '../core/turn.ts'
 import { decodeClusterBatch, encodeClusterMessage } from './messages.ts'
@@ -11,14 +11,14 @@ export interface ClusterPort {
   /** This node's own authenticated peers, with their modules. */
   localPeers: () => Iterable<RemotePeerState>
   /**
-   * A peer of another node is authenticated, with this module or none; when it had another,
-   * that one left for `reason`. An id that belongs to a local peer or to another node's is
-   * forged: ignored.
+   * A peer of another node is authenticated, with these modules (maybe none); those it had
+   * before and has no more left for `reason`. An id that belongs to a local peer or to another
+   * node's is forged: ignored.
    */
   upsert: (node: string, peer: RemotePeerState, reason: DeannounceReason) => void
-  /** A peer of `node` is gone (its module, if any, left for `reason`). */
+  /** A peer of `node` is gone (its modules, if any, left for `reason`). */
   remove: (node: string, id: string, reason: DeannounceReason) => void
-  /** A module of `node` went silent (`healthy: false`) or came back. */
+  /** The modules of a peer of `node` went silent (`healthy: false`) or came back. */
   health: (node: string, id: string, healthy: boolean) => void
   /** Delivers an event routed on another node to some of this node's peers. */
   deliver: (event: HubEvent, peerIds: readonly string[]) => void
@@ -50,11 +50,11 @@ export interface Cluster {
   readonly ready: boolean
   /** The other nodes this one currently knows. */
   nodes: () => string[]
-  /** Tells the other nodes that a local peer authenticated, announced `module`, or lost its module for `reason`. */
-  update: (id: string, module: ModuleEntry | undefined, reason?: DeannounceReason) => void
+  /** Tells the other nodes a local peer's state: it authenticated, or its modules changed (those gone left for `reason`). */
+  update: (peer: PeerInfo, reason?: DeannounceReason) => void
   /** Tells the other nodes that an authenticated local peer is gone. */
   left: (id: string) => void
-  /** Tells the other nodes that a local module went silent or came back. */
+  /** Tells the other nodes that a local peer's modules went silent or came back. */
   health: (id: string, healthy: boolean) => void
   /** Sends an event to some peers of one other node (to that node only). */
   forward: (node: string, event: HubEvent, peerIds: readonly string[]) => void
@@ -67,17 +67,19 @@ interface NodeView {
   /** The last change of that node applied here; -1 until its state arrived. */
   seq: number
   lastSeen: number
-  /** Its authenticated peers, with a fingerprint of their module to tell changes from repeats. */
+  /** Its authenticated peers, with a fingerprint of their modules and aliases to tell changes from repeats. */
   peers: Map<string, string>
   syncRequestedAt: number
 }
 
 /** A local peer as the other nodes learn it. */
-export function toPeerState(id: string, module: ModuleEntry | undefined): RemotePeerState {
-  if (!module)
-    return { id }
-  const { name, index, identity } = module
-  return { id, module: index === undefined ? { name, identity } : { name, index, identity } }
+export function toPeerState({ id, modules = [], aliases }: PeerInfo): RemotePeerState {
+  const state: RemotePeerState = { id }
+  if (modules.length > 0)
+    state.modules = modules.map(({ name, index, identity }) => index === undefined ? { name, identity } : { name, index, identity })
+  if (aliases?.size)
+    state.aliases = [...aliases]
+  return state
 }
 
 /** A batch is cut after this many characters, so one busy turn does not become one huge message. */
@@ -212,7 +214,7 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function apply(node: string, view: NodeView, peer: RemotePeerState, reason: DeannounceReason): void {
-    const fingerprint = peer.module ? JSON.stringify(peer.module) : ''
+    const fingerprint = peer.modules || peer.aliases ? JSON.stringify([peer.modules, peer.aliases]) : ''
     if (view.peers.get(peer.id) === fingerprint)
       return
     view.peers.set(peer.id, fingerprint)
@@ -370,9 +372,9 @@ export function createCluster(options: ClusterOptions): Cluster {
     nodeId,
     get ready() { return joined && backplane.ready },
     nodes: () => [...views.keys()],
-    update(id, module, reason) {
+    update(peer, reason) {
       seq++
-      publish(allChannel, { type: 'peer', node: nodeId, seq, peer: toPeerState(id, module), reason })
+      publish(allChannel, { type: 'peer', node: nodeId, seq, peer: toPeerState(peer), reason })
     },
     left(id) {
       seq++

@@ -15,6 +15,8 @@ export const MAX_ID_CHARS = 256
 export const MAX_TEXT_CHARS = 4096
 /** Most labels of one identity. */
 export const MAX_LABELS = 256
+/** Most modules of one peer, and most aliases. */
+export const MAX_PEER_MODULES = 1024
 /** Most peers in one node's state, and most recipients of one routed event. */
 export const MAX_PEERS = 100_000
 /** Longest message (a batch) read at all: a node's full state stays well below it. */
@@ -50,10 +52,18 @@ const Labels = v.pipe(
   v.record(Text, Text),
 )
 
-const Identity = v.object({ pluginId: Name, instanceId: Name, version: v.optional(Text), labels: Labels })
+// The identity as the module announced it, in a later AIRI generation's shape.
+const Owner = v.object({ id: Name, version: v.optional(Text), labels: v.optional(Labels) })
+const Announced = v.union([
+  v.object({ id: Name, kind: v.literal('plugin'), plugin: Owner, labels: v.optional(Labels) }),
+  v.object({ id: Name, extension: Owner, labels: v.optional(Labels) }),
+])
+const Identity = v.object({ pluginId: Name, instanceId: Name, version: v.optional(Text), labels: Labels, announced: v.optional(Announced) })
+const Module = v.object({ name: Name, index: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))), identity: Identity })
 const Peer = v.object({
   id: Id,
-  module: v.optional(v.object({ name: Name, index: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))), identity: Identity })),
+  modules: v.optional(bounded(Module, MAX_PEER_MODULES)),
+  aliases: v.optional(bounded(Id, MAX_PEER_MODULES)),
 })
 
 const PlainObject = v.custom<Record<string, unknown>>(isPlainObject, 'a plain object')

@@ -33,10 +33,12 @@ export interface RemoteModule {
   identity: Identity
 }
 
-/** An authenticated peer of one node as the others know it: its id and its module, once announced. */
+/** An authenticated peer of one node as the others know it: its id, its modules (an AIRI extension peer holds several) and its aliases. */
 export interface RemotePeerState {
   id: string
-  module?: RemoteModule
+  modules?: RemoteModule[]
+  /** Other ids it answers to (`peer:authenticate {peerId}`). */
+  aliases?: string[]
 }
 
 /**
@@ -46,7 +48,7 @@ export interface RemotePeerState {
  */
 export type ClusterMessage
   = | { type: 'state', node: string, seq: number, peers: RemotePeerState[], /** Asks every node to answer with its own state. */ hello: boolean }
-    /** A peer authenticated, announced, or lost its module (`reason` says why, then). */
+    /** A peer authenticated, announced, or lost modules (`reason` says why, then). */
     | { type: 'peer', node: string, seq: number, peer: RemotePeerState, reason?: DeannounceReason }
     | { type: 'left', node: string, seq: number, id: string }
     | { type: 'heartbeat', node: string, seq: number }

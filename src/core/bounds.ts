@@ -153,18 +153,22 @@ export function checkRoutes(event: unknown, limits: ShapeLimits): ReturnType<typ
 }
 
 /** Bounds an announced module: its name, identity strings and labels. */
+function checkLabels(labels: Record<string, string> | undefined, limits: ShapeLimits): boolean {
+  const entries = Object.entries(labels ?? {})
+  return entries.length <= limits.maxLabels && entries.every(([key, value]) => key.length <= limits.maxNameLength && value.length <= limits.maxNameLength)
+}
+
+/** Whether a module's name and identity (as normalised, and as announced) are within the bounds. */
 export function checkAnnouncement(name: string, identity: Identity, limits: ShapeLimits): 'module name' | 'identity' | 'labels' | undefined {
   const { maxNameLength } = limits
   if (name.length > maxNameLength)
     return 'module name'
   if (identity.pluginId.length > maxNameLength || identity.instanceId.length > maxNameLength || (identity.version?.length ?? 0) > maxNameLength)
     return 'identity'
-  const labels = Object.entries(identity.labels)
-  if (labels.length > limits.maxLabels)
+  // The announced shape keeps plugin and instance labels apart: each side is held to the bound.
+  const announced = identity.announced
+  const owner = announced && ('extension' in announced ? announced.extension : announced.plugin)
+  if (!checkLabels(identity.labels, limits) || !checkLabels(announced?.labels, limits) || !checkLabels(owner?.labels, limits))
     return 'labels'
-  for (const [key, value] of labels) {
-    if (key.length > maxNameLength || value.length > maxNameLength)
-      return 'labels'
-  }
   return undefined
 }

@@ -1,4 +1,4 @@
-import type { HubEvent, Identity, WireIdentity } from '../types.ts'
+import type { AnnouncedIdentity, HubEvent, Identity, StampedSource, WireIdentity } from '../types.ts'
 import superjson from 'superjson'
 
 /**
@@ -128,4 +128,28 @@ export function toWireIdentity(identity: Identity): WireIdentity {
   if (identity.version !== undefined)
     wire.version = identity.version
   return wire
+}
+
+/** The identity in the shape its module announced it: a later generation's as sent, else the 0.8.4 flat one. */
+export function announcedIdentity(identity: Identity): AnnouncedIdentity {
+  return identity.announced ?? toWireIdentity(identity)
+}
+
+/**
+ * The sender of a routed event, as the hub stamps it: the announced identity's own fields
+ * with every generation's beside them where they do not collide (see `StampedSource`).
+ * `labels` are the merged ones routing uses.
+ */
+export function stampedSource(identity: Identity): StampedSource {
+  const { pluginId, instanceId, version, labels, announced } = identity
+  const owner = version === undefined ? { id: pluginId } : { id: pluginId, version }
+  return {
+    ...announced,
+    id: instanceId,
+    instanceId,
+    kind: 'plugin',
+    plugin: announced && 'plugin' in announced ? announced.plugin : owner,
+    extension: announced && 'extension' in announced ? announced.extension : owner,
+    labels,
+  }
 }

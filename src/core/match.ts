@@ -15,18 +15,21 @@ export type Lookup
     | { by: 'peer', id: string }
     | { by: 'index', keys: ReadonlyArray<readonly [IndexName, string]> }
     | { by: 'label', key: string, value: string }
-    | { by: 'scan', test: ModulePredicate }
+    /** `ids`: peers named by these ids or aliases are recipients too, with or without modules. */
+    | { by: 'scan', test: ModulePredicate, ids?: readonly string[] }
 
-/** `key`, `!key`, `key=value` (split on the first `=`), `key!=value`. */
-export function parseLabelSelector(selector: string): LabelSelector {
+/** `key`, `!key`, `key=value` (split on the first `=`), `key!=value`; keys and values trimmed (`" env = prod "` is `env=prod`). */
+export function parseLabelSelector(input: string): LabelSelector {
+  const selector = input.trim()
   if (selector.startsWith('!'))
-    return { op: 'absent', key: selector.slice(1) }
+    return { op: 'absent', key: selector.slice(1).trim() }
   const eq = selector.indexOf('=')
   if (eq === -1)
     return { op: 'has', key: selector }
+  const value = selector.slice(eq + 1).trim()
   if (eq > 0 && selector[eq - 1] === '!')
-    return { op: 'ne', key: selector.slice(0, eq - 1), value: selector.slice(eq + 1) }
-  return { op: 'eq', key: selector.slice(0, eq), value: selector.slice(eq + 1) }
+    return { op: 'ne', key: selector.slice(0, eq - 1).trim(), value }
+  return { op: 'eq', key: selector.slice(0, eq).trim(), value }
 }
 
 /** Kubernetes semantics: `key!=value` also matches modules without the key. */
@@ -184,8 +187,10 @@ const stringCache = new Map<string, Lookup>()
 
 /** Compiles one destination into the cheapest way to find its recipients. */
 export function compileDestination(destination: Destination): Lookup {
-  if (typeof destination !== 'string')
-    return { by: 'scan', test: compileExpression(destination) }
+  if (typeof destination !== 'string') {
+    const ids = destination.type === 'ids' && !destination.inverted ? destination.ids : undefined
+    return { by: 'scan', test: compileExpression(destination), ids }
+  }
   let lookup = stringCache.get(destination)
   if (!lookup) {
     if (stringCache.size >= STRING_CACHE_LIMIT)

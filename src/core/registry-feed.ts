@@ -1,4 +1,4 @@
-import type { HubEvent, Identity, ModuleEntry, WireIdentity } from '../types.ts'
+import type { AnnouncedIdentity, HubEvent, Identity, ModuleEntry } from '../types.ts'
 import type { Observers } from './observers.ts'
 import type { Registry } from './registry.ts'
 import type { Router } from './router.ts'
@@ -17,7 +17,8 @@ export interface RegistryFeedOptions {
   deliver: Router['deliver']
   /** A hub-originated event (no parentId: registry traffic answers nobody). */
   createEvent: (type: string, data: Record<string, unknown>) => HubEvent
-  wireOf: (identity: Identity) => WireIdentity
+  /** An identity in the shape its module announced it (each AIRI generation's gateway renders it for its peers). */
+  announcedOf: (identity: Identity) => AnnouncedIdentity
   /**
    * Bytes a peer may have waiting before registry deltas to it stop being queued; it gets one
    * full sync once its backlog is below half of this.
@@ -39,7 +40,13 @@ export interface RegistryFeed {
 }
 
 // One module as registry events carry it.
-interface EntryData extends Record<string, unknown> { name: string, index?: number, identity: WireIdentity }
+interface EntryData extends Record<string, unknown> { name: string, index?: number, identity: AnnouncedIdentity }
+
+/** A HEAD (extension) module is announced and de-announced under both names, the HEAD one first (stage-ui listens to both). */
+function changeTypes(entry: ModuleEntry, change: 'announced' | 'de-announced'): string[] {
+  const { announced } = entry.identity
+  return announced && 'extension' in announced ? [`extension:module:${change}`, `module:${change}`] : [`module:${change}`]
+}
 
 /**
  * Registry traffic to peers (`module:announced`, `module:de-announced`,
@@ -53,15 +60,15 @@ interface EntryData extends Record<string, unknown> { name: string, index?: numb
  * registry adds to a backlog stays bounded (`laggingBytes`, one turn of deltas, one sync).
  */
 export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
-  const { registry, recipients, deliver, createEvent, wireOf, laggingBytes, observers, onLagging } = options
+  const { registry, recipients, deliver, createEvent, announcedOf, laggingBytes, observers, onLagging } = options
   // Every delta bumps the sequence; a lagging peer remembers the one it missed first.
   let sequence = 0
   const lagging = new Map<Session, number>()
-  // The last health change of each announced module's peer: the sequence and the state it took.
+  // The last health change of each peer with modules (its modules share its liveness): the sequence and the state it took.
   const healthChanges = new Map<string, { sequence: number, healthy: boolean }>()
   let repairTimer: ReturnType<typeof setTimeout> | undefined
 
-  const entryData = (entry: ModuleEntry): EntryData => ({ name: entry.name, index: entry.index, identity: wireOf(entry.identity) })
+  const entryData = (entry: ModuleEntry): EntryData => ({ name: entry.name, index: entry.index, identity: announcedOf(entry.identity) })
 
   // Syncs repair; they never mark a peer lagging (nor close it).
   const ignoreBacklog = (): void => {}
@@ -124,9 +131,10 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       sendSync(drained.keys())
       observers.emit('registryRepaired', drained.size)
       for (const [peerId, change] of healthChanges) {
-        const entry = registry.get(peerId)
         const to = [...drained].filter(([session, since]) => change.sequence > since && session.id !== peerId).map(([session]) => session)
-        if (entry && to.length > 0)
+        if (to.length === 0)
+          continue
+        for (const entry of registry.ofPeer(peerId))
           deliver(markPlainJson(createEvent(...healthPayload(entry, change.healthy))), to, undefined, judge)
       }
     }
@@ -143,11 +151,14 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
   return {
     sync: syncs.push,
     announced(entry, except) {
-      publish('module:announced', entryData(entry), except)
+      for (const type of changeTypes(entry, 'announced'))
+        publish(type, entryData(entry), except)
     },
     deannounced(entry, reason, except) {
-      healthChanges.delete(entry.peerId)
-      publish('module:de-announced', { ...entryData(entry), reason }, except)
+      if (registry.ofPeer(entry.peerId).length === 0)
+        healthChanges.delete(entry.peerId)
+      for (const type of changeTypes(entry, 'de-announced'))
+        publish(type, { ...entryData(entry), reason }, except)
     },
     health(entry, healthy, except) {
       healthChanges.set(entry.peerId, { sequence: sequence + 1, healthy })

@@ -22,10 +22,16 @@ export interface Registry {
   /** Bumped on every change, so observers can tell snapshots apart. */
   readonly revision: number
   readonly size: number
+  /** The first module a peer owns. */
   get: (peerId: string) => ModuleEntry | undefined
-  /** Adds or replaces the entry owned by `entry.peerId`; returns the one it replaced. */
+  /** Every module a peer owns, oldest first. */
+  ofPeer: (peerId: string) => readonly ModuleEntry[]
+  /** Adds `entry`, or replaces the one its peer owns under the same name and index (returned). */
   set: (entry: ModuleEntry) => ModuleEntry | undefined
-  delete: (peerId: string) => ModuleEntry | undefined
+  /** Removes one entry; false if it was not there. */
+  delete: (entry: ModuleEntry) => boolean
+  /** Removes every module a peer owns; returns them. */
+  deletePeer: (peerId: string) => ModuleEntry[]
   find: (name: string, index?: number) => ModuleEntry | undefined
   lookup: (index: IndexName, key: string) => ReadonlySet<ModuleEntry>
   withLabel: (key: string, value: string) => ReadonlySet<ModuleEntry>
@@ -33,11 +39,13 @@ export interface Registry {
 }
 
 /**
- * The module table, one entry per announcing peer, with the indexes routing answers
- * destinations from (plugin id, instance id, module name, label key=value).
+ * The module table: each peer owns its modules, keyed within it by (name, index), with the
+ * indexes routing answers destinations from (plugin id, instance id, module name, label
+ * key=value).
  */
 export function createRegistry(): Registry {
-  const byPeer = new Map<string, ModuleEntry>()
+  const all = new Set<ModuleEntry>()
+  const byPeer = new Map<string, ModuleEntry[]>()
   const indexes: Record<IndexName, Map<string, EntrySet>> = {
     plugin: new Map(),
     instance: new Map(),
@@ -56,28 +64,42 @@ export function createRegistry(): Registry {
       update(labels, labelKey(key, value), entry)
   }
 
-  function remove(peerId: string): ModuleEntry | undefined {
-    const entry = byPeer.get(peerId)
-    if (entry) {
-      byPeer.delete(peerId)
-      index(entry, removeFrom)
-      revision++
-    }
-    return entry
+  function remove(entry: ModuleEntry): boolean {
+    if (!all.delete(entry))
+      return false
+    const owned = byPeer.get(entry.peerId)!.filter(other => other !== entry)
+    if (owned.length === 0)
+      byPeer.delete(entry.peerId)
+    else
+      byPeer.set(entry.peerId, owned)
+    index(entry, removeFrom)
+    revision++
+    return true
   }
 
   return {
     get revision() { return revision },
-    get size() { return byPeer.size },
-    get: peerId => byPeer.get(peerId),
+    get size() { return all.size },
+    get: peerId => byPeer.get(peerId)?.[0],
+    ofPeer: peerId => byPeer.get(peerId) ?? [],
     set(entry) {
-      const previous = remove(entry.peerId)
-      byPeer.set(entry.peerId, entry)
+      const owned = byPeer.get(entry.peerId) ?? []
+      const previous = owned.find(other => other.name === entry.name && other.index === entry.index)
+      if (previous)
+        remove(previous)
+      byPeer.set(entry.peerId, [...byPeer.get(entry.peerId) ?? [], entry])
+      all.add(entry)
       index(entry, addTo)
       revision++
       return previous
     },
     delete: remove,
+    deletePeer(peerId) {
+      const owned = [...byPeer.get(peerId) ?? []]
+      for (const entry of owned)
+        remove(entry)
+      return owned
+    },
     find(name, index) {
       for (const entry of indexes.module.get(name) ?? EMPTY) {
         if (index === undefined || entry.index === index)
@@ -87,6 +109,6 @@ export function createRegistry(): Registry {
     },
     lookup: (index, key) => indexes[index].get(key) ?? EMPTY,
     withLabel: (key, value) => labels.get(labelKey(key, value)) ?? EMPTY,
-    entries: () => byPeer.values(),
+    entries: () => all.values(),
   }
 }

@@ -19,6 +19,8 @@ export interface RouterOptions {
   authenticated: ReadonlyMap<string, Session>
   /** Every authenticated peer of the other nodes, by id (empty alone). */
   remote: ReadonlyMap<string, RemotePeer>
+  /** Peers, local and remote, by the other ids they answer to (`peer:<id>`, `ids`). */
+  aliases: ReadonlyMap<string, ReadonlySet<PeerInfo>>
   policy?: RecipientFilter
   middleware: readonly RoutingMiddleware[]
   /** Whether trusted devtools peers may skip policy and middleware with `route.bypass`. */
@@ -62,7 +64,7 @@ export function destinationsOf(event: HubEvent): Destination[] | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { registry, authenticated, remote, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer, onDeliveryError } = options
+  const { registry, authenticated, remote, aliases, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer, onDeliveryError } = options
   const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
 
   // Set by select() when it chose a remote peer, read right after: a single node never splits recipients.
@@ -107,6 +109,7 @@ export function createRouter(options: RouterOptions): Router {
           into.add(session)
         else
           addRemote(into, lookup.id)
+        addAliased(into, lookup.id)
         return
       }
       case 'index':
@@ -121,6 +124,21 @@ export function createRouter(options: RouterOptions): Router {
           if (lookup.test(entry))
             addEntries(into, [entry])
         }
+        // `ids` also names peers by id or alias, with or without modules.
+        for (const id of lookup.ids ?? [])
+          collect({ by: 'peer', id }, into)
+    }
+  }
+
+  function addAliased(into: Set<PeerInfo>, alias: string): void {
+    for (const peer of aliases.get(alias) ?? []) {
+      if ((peer as Partial<RemotePeer>).node === undefined) {
+        if (authenticated.has(peer.id))
+          into.add(peer)
+      }
+      else {
+        addRemote(into, peer.id)
+      }
     }
   }
 

@@ -2,11 +2,15 @@ import type { Connection, ModuleEntry, PeerInfo } from '../types.ts'
 
 export type SessionState = 'pending' | 'authenticated' | 'closed'
 
+const NO_MODULES: readonly ModuleEntry[] = []
+
 /** One peer on the hub side: pending → authenticated → (announced) → closed. */
 export class Session implements PeerInfo {
   state: SessionState = 'pending'
-  /** The module this peer announced; one per peer. */
-  module?: ModuleEntry
+  /** The modules this peer announced, oldest first (its registry entries); an AIRI extension peer holds several. */
+  modules: readonly ModuleEntry[] = NO_MODULES
+  /** Ids it also answers to (`peer:authenticate {peerId}`). */
+  aliases?: Set<string>
   /** Last time any frame arrived (ms). */
   lastSeen: number
   /** Declared unhealthy after one read timeout of silence. */
@@ -23,5 +27,10 @@ export class Session implements PeerInfo {
 
   get authenticated(): boolean {
     return this.state === 'authenticated'
+  }
+
+  /** The first module still announced: policy judges the peer by it. */
+  get module(): ModuleEntry | undefined {
+    return this.modules[0]
   }
 }

@@ -1,10 +1,10 @@
 import type { ShapeLimits } from '../core/bounds.ts'
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
-import type { EventEncoder, HubEvent, Identity, RouteExpression } from '../types.ts'
+import type { AnnouncedIdentity, EventEncoder, HubEvent, Identity, RouteExpression, StampedSource, WireIdentity } from '../types.ts'
 import * as v from 'valibot'
 import { checkData, checkRoutes } from '../core/bounds.ts'
-import { checkSuperjsonMeta, fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
+import { checkSuperjsonMeta, fromSuperjson, isPlainJson, markPlainJson, toSuperjson, toWireIdentity } from '../core/event.ts'
 import { HubError } from '../errors.ts'
 
 // --- Envelope validation ---------------------------------------------------------------
@@ -61,10 +61,13 @@ const NestedIdentity = v.object({
   labels: v.optional(StringRecord),
 })
 
-/** AIRI v0.11+: `{ id, extension: { id, labels? }, labels? }`. */
+/** AIRI v0.11+ extension: `{ id, version?, labels? }`. */
+const Extension = v.object({ id: v.pipe(v.string(), v.minLength(1)), version: v.optional(v.string()), labels: v.optional(StringRecord) })
+
+/** AIRI v0.11+ module: `{ id, extension: { id, labels? }, labels? }`. */
 const ExtensionIdentity = v.object({
   id: v.pipe(v.string(), v.minLength(1)),
-  extension: v.object({ id: v.pipe(v.string(), v.minLength(1)), version: v.optional(v.string()), labels: v.optional(StringRecord) }),
+  extension: Extension,
   labels: v.optional(StringRecord),
 })
 
@@ -74,11 +77,20 @@ const Announce = v.object({
   identity: v.optional(v.union([FlatIdentity, NestedIdentity, ExtensionIdentity])),
 })
 
-const Configure = v.object({
-  moduleName: v.pipe(v.string(), v.minLength(1)),
-  moduleIndex: v.optional(v.pipe(v.number(), v.integer())),
-  config: v.unknown(),
-})
+/** A target by `moduleName` (and index), or by the module identity's `id` (AIRI HEAD). */
+const Configure = v.pipe(
+  v.object({
+    moduleName: v.optional(v.pipe(v.string(), v.minLength(1))),
+    moduleIndex: v.optional(v.pipe(v.number(), v.integer())),
+    identity: v.optional(v.looseObject({ id: v.pipe(v.string(), v.minLength(1)) })),
+    config: v.unknown(),
+  }),
+  v.check(input => input.moduleName !== undefined || input.identity !== undefined),
+)
+
+const PeerAuthenticate = v.object({ token: v.optional(v.unknown()), peerId: v.optional(v.pipe(v.string(), v.minLength(1))) })
+const ExtensionAuthenticate = v.object({ token: v.optional(v.unknown()), identity: Extension })
+const ExtensionAnnounce = v.object({ identity: Extension, permissions: v.optional(v.unknown()) })
 
 const Heartbeat = v.object({ kind: v.picklist(['ping', 'pong']) })
 
@@ -89,7 +101,7 @@ export function normalizeIdentity(identity: v.InferOutput<typeof Announce>['iden
   if ('instanceId' in identity)
     return { pluginId: identity.plugin, instanceId: identity.instanceId, version: identity.version, labels: { ...identity.labels } }
   const owner = 'extension' in identity ? identity.extension : identity.plugin
-  return { pluginId: owner.id, instanceId: identity.id, version: owner.version, labels: { ...owner.labels, ...identity.labels } }
+  return { pluginId: owner.id, instanceId: identity.id, version: owner.version, labels: { ...owner.labels, ...identity.labels }, announced: identity }
 }
 
 // --- Codec -----------------------------------------------------------------------------
@@ -165,8 +177,94 @@ export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
   return plain ? markPlainJson(result.output as HubEvent) : result.output as HubEvent
 }
 
+// --- Generations ----------------------------------------------------------------------
+// The hub's events name modules as announced, and stamp senders with every generation's
+// fields (`StampedSource`). A 0.8.4 peer gets what it always got instead: flat identities
+// `{plugin, instanceId, version?, labels}`, where `plugin` is a string. A peer is taken for
+// 0.8.4 until it speaks a later generation (an `extension:*` or `peer:*` handshake, or a
+// nested or extension identity); each generation's frame is encoded once per event.
+
+/** Registry events whose `data.identity` names a module. */
+const IDENTITY_EVENTS = new Set([
+  'module:announced',
+  'module:de-announced',
+  'extension:module:announced',
+  'extension:module:de-announced',
+  'registry:modules:health:healthy',
+  'registry:modules:health:unhealthy',
+])
+
+// Identities and sources are shared by every event about the same module: each is flattened once.
+const flatIdentities = new WeakMap<object, WireIdentity>()
+const flatModules = new WeakMap<unknown[], unknown[]>()
+
+function flatIdentity(identity: AnnouncedIdentity): WireIdentity {
+  if (typeof (identity as { plugin?: unknown }).plugin === 'string')
+    return identity as WireIdentity
+  let flat = flatIdentities.get(identity)
+  if (!flat)
+    flatIdentities.set(identity, flat = toWireIdentity(normalizeIdentity(identity, '', '')))
+  return flat
+}
+
+function flatSource(source: StampedSource): WireIdentity {
+  let flat = flatIdentities.get(source)
+  if (!flat) {
+    flat = { plugin: source.plugin.id, instanceId: source.instanceId, labels: source.labels }
+    if (source.plugin.version !== undefined)
+      flat.version = source.plugin.version
+    flatIdentities.set(source, flat)
+  }
+  return flat
+}
+
+/** The event as a 0.8.4 peer sees it: the same object when nothing in it is of a later generation. */
+function toLegacyEvent(event: HubEvent): HubEvent {
+  const { type, data, metadata } = event
+  let legacyData = data
+  if (IDENTITY_EVENTS.has(type) && isRecord(data.identity)) {
+    const identity = flatIdentity(data.identity as unknown as AnnouncedIdentity)
+    if (identity !== (data.identity as unknown))
+      legacyData = { ...data, identity }
+  }
+  else if (type === 'registry:modules:sync' && Array.isArray(data.modules)) {
+    const modules = data.modules
+    let flat = flatModules.get(modules)
+    if (!flat)
+      flatModules.set(modules, flat = modules.map(module => ({ ...module, identity: flatIdentity(module.identity) })))
+    legacyData = { ...data, modules: flat }
+  }
+  const source = metadata?.source
+  const legacySource = source && typeof source.plugin !== 'string' ? flatSource(source as StampedSource) : source
+  if (legacyData === data && legacySource === source)
+    return event
+  return { ...event, data: legacyData, metadata: { ...metadata, source: legacySource } }
+}
+
+/** For 0.8.4 peers (and any peer until it shows a later generation). */
 export const airiEncoder: EventEncoder = {
+  encode: event => toSuperjson(toLegacyEvent(event), isPlainJson(event)),
+}
+
+/** For v0.9 and HEAD peers: identities as announced, sources as stamped. */
+export const airiCurrentEncoder: EventEncoder = {
   encode: event => toSuperjson(event, isPlainJson(event)),
+}
+
+/** The peer spoke a later generation than 0.8.4: from now on it gets that generation's frames. */
+function speaksLaterGeneration(session: Session): void {
+  session.connection.encoder = airiCurrentEncoder
+}
+
+/** What the hub echoes of a peer's handshake data: as sent, unless it holds what plain JSON cannot carry. */
+function echoOf(data: Record<string, unknown>, fallback: Record<string, unknown>): Record<string, unknown> {
+  try {
+    JSON.stringify(data)
+    return data
+  }
+  catch {
+    return fallback
+  }
 }
 
 // --- Frame handling --------------------------------------------------------------------
@@ -205,13 +303,46 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
     case 'module:authenticate':
       hub.authenticate(session, data.token, parentId)
       return
+    case 'peer:authenticate': {
+      const auth = v.safeParse(PeerAuthenticate, data)
+      if (!auth.success)
+        return hub.reject(session, invalidEvent(), parentId)
+      speaksLaterGeneration(session)
+      const peerId = auth.output.peerId ?? session.id
+      hub.authenticate(session, auth.output.token, parentId, { reply: 'peer:authenticated', data: { peerId }, alias: peerId === session.id ? undefined : peerId })
+      return
+    }
+    case 'extension:authenticate': {
+      const auth = v.safeParse(ExtensionAuthenticate, data)
+      if (!auth.success)
+        return hub.reject(session, invalidEvent(), parentId)
+      speaksLaterGeneration(session)
+      hub.authenticate(session, auth.output.token, parentId, { reply: 'extension:authenticated', data: { identity: auth.output.identity } })
+      return
+    }
+    case 'extension:announce': {
+      if (!hub.requireAuth(session, parentId))
+        return
+      const announce = v.safeParse(ExtensionAnnounce, data)
+      if (!announce.success)
+        return hub.reject(session, invalidEvent(), parentId)
+      speaksLaterGeneration(session)
+      const { identity, permissions } = announce.output
+      hub.echo(session, 'extension:announced', echoOf({ identity, permissions }, { identity }), parentId)
+      return
+    }
     case 'module:announce':
     case 'extension:module:announce': {
       const announce = v.safeParse(Announce, data)
       if (!announce.success)
         return hub.reject(session, invalidEvent(), parentId)
       const { name, index, identity } = announce.output
-      hub.announce(session, { name, index, identity: normalizeIdentity(identity, name, session.id) }, parentId)
+      // An extension peer holds several modules on one socket, and waits for its announce echoed.
+      const alongside = event.type === 'extension:module:announce'
+      if (alongside || (identity && !('instanceId' in identity)))
+        speaksLaterGeneration(session)
+      if (hub.announce(session, { name, index, identity: normalizeIdentity(identity, name, session.id), alongside }, parentId) && alongside)
+        hub.send(session, 'extension:module:announced', echoOf(data, { name, index, identity }), parentId)
       return
     }
     case 'ui:configure': {
@@ -220,7 +351,8 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
       const configure = v.safeParse(Configure, data)
       if (!configure.success)
         return hub.reject(session, invalidEvent(), parentId)
-      hub.configure(session, configure.output, parentId)
+      const { moduleName, moduleIndex, identity, config } = configure.output
+      hub.configure(session, { moduleName, moduleIndex, instanceId: identity?.id, config }, parentId)
       return
     }
     default: {

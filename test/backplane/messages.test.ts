@@ -5,8 +5,8 @@ import { isPlainJson } from '../../src/core/event.ts'
 
 const identity = { pluginId: 'p', instanceId: 'i', labels: { role: 'worker' } }
 const every: ClusterMessage[] = [
-  { type: 'state', node: 'n1', seq: 3, hello: true, peers: [{ id: 'a' }, { id: 'b', module: { name: 'beta', index: 2, identity } }] },
-  { type: 'peer', node: 'n1', seq: 4, peer: { id: 'b', module: { name: 'beta', identity: { ...identity, version: '1.0.0' } } }, reason: 're-announcing' },
+  { type: 'state', node: 'n1', seq: 3, hello: true, peers: [{ id: 'a' }, { id: 'b', modules: [{ name: 'beta', index: 2, identity }, { name: 'gamma', identity: { ...identity, announced: { id: 'i', extension: { id: 'p' } } } }], aliases: ['b-alias'] }] },
+  { type: 'peer', node: 'n1', seq: 4, peer: { id: 'b', modules: [{ name: 'beta', identity: { ...identity, version: '1.0.0' } }] }, reason: 're-announcing' },
   { type: 'left', node: 'n1', seq: 5, id: 'b' },
   { type: 'heartbeat', node: 'n1', seq: 5 },
   { type: 'health', node: 'n1', id: 'b', healthy: false },
@@ -20,7 +20,7 @@ const batch = (...messages: ClusterMessage[]): string => `[${messages.map(encode
 /** A batch of raw superjson payloads, as anyone with access to the Redis could publish. */
 const raw = (...json: unknown[]): string => JSON.stringify(json.map(value => ({ json: value })))
 const state = (peers: unknown[], extra: Record<string, unknown> = {}) => ({ type: 'state', node: 'n1', seq: 1, hello: false, peers, ...extra })
-const withModule = (module: unknown) => state([{ id: 'p1', module }])
+const withModule = (module: unknown) => state([{ id: 'p1', modules: [module] }])
 
 describe('cluster messages', () => {
   it('decode to what was encoded, in order, every type; superjson values only in routed events', () => {
@@ -36,7 +36,7 @@ describe('cluster messages', () => {
     const decoded = decodeClusterBatch(raw({ type: 'heartbeat', node: 'n1', seq: 1 }, missingLabels, { type: 'bye', node: 'n1' }))
     expect(decoded.messages.map(m => m.type)).toEqual(['heartbeat', 'bye'])
     expect(decoded.invalid).toBe(1)
-    expect(decoded.reason).toMatch(/"state" message with peers\.0\.module\.identity\.labels/)
+    expect(decoded.reason).toMatch(/"state" message with peers\.0\.modules\.0\.identity\.labels/)
   })
 
   it('say why in one printable line, whatever the forged text', () => {
@@ -66,21 +66,21 @@ describe('cluster messages', () => {
 
   it('refuse prototype keys in labels instead of storing them', () => {
     for (const labels of ['{"__proto__":{"polluted":"yes"}}', '{"__proto__":"x"}', '{"constructor":"x"}', '{"prototype":"x"}']) {
-      const text = `[{"json":{"type":"peer","node":"n1","seq":1,"peer":{"id":"p","module":{"name":"m","identity":{"pluginId":"p","instanceId":"i","labels":${labels}}}}}}]`
+      const text = `[{"json":{"type":"peer","node":"n1","seq":1,"peer":{"id":"p","modules":[{"name":"m","identity":{"pluginId":"p","instanceId":"i","labels":${labels}}}]}}}]`
       expect(decodeClusterBatch(text)).toMatchObject({ messages: [], invalid: 1 })
     }
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
   })
 
   it('keep only the known fields of what the cluster stores', () => {
-    const [message] = decodeClusterBatch(raw(state([{ id: 'p1', extra: 1, module: { name: 'm', identity: { ...identity, extra: 2 } } }], { extra: 3 }))).messages
-    expect(message).toEqual(state([{ id: 'p1', module: { name: 'm', identity } }]))
+    const [message] = decodeClusterBatch(raw(state([{ id: 'p1', extra: 1, modules: [{ name: 'm', identity: { ...identity, extra: 2 } }] }], { extra: 3 }))).messages
+    expect(message).toEqual(state([{ id: 'p1', modules: [{ name: 'm', identity }] }]))
   })
 
   it('take superjson meta only in a routed event, and drop it when it does not apply or breaks the shape', () => {
     const route = { type: 'route', node: 'n1', to: ['a'], event: { type: 'x', data: {} } }
     const cases: Array<[unknown, unknown]> = [
-      [state([{ id: 'p1' }]), { referentialEqualities: { 'peers.0': ['peers.0.module'] } }],
+      [state([{ id: 'p1' }]), { referentialEqualities: { 'peers.0': ['peers.0.modules'] } }],
       [{ type: 'heartbeat', node: 'n1', seq: 1 }, { values: { seq: ['bigint'] } }],
       [route, { values: { '__proto__.polluted': ['Date'] } }],
       [route, { referentialEqualities: { 'event.data': ['__proto__.polluted'] } }],

@@ -91,6 +91,14 @@ describe('label selectors', () => {
     expect(parseLabelSelector('k!=v=w')).toEqual({ op: 'ne', key: 'k', value: 'v=w' })
     expect(parseLabelSelector('k=v!=w')).toEqual({ op: 'eq', key: 'k', value: 'v!=w' })
   })
+
+  it('trims keys and values, as AIRI does', () => {
+    expect(parseLabelSelector(' env = prod ')).toEqual({ op: 'eq', key: 'env', value: 'prod' })
+    expect(parseLabelSelector(' env != prod ')).toEqual({ op: 'ne', key: 'env', value: 'prod' })
+    expect(parseLabelSelector(' ! env ')).toEqual({ op: 'absent', key: 'env' })
+    expect(parseLabelSelector(' env ')).toEqual({ op: 'has', key: 'env' })
+    expect(compileDestination('label: env = prod ')).toEqual({ by: 'label', key: 'env', value: 'prod' })
+  })
 })
 
 describe('compileDestination', () => {

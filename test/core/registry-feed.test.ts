@@ -49,7 +49,7 @@ function setup() {
     recipients: () => peers.values(),
     deliver,
     createEvent: (type, data) => ({ type, data }),
-    wireOf: identity => ({ plugin: identity.pluginId, instanceId: identity.instanceId }),
+    announcedOf: identity => ({ plugin: identity.pluginId, instanceId: identity.instanceId }),
     laggingBytes: LAGGING,
     observers,
     onLagging: () => {},

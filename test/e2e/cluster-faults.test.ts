@@ -113,23 +113,23 @@ describe('cluster faults over one real Redis', () => {
       [JSON.stringify({ json: { type: 'heartbeat', node: 'x', seq: 1 } }), 1],
       ['[1,null,"x",[],{}]', 5],
       // The crash of issue 9: a peer module without labels.
-      [batch(state('ghost-node', [{ id: 'ghost-1', module: { name: 'ghost', identity: { pluginId: 'ghost', instanceId: 'g' } } }])), 1],
+      [batch(state('ghost-node', [{ id: 'ghost-1', modules: [{ name: 'ghost', identity: { pluginId: 'ghost', instanceId: 'g' } }] }])), 1],
       // Prototype keys, written as JSON text (an object literal would set the prototype instead).
-      [`[{"json":{"type":"state","node":"proto-node","seq":1,"hello":false,"peers":[{"id":"p1","module":{"name":"proto","identity":{"pluginId":"p","instanceId":"p","labels":{"__proto__":{"polluted":"yes"}}}}}]}}]`, 1],
-      [`[{"json":{"type":"state","node":"proto-node","seq":1,"hello":false,"peers":[{"id":"p1","module":{"name":"proto","identity":{"pluginId":"p","instanceId":"p","labels":{"__proto__":"x","role":"worker"}}}}]}}]`, 1],
-      [batch(state('ctor-node', [{ id: 'c1', module: { name: 'ctor', identity: identity({ constructor: 'x' }) } }])), 1],
+      [`[{"json":{"type":"state","node":"proto-node","seq":1,"hello":false,"peers":[{"id":"p1","modules":[{"name":"proto","identity":{"pluginId":"p","instanceId":"p","labels":{"__proto__":{"polluted":"yes"}}}}]}]}}]`, 1],
+      [`[{"json":{"type":"state","node":"proto-node","seq":1,"hello":false,"peers":[{"id":"p1","modules":[{"name":"proto","identity":{"pluginId":"p","instanceId":"p","labels":{"__proto__":"x","role":"worker"}}}]}]}}]`, 1],
+      [batch(state('ctor-node', [{ id: 'c1', modules: [{ name: 'ctor', identity: identity({ constructor: 'x' }) }] }])), 1],
       // Huge arrays and records.
       [batch(state('huge-node', Array.from({ length: 200_001 }, (_, i) => ({ id: `h${i}` })))), 1],
-      [batch(state('labels-node', [{ id: 'l1', module: { name: 'labels', identity: identity(Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, 'v']))) } }])), 1],
+      [batch(state('labels-node', [{ id: 'l1', modules: [{ name: 'labels', identity: identity(Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, 'v']))) }] }])), 1],
       [batch(state('long-node', [{ id: 'x'.repeat(100_000) }])), 1],
       // superjson meta where no node ever sends it: a cycle, a Map.
-      [JSON.stringify([{ json: state('cycle-node', [{ id: 'c1' }]), meta: { referentialEqualities: { 'peers.0': ['peers.0.module'] } } }]), 1],
+      [JSON.stringify([{ json: state('cycle-node', [{ id: 'c1' }]), meta: { referentialEqualities: { 'peers.0': ['peers.0.modules'] } } }]), 1],
       [JSON.stringify([{ json: { type: 'heartbeat', node: [['a', 1]], seq: 1 }, meta: { values: { node: ['map'] } } }]), 1],
       // Wrong types, unknown types.
       [batch({ type: 'heartbeat', node: 5, seq: 'x' }, { type: 'health', node: 'n', id: {}, healthy: 'yes' }, { type: 'left', node: 'n', seq: -3, id: 'p' }, { type: 'peer', node: 'n', seq: 1, peer: { id: 'p' }, reason: 'because' }, { type: 'state', node: 'n', seq: 1, peers: [] }), 5],
       [batch({ type: 'explode', node: 'n' }, { type: '__proto__', node: 'n' }, { node: 'n' }), 3],
       // Well formed, but claiming node a's own peer: ignored by every node, never an entry.
-      [batch({ type: 'state', node: 'forger', seq: 0, hello: false, peers: [{ id: alphaId, module: { name: 'forged', identity: identity({}) } }] }), 0],
+      [batch({ type: 'state', node: 'forger', seq: 0, hello: false, peers: [{ id: alphaId, modules: [{ name: 'forged', identity: identity({}) }] }] }), 0],
     ]
     // ...and for each node's own channel, where routed events arrive.
     const direct: Array<[string, number]> = [

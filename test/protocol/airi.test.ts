@@ -1,9 +1,9 @@
 import superjson from 'superjson'
 import { describe, expect, it } from 'vitest'
-import { isPlainJson } from '../../src/core/event.ts'
+import { isPlainJson, markPlainJson, stampedSource } from '../../src/core/event.ts'
 import { HubError } from '../../src/errors.ts'
 import { resolveHubOptions } from '../../src/options.ts'
-import { airiEncoder, decodeAiriFrame, normalizeIdentity } from '../../src/protocol/airi.ts'
+import { airiCurrentEncoder, airiEncoder, decodeAiriFrame, normalizeIdentity } from '../../src/protocol/airi.ts'
 
 const { limits } = resolveHubOptions({ env: {} })
 
@@ -96,14 +96,39 @@ describe('aIRI codec', () => {
   })
 })
 
+describe('aIRI generations', () => {
+  const head = { id: 'mc-1', extension: { id: 'minecraft', version: '2.0.0' }, labels: { env: 'prod' } }
+  const identity = normalizeIdentity(head, 'bot', 'peer')
+  const flat = { plugin: 'minecraft', instanceId: 'mc-1', version: '2.0.0', labels: { env: 'prod' } }
+
+  it('stamps a source every generation reads: HEAD id + extension.id, v0.9 plugin.id, 0.8.4 fields but a string plugin', () => {
+    expect(stampedSource(identity)).toEqual({ id: 'mc-1', instanceId: 'mc-1', kind: 'plugin', plugin: { id: 'minecraft', version: '2.0.0' }, extension: head.extension, labels: { env: 'prod' } })
+  })
+
+  it('gives 0.8.4 peers flat identities and sources, later ones the identity as announced', () => {
+    const sync = markPlainJson({ type: 'registry:modules:sync', data: { modules: [{ name: 'bot', identity: head }] } })
+    expect(superjson.parse<any>(airiEncoder.encode(sync)).data.modules[0].identity).toEqual(flat)
+    expect(superjson.parse<any>(airiCurrentEncoder.encode(sync)).data.modules[0].identity).toEqual(head)
+    const gone = markPlainJson({ type: 'extension:module:de-announced', data: { name: 'bot', identity: head, reason: 'connection closed' } })
+    expect(superjson.parse<any>(airiEncoder.encode(gone)).data).toEqual({ name: 'bot', identity: flat, reason: 'connection closed' })
+    const routed = { type: 'chat', data: { at: new Date(1) }, metadata: { source: stampedSource(identity) } }
+    expect(superjson.parse<any>(airiEncoder.encode(routed))).toEqual({ ...routed, metadata: { source: flat } })
+    expect(superjson.parse<any>(airiCurrentEncoder.encode(routed))).toEqual(routed)
+    // A peer's own custom event with an `identity` field is not a registry event: left alone.
+    const custom = markPlainJson({ type: 'my:event', data: { identity: head } })
+    expect(airiEncoder.encode(custom)).toBe(airiCurrentEncoder.encode(custom))
+  })
+})
+
 describe('normalizeIdentity', () => {
-  it('normalises all three shapes', () => {
+  it('normalises all three shapes, keeping a later generation identity as announced', () => {
     expect(normalizeIdentity({ plugin: 'p', instanceId: 'i', version: '1', labels: { a: '1' } }, 'n', 'peer'))
       .toEqual({ pluginId: 'p', instanceId: 'i', version: '1', labels: { a: '1' } })
-    expect(normalizeIdentity({ id: 'i', kind: 'plugin', plugin: { id: 'p', labels: { a: '1', b: '1' } }, labels: { b: '2' } }, 'n', 'peer'))
-      .toEqual({ pluginId: 'p', instanceId: 'i', version: undefined, labels: { a: '1', b: '2' } })
+    const nested = { id: 'i', kind: 'plugin' as const, plugin: { id: 'p', labels: { a: '1', b: '1' } }, labels: { b: '2' } }
+    expect(normalizeIdentity(nested, 'n', 'peer'))
+      .toEqual({ pluginId: 'p', instanceId: 'i', version: undefined, labels: { a: '1', b: '2' }, announced: nested })
     expect(normalizeIdentity({ id: 'i', extension: { id: 'e' } }, 'n', 'peer'))
-      .toEqual({ pluginId: 'e', instanceId: 'i', version: undefined, labels: {} })
+      .toEqual({ pluginId: 'e', instanceId: 'i', version: undefined, labels: {}, announced: { id: 'i', extension: { id: 'e' } } })
   })
 
   it('falls back to the module name and peer id when no identity was sent', () => {
