@@ -231,6 +231,9 @@ describe('cluster faults over one real Redis', () => {
     await redis.start()
 
     await alpha.waitFor(announced('late'), 10_000)
+    // Node a may hear again (its subscriber is back) before it can publish again: sent before
+    // then, the event would be dropped and counted like the one above.
+    await until(() => a!.server.hub.cluster!.ready && b!.server.hub.cluster!.ready, 'both nodes to be back', 10_000)
     alpha.client.send({ type: 'after:outage', data: {}, route: { destinations: ['plugin:beta'] } } as never)
     await beta.waitFor(e => e.type === 'after:outage')
     await settle(300)
