@@ -276,10 +276,15 @@ export function createHub(input: HubOptions = {}): Hub {
     return false
   }
 
+  const refusalLogged = new WeakSet<Session>()
+
   function reject(session: Session, error: HubError, parentId?: string): void {
     observers.emit('error', error.code)
-    if (error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity')
-      logger.info(`peer ${session.id}: ${error.message}`)
+    // Logged once per peer: its frames are the peer's to repeat (the metric counts them all).
+    if ((error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity') && !refusalLogged.has(session)) {
+      refusalLogged.add(session)
+      logger.info(`peer ${session.id}: ${error.message} (its further refused frames are not logged)`)
+    }
     send(session, 'error', { message: error.message }, parentId)
   }
 

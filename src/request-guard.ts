@@ -1,5 +1,5 @@
 import type { Hub } from './hub.ts'
-import { clientAddress } from './protocol/limits.ts'
+import { clientAddress, logRefusal } from './protocol/limits.ts'
 
 /**
  * Which requests the hub answers at all, so that no web page can use a browser as its proxy:
@@ -63,7 +63,6 @@ function quote(value: string): string {
 
 export function createRequestGuard(hub: Hub): RequestGuard {
   const { allowedOrigins, allowedHosts } = hub.options.http
-  const { logger } = hub.options
   const anyOrigin = allowedOrigins.includes('*')
   const origins = new Set(allowedOrigins)
   const anyHost = allowedHosts.includes('*')
@@ -93,7 +92,7 @@ export function createRequestGuard(hub: Hub): RequestGuard {
     // The path only: a query may carry a token.
     const path = new URL(request.url).pathname
     const what = isWebSocketUpgrade(request) ? `a WebSocket upgrade to ${path}` : `${request.method} ${path}`
-    logger.warn(`refused ${what} from ${clientAddress(request, hub.options.trustProxy)}: ${why}`)
+    logRefusal(hub, `refused ${what} from ${clientAddress(request, hub.options.trustProxy)}: ${why}`)
     return new Response(status === 421 ? 'Misdirected Request: this hub does not serve that host' : 'Forbidden: origin not allowed', { status })
   }
 

@@ -25,11 +25,12 @@ const REFUSALS = {
   pending_per_address: { status: 429, text: 'Too Many Requests: too many unauthenticated connections from this address' },
 } as const
 
-// A flood of refused upgrades must not become a flood of log lines: one a second per hub,
-// counting the others (the metric counts them all).
+// A flood of refused requests must not become a flood of log lines: one a second per hub,
+// counting the others (the metrics count them all).
 const refusalLogs = new WeakMap<Hub, { at: number, unlogged: number }>()
 
-function logRefusal(hub: Hub, address: string, refusal: keyof typeof REFUSALS): void {
+/** Logs a refused request or upgrade, at most once a second per hub (the request guard's too). */
+export function logRefusal(hub: Hub, line: string): void {
   const log = refusalLogs.get(hub) ?? { at: 0, unlogged: 0 }
   refusalLogs.set(hub, log)
   const now = Date.now()
@@ -37,8 +38,7 @@ function logRefusal(hub: Hub, address: string, refusal: keyof typeof REFUSALS): 
     log.unlogged++
     return
   }
-  const why = refusal === 'max_peers' ? `${hub.admission.sockets} sockets open (MAX_PEERS)` : 'too many unauthenticated sockets from it (MAX_PENDING_PER_ADDRESS)'
-  hub.options.logger.warn(`refused a connection from ${address}: ${why}${log.unlogged ? ` (and ${log.unlogged} more refusals since the last line)` : ''}`)
+  hub.options.logger.warn(`${line}${log.unlogged ? ` (and ${log.unlogged} more refusals since the last line)` : ''}`)
   log.at = now
   log.unlogged = 0
 }
@@ -52,7 +52,8 @@ export function refuseUpgrade(hub: Hub, address: string, pending: boolean): Resp
   if (!refusal)
     return undefined
   hub.observers.emit('refused', refusal)
-  logRefusal(hub, address, refusal)
+  const why = refusal === 'max_peers' ? `${hub.admission.sockets} sockets open (MAX_PEERS)` : 'too many unauthenticated sockets from it (MAX_PENDING_PER_ADDRESS)'
+  logRefusal(hub, `refused a connection from ${address}: ${why}`)
   const { status, text } = REFUSALS[refusal]
   return new Response(text, { status, headers: { 'retry-after': '1' } })
 }

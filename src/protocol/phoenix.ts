@@ -9,7 +9,7 @@ import { Buffer } from 'node:buffer'
 import * as v from 'valibot'
 import { isPlainJson } from '../core/event.ts'
 import { Data, DataDestinations } from './airi.ts'
-import { clientAddress, isFrameTooBig, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
+import { clientAddress, isFrameTooBig, logRefusal, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 import { isOversized, upgradeToken } from './ws.ts'
 
 // --- Codec -----------------------------------------------------------------------------
@@ -198,7 +198,7 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
     return reply(socket, frame, errorReply('already joined'))
   const { maxChannels } = hub.options.phoenix
   if (socket.channels.size >= maxChannels) {
-    hub.options.logger.warn(`${describeSocket(socket)} refused a join: it has ${maxChannels} channels already`)
+    logRefusal(hub, `${describeSocket(socket)} refused a join: it has ${maxChannels} channels already`)
     hub.observers.emit('error', 'too_many_channels')
     return reply(socket, frame, errorReply('too many channels'))
   }

@@ -124,6 +124,20 @@ describe('hostile frames on /ws', () => {
     expect(errors.map(e => [e.metadata?.event?.parentId, e.data.message])).toEqual(frames.map(([frame, message]) => [/"id":"([^"]+)"/.exec(frame)![1], message]))
   })
 
+  it('logs a peer\'s refused frames once, not once a frame', async () => {
+    const hub = await startHub()
+    const lines: string[] = []
+    hub.server.hub.options.logger.info = ((line: string) => { lines.push(line) }) as typeof hub.server.hub.options.logger.info
+    const peer = await RawPeer.connect(hub.url())
+    await peer.join('peer')
+    for (let i = 0; i < 30; i++)
+      peer.send({ type: i % 2 ? 'module:announced' : 't'.repeat(300), data: {} })
+    const pong = peer.send({ type: 'transport:connection:heartbeat', data: { kind: 'ping' } })
+    await peer.waitFor(e => e.metadata?.event?.parentId === pong)
+    expect(peer.ofType('error')).toHaveLength(30)
+    expect(lines.filter(line => line.includes(`peer `) && /limit exceeded|reserved/.test(line))).toHaveLength(1)
+  })
+
   it('labels no event type of an unauthenticated peer, nor long ones, in /metrics', async () => {
     const hub = await startHub({ auth: { token: TOKEN } })
     const stranger = await RawPeer.connect(hub.url())

@@ -62,6 +62,20 @@ describe('origin check: pages from other origins cannot use the hub', () => {
     expect(sample(await metrics(hub), 'hub_errors_total{reason="origin_refused"}')).toBe(ENDPOINTS.length * foreign.length)
   })
 
+  it('logs a flood of refused origins and hosts at most once a second, the request\'s query never', async () => {
+    const hub = await startHub()
+    const warnings: string[] = []
+    hub.server.hub.options.logger.warn = ((line: string) => { warnings.push(line) }) as typeof hub.server.hub.options.logger.warn
+    for (let i = 0; i < 20; i++) {
+      expect(await upgrade(hub.port, '/ws?token=secret-in-query', { origin: 'http://evil.example' })).toBe(403)
+      expect((await get(hub.port, '/metrics?token=secret-in-query', { host: 'evil.example' })).status).toBe(421)
+    }
+    expect(warnings.length).toBeGreaterThan(0)
+    expect(warnings.length).toBeLessThan(5) // 40 refusals within a second or so: not 40 lines
+    expect(warnings.join('\n')).not.toContain('secret-in-query')
+    expect(sample(await metrics(hub), 'hub_errors_total{reason="origin_refused"}')).toBe(20)
+  })
+
   it('with the default config (no token) a page on evil.example neither reads the registry nor configures a module', async () => {
     const hub = await startHub()
     const victim = await RawPeer.connect(hub.url())

@@ -231,4 +231,16 @@ describe('phoenix gateway: channels per socket', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text()
     expect(sample(metrics, 'hub_errors_total{reason="too_many_channels"}')).toBe(2)
   })
+
+  it('logs a flood of refused joins at most once a second, not once a join', async () => {
+    const hub = await startHub({ env: { PHOENIX_MAX_CHANNELS: '1' }, limits: { eventsPerSec: 0 } })
+    const warnings: string[] = []
+    hub.server.hub.options.logger.warn = ((line: string) => { warnings.push(line) }) as typeof hub.server.hub.options.logger.warn
+    const socket = await RawPhoenix.connect(rawUrl(hub))
+    expect((await socket.request(['1', '1', 'plugin:m1', 'phx_join', {}]))[4].status).toBe('ok')
+    for (let i = 2; i < 40; i++)
+      expect((await socket.request([`${i}`, `${i}`, `plugin:m${i}`, 'phx_join', {}]))[4]).toEqual({ status: 'error', response: { reason: 'too many channels' } })
+    expect(warnings.length).toBeGreaterThan(0)
+    expect(warnings.length).toBeLessThan(5)
+  })
 })
