@@ -63,7 +63,8 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
   const perPeer = new Map<PeerInfo, Set<string>>()
   // Round-robin: the candidates last seen and the next index, per (event, group).
   const cursors = new Map<string, { members: string, next: number }>()
-  const sticky = new Map<string, PeerInfo>()
+  // Sticky keys name peers by id: a peer that left holds no memory through them.
+  const sticky = new Map<string, string>()
   let seq = 0
 
   const keyOf = (event: string, group: string): string => `${event}\0${group}`
@@ -147,13 +148,14 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
             return { group, peer: candidates[0]!.peer }
           const stickyKey = `${key}\0${delivery.stickyKey}`
           const held = sticky.get(stickyKey)
-          if (held && candidates.some(consumer => consumer.peer === held))
-            return { group, peer: held }
+          const kept = held === undefined ? undefined : candidates.find(consumer => consumer.peer.id === held)
+          if (kept)
+            return { group, peer: kept.peer }
           const chosen = candidates[0]!.peer
           sticky.delete(stickyKey)
           if (sticky.size >= maxStickyKeys)
             sticky.delete(sticky.keys().next().value!)
-          sticky.set(stickyKey, chosen)
+          sticky.set(stickyKey, chosen.id)
           return { group, peer: chosen }
         }
         default:
