@@ -12,6 +12,7 @@ export type HubErrorCode
     | 'reserved_event'
     | 'reserved_identity'
     | 'undeliverable'
+    | 'no_consumer'
     | 'invalid_option'
     | 'internal'
 

@@ -1,6 +1,7 @@
 import type { Cluster } from './backplane/cluster.ts'
 import type { RemoteModule } from './backplane/types.ts'
 import type { Admission } from './core/admission.ts'
+import type { ConsumerRegistration } from './core/consumers.ts'
 import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
@@ -12,6 +13,7 @@ import { createAdmission } from './core/admission.ts'
 import { createAliasIndex } from './core/aliases.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
+import { createConsumers } from './core/consumers.ts'
 import { announcedIdentity, isReservedEventType, markPlainJson, stampedSource } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
 import { createObservers } from './core/observers.ts'
@@ -61,6 +63,9 @@ export interface Hub {
   authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => boolean
   /** Registers a module of the peer; false (and an error event sent) when it may not. */
   announce: (session: Session, announcement: Announcement, parentId?: string) => boolean
+  /** Registers the peer as a consumer of an event (no ack); false (and an error event sent) when it may not. */
+  registerConsumer: (session: Session, registration: ConsumerRegistration, parentId?: string) => boolean
+  unregisterConsumer: (session: Session, registration: ConsumerRegistration, parentId?: string) => void
   /** Delivers `module:configure` to a module found by name (and index), or by its instance id. */
   configure: (session: Session, target: { moduleName?: string, moduleIndex?: number, instanceId?: string, config: unknown }, parentId?: string) => void
   /** Sends a hub event with peer-given `data` to the sender (answering `parentId`), then to every other authenticated peer. */
@@ -128,6 +133,7 @@ export function createHub(input: HubOptions = {}): Hub {
   let cluster: Cluster | undefined
   const remotePeers = new Map<string, RemotePeer>()
   const aliases = createAliasIndex()
+  const consumers = createConsumers({ maxPerPeer: options.limits.maxConsumersPerPeer })
 
   const router = createRouter({
     registry,
@@ -138,6 +144,12 @@ export function createHub(input: HubOptions = {}): Hub {
     middleware: options.routing.middleware,
     allowBypass: options.routing.allowBypass,
     onMiddlewareError: error => onError(error, { stage: 'middleware' }),
+    consumers,
+    onConsumerDelivery: (sender, event, delivery, group, peer) => {
+      observers.emit('consumerDelivery', event.type, group, peer ? 'delivered' : 'missed')
+      if (!peer && delivery.required)
+        reject(sender, new HubError('no_consumer', 'no consumer registered for requested event delivery'), event.metadata?.event?.id)
+    },
     forward: (node, event, peerIds) => cluster?.forward(node, event, peerIds),
     maxBufferedBytes: options.limits.maxBufferedBytes,
     onSlowConsumer: (session) => {
@@ -231,6 +243,7 @@ export function createHub(input: HubOptions = {}): Hub {
     session.state = 'closed'
     peers.delete(session.id)
     aliases.remove(session)
+    consumers.removePeer(session)
     if (authenticated.delete(session.id))
       cluster?.left(session.id)
   }
@@ -479,6 +492,27 @@ export function createHub(input: HubOptions = {}): Hub {
       if (entry)
         feed.announced(entry, session)
       return true
+    },
+
+    registerConsumer(session, registration, parentId) {
+      if (!requireAuth(session, parentId))
+        return false
+      const { maxNameLength } = options.limits
+      if (registration.event.length > maxNameLength || (registration.group?.length ?? 0) > maxNameLength) {
+        reject(session, limitExceeded('consumer event or group'), parentId)
+        return false
+      }
+      if (!consumers.register(session, registration)) {
+        reject(session, limitExceeded('consumer registrations'), parentId)
+        return false
+      }
+      logger.debug(`peer ${session.id} consumes ${registration.event} (group ${registration.group ?? 'default'})`)
+      return true
+    },
+
+    unregisterConsumer(session, registration, parentId) {
+      if (requireAuth(session, parentId))
+        consumers.unregister(session, registration)
     },
 
     configure(session, { moduleName, moduleIndex, instanceId, config }, parentId) {

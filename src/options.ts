@@ -137,6 +137,12 @@ export interface HubOptions {
      */
     maxModulesPerPeer?: number
     /**
+     * Consumer registrations (`module:consumer:register`) one peer may hold at once; one more
+     * gets `error {message: "limit exceeded: consumer registrations"}`.
+     * @default 64
+     */
+    maxConsumersPerPeer?: number
+    /**
      * Destinations one event may list.
      * @default 64
      */
@@ -289,6 +295,7 @@ export interface ResolvedLimits extends ShapeLimits {
   bytesBurst: number
   rateLimitGraceMs: number
   maxModulesPerPeer: number
+  maxConsumersPerPeer: number
 }
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
@@ -304,6 +311,7 @@ export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
 export const DEFAULT_MAX_NAME_LENGTH = 256
 export const DEFAULT_MAX_LABELS = 64
 export const DEFAULT_MAX_MODULES_PER_PEER = 64
+export const DEFAULT_MAX_CONSUMERS_PER_PEER = 64
 export const DEFAULT_MAX_DESTINATIONS = 64
 export const DEFAULT_MAX_EXPRESSION_DEPTH = 8
 export const DEFAULT_MAX_ROUTE_ITEMS = 256
@@ -493,6 +501,7 @@ function resolveLimits(limits: HubOptions['limits'], env: Env): ResolvedLimits {
     maxNameLength: positiveInt('limits.maxNameLength', limits?.maxNameLength, undefined, DEFAULT_MAX_NAME_LENGTH),
     maxLabels: positiveInt('limits.maxLabels', limits?.maxLabels, undefined, DEFAULT_MAX_LABELS, 0),
     maxModulesPerPeer: positiveInt('limits.maxModulesPerPeer', limits?.maxModulesPerPeer, undefined, DEFAULT_MAX_MODULES_PER_PEER),
+    maxConsumersPerPeer: positiveInt('limits.maxConsumersPerPeer', limits?.maxConsumersPerPeer, undefined, DEFAULT_MAX_CONSUMERS_PER_PEER),
     maxDestinations: positiveInt('limits.maxDestinations', limits?.maxDestinations, undefined, DEFAULT_MAX_DESTINATIONS, 0),
     maxExpressionDepth: positiveInt('limits.maxExpressionDepth', limits?.maxExpressionDepth, undefined, DEFAULT_MAX_EXPRESSION_DEPTH),
     maxRouteItems: positiveInt('limits.maxRouteItems', limits?.maxRouteItems, undefined, DEFAULT_MAX_ROUTE_ITEMS),

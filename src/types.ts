@@ -1,3 +1,4 @@
+import type { Delivery } from './core/consumers.ts'
 /** A module's identity, normalised from whichever shape the client sent. */
 export interface Identity {
   pluginId: string
@@ -80,6 +81,8 @@ export type Destination = string | RouteExpression
 export interface RouteConfig {
   destinations?: Destination[]
   bypass?: boolean
+  /** Deliver to exactly one registered consumer instead (`core/consumers.ts`). */
+  delivery?: Delivery
 }
 
 export interface EventMetadata {

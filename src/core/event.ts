@@ -18,6 +18,9 @@ const RESERVED_TYPES = new Set([
   'extension:announced',
   'peer:authenticated',
   'transport:connection:heartbeat',
+  // Consumer registrations are for the hub; they are never relayed.
+  'module:consumer:register',
+  'module:consumer:unregister',
 ])
 
 /** Whether peers may not send events of this type (`registry:*` included). */

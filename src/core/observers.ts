@@ -12,6 +12,8 @@ export interface HubObservations {
   refused: [reason: string]
   /** A frame over its socket's rate limit was dropped, or the socket closed for it (4029). */
   rateLimited: [action: 'dropped' | 'closed']
+  /** A consumer delivery of `event` in `group` reached its one consumer, or found none. */
+  consumerDelivery: [event: string, group: string, outcome: 'delivered' | 'missed']
   /** Registry deltas not sent to peers that fell behind (a full sync repairs them later). */
   registryDeltasSkipped: [count: number]
   /** Peers that fell behind on the registry got the full sync that repairs their view. */

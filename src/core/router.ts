@@ -1,9 +1,11 @@
 import type { Destination, HubEvent, ModuleEntry, PeerInfo } from '../types.ts'
+import type { Consumers, Delivery } from './consumers.ts'
 import type { Lookup } from './match.ts'
 import type { Next, RouteContext, RoutingMiddleware } from './middleware.ts'
 import type { RecipientFilter } from './policy.ts'
 import type { Registry } from './registry.ts'
 import type { Session } from './session.ts'
+import { CONSUMER_DEFAULTS } from './consumers.ts'
 import { compileDestination } from './match.ts'
 import { composeMiddleware } from './middleware.ts'
 
@@ -27,6 +29,10 @@ export interface RouterOptions {
   allowBypass: boolean
   /** Where a failed asynchronous middleware is reported. */
   onMiddlewareError: (error: unknown) => void
+  /** Registered consumers: an event with a delivery goes to one of them (local peers only). */
+  consumers: Consumers
+  /** A consumer delivery chose `peer`, or found no candidate in `group`. */
+  onConsumerDelivery: (sender: Session, event: HubEvent, delivery: Delivery, group: string, peer?: PeerInfo) => void
   /** Sends an event to some of the `remote` peers of one node. */
   forward: (node: string, event: HubEvent, peerIds: string[]) => void
   /** Outbound bytes a recipient may have waiting before it counts as a slow consumer. */
@@ -64,7 +70,7 @@ export function destinationsOf(event: HubEvent): Destination[] | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { registry, authenticated, remote, aliases, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer, onDeliveryError } = options
+  const { registry, authenticated, remote, aliases, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer, onDeliveryError, consumers, onConsumerDelivery } = options
   const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
 
   // Set by select() when it chose a remote peer, read right after: a single node never splits recipients.
@@ -158,6 +164,29 @@ export function createRouter(options: RouterOptions): Router {
     return recipients
   }
 
+  /**
+   * The delivery of an event: its `route.delivery` over the event type's defaults, or the
+   * defaults alone once a consumer of the type registered (until then it routes as any event).
+   */
+  function deliveryOf(event: HubEvent): Delivery | undefined {
+    const requested = event.route?.delivery
+    const defaults = CONSUMER_DEFAULTS.get(event.type)
+    if (requested)
+      return defaults ? { ...defaults, ...requested } : requested
+    return defaults && consumers.has(event.type) ? defaults : undefined
+  }
+
+  /** The one consumer an event goes to: never the sender, an unhealthy peer or one the policy denies. */
+  function selectConsumer(sender: Session, event: HubEvent, delivery: Delivery): Set<PeerInfo> {
+    remoteSelected = false
+    const { group, peer } = consumers.select(event.type, delivery, candidate => candidate !== sender
+      && authenticated.get(candidate.id) === candidate
+      && !(candidate as Session).unhealthy
+      && (!policy || policy(candidate)))
+    onConsumerDelivery(sender, event, delivery, group, peer)
+    return new Set(peer ? [peer] : [])
+  }
+
   function checkSlowConsumer(session: Session, waiting: number): void {
     if (waiting > maxBufferedBytes)
       onSlowConsumer(session)
@@ -222,7 +251,8 @@ export function createRouter(options: RouterOptions): Router {
   }
 
   function route(sender: Session, event: HubEvent): number | Promise<number> {
-    let recipients = select(sender, event)
+    const delivery = deliveryOf(event)
+    let recipients = delivery ? selectConsumer(sender, event, delivery) : select(sender, event)
     const clustered = remoteSelected
     const bypass = allowBypass && sender.trusted && event.route?.bypass === true
     if (bypass)

@@ -16,6 +16,8 @@ const BUILT_IN_TYPES = [
   'extension:authenticate',
   'extension:announce',
   'ui:configure',
+  'module:consumer:register',
+  'module:consumer:unregister',
   'transport:connection:heartbeat',
   'phx_join',
   'phx_leave',
@@ -50,6 +52,7 @@ export function createMetrics(hub: Hub): Metrics {
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
   const label = createTypeLabeler(hub.options.metrics.maxEventTypes)
+  const groupLabel = createTypeLabeler(hub.options.metrics.maxEventTypes)
 
   // Gauges are read from the hub on each scrape.
   const gauge = (name: string, help: string, read: () => number): Gauge => new Gauge({
@@ -71,6 +74,7 @@ export function createMetrics(hub: Hub): Metrics {
   const rateLimited = new Counter({ name: 'hub_rate_limited_total', help: 'Frames dropped over a socket\'s rate limit (dropped), sockets closed for it (closed, 4029)', labelNames: ['action'], registers })
   const skipped = new Counter({ name: 'hub_registry_deltas_skipped_total', help: 'Registry deltas not sent to peers that fell behind (coalesced into one sync)', registers })
   const repaired = new Counter({ name: 'hub_registry_repairs_total', help: 'Full registry syncs sent to peers that fell behind, once their backlog drained', registers })
+  const consumerDeliveries = new Counter({ name: 'hub_consumer_deliveries_total', help: 'Consumer deliveries (route.delivery, input:* defaults) by event, group and outcome: delivered, or missed (no candidate)', labelNames: ['event', 'group', 'outcome'], registers })
   const routing = new Histogram({
     name: 'hub_routing_duration_seconds',
     help: 'Time to route one event: select recipients, policy, middleware, encode and send',
@@ -84,6 +88,7 @@ export function createMetrics(hub: Hub): Metrics {
       delivered.inc({ type: label(type) }, count)
     routing.observe(seconds)
   })
+  hub.observers.on('consumerDelivery', (event, group, outcome) => consumerDeliveries.inc({ event: label(event), group: groupLabel(group), outcome }))
   hub.observers.on('error', reason => errors.inc({ reason }))
   hub.observers.on('heartbeatExpired', () => expired.inc())
   hub.observers.on('refused', reason => refused.inc({ reason }))

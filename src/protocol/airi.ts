@@ -29,6 +29,25 @@ export const Data = v.custom<Record<string, unknown>>(
   value => typeof value === 'object' && value !== null && !Array.isArray(value),
 )
 
+/** Consumer event and group names; the hub holds them to `limits.maxNameLength` as well. */
+const ConsumerName = v.pipe(v.string(), v.minLength(1), v.maxLength(1024))
+const ConsumerMode = v.picklist(['consumer', 'consumer-group'])
+
+const Delivery = v.object({
+  mode: v.optional(ConsumerMode),
+  group: v.optional(ConsumerName),
+  selection: v.optional(v.picklist(['first', 'priority', 'round-robin', 'sticky'])),
+  stickyKey: v.optional(v.pipe(v.string(), v.maxLength(1024))),
+  required: v.optional(v.boolean()),
+})
+
+const ConsumerRegistration = v.object({
+  event: ConsumerName,
+  mode: v.optional(ConsumerMode),
+  group: v.optional(ConsumerName),
+  priority: v.optional(v.pipe(v.number(), v.finite())),
+})
+
 const Envelope = v.looseObject({
   type: v.pipe(v.string(), v.minLength(1)),
   data: Data,
@@ -39,6 +58,7 @@ const Envelope = v.looseObject({
   route: v.optional(v.looseObject({
     destinations: v.optional(v.array(v.union([v.string(), Expression]))),
     bypass: v.optional(v.boolean()),
+    delivery: v.optional(Delivery),
   })),
 })
 
@@ -343,6 +363,19 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
         speaksLaterGeneration(session)
       if (hub.announce(session, { name, index, identity: normalizeIdentity(identity, name, session.id), alongside }, parentId) && alongside)
         hub.send(session, 'extension:module:announced', echoOf(data, { name, index, identity }), parentId)
+      return
+    }
+    case 'module:consumer:register':
+    case 'module:consumer:unregister': {
+      if (!hub.requireAuth(session, parentId))
+        return
+      const registration = v.safeParse(ConsumerRegistration, data)
+      if (!registration.success)
+        return hub.reject(session, invalidEvent(), parentId)
+      if (event.type === 'module:consumer:register')
+        hub.registerConsumer(session, registration.output, parentId)
+      else
+        hub.unregisterConsumer(session, registration.output, parentId)
       return
     }
     case 'ui:configure': {
