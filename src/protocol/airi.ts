@@ -293,6 +293,14 @@ function invalidEvent(): HubError {
   return new HubError('invalid_event', 'invalid event format')
 }
 
+/** A built-in event's data, or undefined once the peer was told `invalid event format`. */
+function dataOf<T extends v.GenericSchema>(hub: Hub, session: Session, schema: T, event: HubEvent): v.InferOutput<T> | undefined {
+  const result = v.safeParse(schema, event.data)
+  if (result.success)
+    return result.output
+  hub.reject(session, invalidEvent(), event.metadata?.event?.id)
+}
+
 /** Handles one text frame from an AIRI peer: the built-in events, else routing. */
 export function handleAiriFrame(hub: Hub, session: Session, text: string): void | Promise<unknown> {
   hub.touch(session)
@@ -315,48 +323,46 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
   const { data } = event
   switch (event.type) {
     case 'transport:connection:heartbeat':
-      if (!v.is(Heartbeat, data))
-        return hub.reject(session, invalidEvent(), parentId)
-      if (data.kind === 'ping')
+      if (dataOf(hub, session, Heartbeat, event)?.kind === 'ping')
         hub.pong(session, parentId)
       return
     case 'module:authenticate':
       hub.authenticate(session, data.token, parentId)
       return
     case 'peer:authenticate': {
-      const auth = v.safeParse(PeerAuthenticate, data)
-      if (!auth.success)
-        return hub.reject(session, invalidEvent(), parentId)
+      const auth = dataOf(hub, session, PeerAuthenticate, event)
+      if (!auth)
+        return
       speaksLaterGeneration(session)
-      const peerId = auth.output.peerId ?? session.id
-      hub.authenticate(session, auth.output.token, parentId, { reply: 'peer:authenticated', data: { peerId }, alias: peerId === session.id ? undefined : peerId })
+      const peerId = auth.peerId ?? session.id
+      hub.authenticate(session, auth.token, parentId, { reply: 'peer:authenticated', data: { peerId }, alias: peerId === session.id ? undefined : peerId })
       return
     }
     case 'extension:authenticate': {
-      const auth = v.safeParse(ExtensionAuthenticate, data)
-      if (!auth.success)
-        return hub.reject(session, invalidEvent(), parentId)
+      const auth = dataOf(hub, session, ExtensionAuthenticate, event)
+      if (!auth)
+        return
       speaksLaterGeneration(session)
-      hub.authenticate(session, auth.output.token, parentId, { reply: 'extension:authenticated', data: { identity: auth.output.identity } })
+      hub.authenticate(session, auth.token, parentId, { reply: 'extension:authenticated', data: { identity: auth.identity } })
       return
     }
     case 'extension:announce': {
       if (!hub.requireAuth(session, parentId))
         return
-      const announce = v.safeParse(ExtensionAnnounce, data)
-      if (!announce.success)
-        return hub.reject(session, invalidEvent(), parentId)
+      const announce = dataOf(hub, session, ExtensionAnnounce, event)
+      if (!announce)
+        return
       speaksLaterGeneration(session)
-      const { identity, permissions } = announce.output
+      const { identity, permissions } = announce
       hub.echo(session, 'extension:announced', echoOf({ identity, permissions }, { identity }), parentId)
       return
     }
     case 'module:announce':
     case 'extension:module:announce': {
-      const announce = v.safeParse(Announce, data)
-      if (!announce.success)
-        return hub.reject(session, invalidEvent(), parentId)
-      const { name, index, identity } = announce.output
+      const announce = dataOf(hub, session, Announce, event)
+      if (!announce)
+        return
+      const { name, index, identity } = announce
       // An extension peer holds several modules on one socket, and waits for its announce echoed.
       const alongside = event.type === 'extension:module:announce'
       if (alongside || (identity && !('instanceId' in identity)))
@@ -369,22 +375,22 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
     case 'module:consumer:unregister': {
       if (!hub.requireAuth(session, parentId))
         return
-      const registration = v.safeParse(ConsumerRegistration, data)
-      if (!registration.success)
-        return hub.reject(session, invalidEvent(), parentId)
+      const registration = dataOf(hub, session, ConsumerRegistration, event)
+      if (!registration)
+        return
       if (event.type === 'module:consumer:register')
-        hub.registerConsumer(session, registration.output, parentId)
+        hub.registerConsumer(session, registration, parentId)
       else
-        hub.unregisterConsumer(session, registration.output, parentId)
+        hub.unregisterConsumer(session, registration, parentId)
       return
     }
     case 'ui:configure': {
       if (!hub.requireAuth(session, parentId))
         return
-      const configure = v.safeParse(Configure, data)
-      if (!configure.success)
-        return hub.reject(session, invalidEvent(), parentId)
-      const { moduleName, moduleIndex, identity, config } = configure.output
+      const configure = dataOf(hub, session, Configure, event)
+      if (!configure)
+        return
+      const { moduleName, moduleIndex, identity, config } = configure
       hub.configure(session, { moduleName, moduleIndex, instanceId: identity?.id, config }, parentId)
       return
     }
