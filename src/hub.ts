@@ -88,6 +88,8 @@ export interface Hub {
   touch: (session: Session) => void
   /** Sends a hub-originated event to one peer. */
   send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
+  /** Sends the peer the whole registry (`registry:modules:sync`) at the end of this turn. */
+  sync: (session: Session) => void
   /** Sends the `error` event for a failure caused by the peer's event `parentId`. */
   reject: (session: Session, error: HubError, parentId?: string) => void
   /** The peer's connection is gone. */
@@ -418,6 +420,7 @@ export function createHub(input: HubOptions = {}): Hub {
     admission: createAdmission(options.limits),
     touch: heartbeat.touch,
     send,
+    sync: feed.sync,
     reject,
     requireAuth,
     refusal,

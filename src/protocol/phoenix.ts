@@ -229,16 +229,11 @@ function leave(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Ch
     syncNewLead(hub, socket)
 }
 
-/**
- * The channel that leads now had no registry changes before: it gets a full
- * `registry:modules:sync` first. Announcing the same module again changes nothing in the
- * registry and answers with that sync.
- */
+/** The channel that leads now had no registry changes before: it gets a full `registry:modules:sync` first. */
 function syncNewLead(hub: Hub, socket: PhoenixSocket): void {
   const lead = socket.channels.values().next().value
-  const module = lead?.session.module
-  if (lead && module)
-    hub.announce(lead.session, { name: module.name, index: module.index, identity: module.identity })
+  if (lead)
+    hub.sync(lead.session)
 }
 
 async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
