@@ -6,7 +6,7 @@ import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
-import type { AnnouncedIdentity, Connection, HubEvent, Identity, ModuleEntry, StampedSource, WireIdentity } from './types.ts'
+import type { AnnouncedIdentity, Connection, DeannounceReason, HubEvent, Identity, ModuleEntry, StampedSource, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
@@ -44,8 +44,6 @@ export interface Handshake {
   /** Another id the peer answers to in `peer:<id>` and `ids` destinations (AIRI `peer:authenticate {peerId}`). */
   alias?: string
 }
-
-export type DeannounceReason = 'connection closed' | 'heartbeat expired' | 'server shutdown' | 're-announcing'
 
 export interface Hub {
   readonly options: ResolvedHubOptions

@@ -18,7 +18,7 @@ export { HubError } from './errors.ts'
 export type { ErrorStage, HubErrorCode } from './errors.ts'
 // Hub core
 export { createHub } from './hub.ts'
-export type { Announcement, DeannounceReason, Handshake, Hub } from './hub.ts'
+export type { Announcement, Handshake, Hub } from './hub.ts'
 // Server
 export { listenHub } from './listen.ts'
 export type { HubListener } from './listen.ts'

@@ -134,3 +134,6 @@ export interface PeerInfo {
   /** Other ids the peer answers to in `peer:<id>` and `{type:'ids'}` destinations (AIRI `peer:authenticate {peerId}`). */
   readonly aliases?: ReadonlySet<string>
 }
+
+/** Why a module left the registry, as `registry:modules:deannounced` and the backplane carry it. */
+export type DeannounceReason = 'connection closed' | 'heartbeat expired' | 'server shutdown' | 're-announcing'

@@ -1,7 +1,6 @@
 import type { ConsolaInstance } from 'consola'
 import type { ErrorStage } from '../errors.ts'
-import type { DeannounceReason } from '../hub.ts'
-import type { HubEvent, PeerInfo } from '../types.ts'
+import type { DeannounceReason, HubEvent, PeerInfo } from '../types.ts'
 import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
 import { createTurnQueue } from '../core/turn.ts'
 import { decodeClusterBatch, encodeClusterMessage } from './messages.ts'

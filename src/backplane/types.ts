@@ -1,5 +1,4 @@
-import type { DeannounceReason } from '../hub.ts'
-import type { HubEvent, Identity } from '../types.ts'
+import type { DeannounceReason, HubEvent, Identity } from '../types.ts'
 
 /**
  * How hub nodes talk: channels of string messages, nothing more. An engine (memory, Redis,
