@@ -6,7 +6,7 @@ export { createRedisBackplane } from './backplane/redis.ts'
 export type { RedisBackplaneOptions } from './backplane/redis.ts'
 export type { Backplane } from './backplane/types.ts'
 
-export type { ConsumerMode, ConsumerRegistration, ConsumerSelection, Delivery } from './core/consumers.ts'
+export type { ConsumerRegistration } from './core/consumers.ts'
 export { defineMiddleware } from './core/middleware.ts'
 export type { Next, RouteContext, RoutingMiddleware } from './core/middleware.ts'
 export type { HubObservations, Observers } from './core/observers.ts'

@@ -1,4 +1,3 @@
-import type { Delivery } from './core/consumers.ts'
 /** A module's identity, normalised from whichever shape the client sent. */
 export interface Identity {
   pluginId: string
@@ -77,6 +76,18 @@ export type RouteExpression
     | { type: 'source', sources: string[], inverted?: boolean }
 
 export type Destination = string | RouteExpression
+
+export type ConsumerMode = 'consumer' | 'consumer-group'
+export type ConsumerSelection = 'first' | 'priority' | 'round-robin' | 'sticky'
+
+/** `route.delivery`: deliver to exactly one registered consumer of the event. */
+export interface Delivery {
+  mode?: ConsumerMode
+  group?: string
+  selection?: ConsumerSelection
+  stickyKey?: string
+  required?: boolean
+}
 
 export interface RouteConfig {
   destinations?: Destination[]
