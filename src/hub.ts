@@ -110,16 +110,15 @@ const SLOW_CONSUMER_CODE = 1013
 
 /** The hub core: sessions, registry, routing and liveness; it knows nothing of sockets. */
 export function createHub(input: HubOptions = {}): Hub {
-  const options = resolveHubOptions(input)
+  const resolved = resolveHubOptions(input)
   const observers = createObservers()
-  const { logger } = options
-  // Every swallowed error, from the core or an edge, is also counted.
-  const report = options.onError
-  const onError: typeof report = (error, context) => {
+  // Every swallowed error, from the core or an edge (through `hub.options`), is also counted.
+  const onError: ResolvedHubOptions['onError'] = (error, context) => {
     observers.emit('error', context.stage)
-    report(error, context)
+    resolved.onError(error, context)
   }
-  options.onError = onError
+  const options: ResolvedHubOptions = { ...resolved, onError }
+  const { logger } = options
   const registry = createRegistry()
   const peers = new Map<string, Session>()
   const authenticated = new Map<string, Session>()

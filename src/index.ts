@@ -20,15 +20,17 @@ export type { ErrorStage, HubErrorCode } from './errors.ts'
 export { createHub } from './hub.ts'
 export type { Announcement, Handshake, Hub } from './hub.ts'
 // Server
-export { listenHub } from './listen.ts'
-export type { HubListener } from './listen.ts'
+export { listenHub, resolveListenOptions } from './listen.ts'
+export type { HubListener, ListenOptions } from './listen.ts'
+export type { MetricsOptions } from './observability/endpoints.ts'
+export type { LogFormat, LogLevel } from './observability/logger.ts'
 
 // Options and errors
-export { resolveHubOptions, resolveListenOptions, resolveRedisUrl } from './options.ts'
-export type { HubOptions, ListenOptions, LogFormat, LogLevel, ResolvedHubOptions } from './options.ts'
-export type { RequestGuard } from './request-guard.ts'
-export { createServer } from './server.ts'
-export type { HubServer, ServerOptions } from './server.ts'
+export { resolveHubOptions } from './options.ts'
+export type { HubOptions, ResolvedHubOptions } from './options.ts'
+export type { GuardOptions, RequestGuard } from './request-guard.ts'
+export { createServer, resolveRedisUrl, resolveServerOptions } from './server.ts'
+export type { HubServer, ResolvedServerOptions, ServerOptions } from './server.ts'
 
 // Vocabulary
 export type * from './types.ts'
