@@ -10,16 +10,13 @@ import { LISTEN_ENV_OPTIONS, listenHub, resolveListenOptions } from './listen.ts
 import { HUB_ENV_OPTIONS } from './options.ts'
 import { createServer, SERVER_ENV_OPTIONS } from './server.ts'
 
-const { PORT, HOST, HEADERS_TIMEOUT_MS, SHUTDOWN_TIMEOUT_MS } = LISTEN_ENV_OPTIONS
-const { REDIS_URL, ALLOWED_ORIGINS, ALLOWED_HOSTS, METRICS_ENABLED, METRICS_TOKEN } = SERVER_ENV_OPTIONS
-
 /**
- * Every variable the hub reads, in the order `--help` and `.env.example` list them: the single
- * spec behind the command's flags, its `--help` and `.env.example`.
+ * Every variable the hub reads (each declared by its owner), in the order `--help` and
+ * `.env.example` list them: the single spec behind the command's flags, its `--help` and `.env.example`.
  */
 export const ENV_OPTIONS: readonly EnvOption[] = [
-  PORT,
-  HOST,
+  LISTEN_ENV_OPTIONS.PORT,
+  LISTEN_ENV_OPTIONS.HOST,
   HUB_ENV_OPTIONS.AUTHENTICATION_TOKEN,
   HUB_ENV_OPTIONS.SERVER_INSTANCE_ID,
   HUB_ENV_OPTIONS.LOG_LEVEL,
@@ -34,15 +31,15 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   HUB_ENV_OPTIONS.RATE_LIMIT_BURST,
   HUB_ENV_OPTIONS.RATE_LIMIT_BYTES_PER_SEC,
   HUB_ENV_OPTIONS.TRUST_PROXY,
-  HEADERS_TIMEOUT_MS,
+  LISTEN_ENV_OPTIONS.HEADERS_TIMEOUT_MS,
   HUB_ENV_OPTIONS.PHOENIX_MAX_CHANNELS,
-  REDIS_URL,
+  SERVER_ENV_OPTIONS.REDIS_URL,
   HUB_ENV_OPTIONS.CLUSTER_NODE_TIMEOUT_MS,
-  ALLOWED_ORIGINS,
-  ALLOWED_HOSTS,
-  METRICS_ENABLED,
-  METRICS_TOKEN,
-  SHUTDOWN_TIMEOUT_MS,
+  SERVER_ENV_OPTIONS.ALLOWED_ORIGINS,
+  SERVER_ENV_OPTIONS.ALLOWED_HOSTS,
+  SERVER_ENV_OPTIONS.METRICS_ENABLED,
+  SERVER_ENV_OPTIONS.METRICS_TOKEN,
+  LISTEN_ENV_OPTIONS.SHUTDOWN_TIMEOUT_MS,
 ]
 
 export interface CommandLine {

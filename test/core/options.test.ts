@@ -1,9 +1,10 @@
 import type { ErrorStage } from '../../src/errors.ts'
 import { describe, expect, it } from 'vitest'
+import { ENV_OPTIONS } from '../../src/cli.ts'
 import { createHub } from '../../src/hub.ts'
-import { resolveListenOptions } from '../../src/listen.ts'
-import { resolveHubOptions } from '../../src/options.ts'
-import { resolveServerOptions } from '../../src/server.ts'
+import { LISTEN_ENV_OPTIONS, resolveListenOptions } from '../../src/listen.ts'
+import { HUB_ENV_OPTIONS, resolveHubOptions } from '../../src/options.ts'
+import { resolveServerOptions, SERVER_ENV_OPTIONS } from '../../src/server.ts'
 
 describe('options', () => {
   it('counts every error reported through hub.options.onError and hands it to the embedder, options left as given', async () => {
@@ -39,5 +40,12 @@ describe('options', () => {
     expect(() => resolveServerOptions({ env: { ALLOWED_HOSTS: 'a b' } })).toThrow('Invalid ALLOWED_HOSTS: "a b"')
     // An option only code sets has no flag to name.
     expect(() => resolveHubOptions({ env: {}, auth: { maxFailures: 0 } })).toThrow('Invalid auth.maxFailures: 0 (expected an integer >= 1)')
+  })
+
+  it('lists every owner\'s env options on the command line, once each', () => {
+    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS].flatMap(options => Object.values(options))
+    expect(new Set(ENV_OPTIONS)).toEqual(new Set(declared))
+    expect(ENV_OPTIONS).toHaveLength(declared.length)
+    expect(new Set(ENV_OPTIONS.map(option => option.flag)).size).toBe(ENV_OPTIONS.length)
   })
 })
