@@ -6,11 +6,11 @@ import { onCleanup, startHub } from '../helpers/hub.ts'
 
 // docs/protocol.md must not rot: every ```json block parses, and every ```frames block is an
 // exchange replayed against a real hub (token `secret`, instance id `hub-1`), frame by frame.
-// Lines are `<peer> → <frame>` (sent as written) or `<peer> ← <frame>` (the peer's next frame
-// must be this one); `#` lines are comments. A peer whose name starts with `phx` is a Phoenix
-// socket (`/socket/websocket?vsn=2.0.0&api_key=secret`, raw V2 arrays); the others are AIRI
-// peers on `/ws`, whose frames are compared once superjson is unwrapped. In a documented frame
-// the string "…" stands for any value (ids, timestamps).
+// Lines are `<peer> → <frame>` (sent as written, bad frames included), `<peer> ← <frame>` (the
+// peer's next frame must be this one) or `<peer> closes`; `#` lines are comments. A peer whose
+// name starts with `phx` is a Phoenix socket (`/socket/websocket?vsn=2.0.0&api_key=secret`, raw
+// V2 arrays); the others are AIRI peers on `/ws`, whose frames are compared once superjson is
+// unwrapped. In a documented frame the string "…" stands for any value (ids, timestamps).
 
 const DOC = new URL('../../docs/protocol.md', import.meta.url)
 const ANY = '…'
@@ -26,15 +26,15 @@ function blocksOf(markdown: string): Block[] {
 }
 
 /** A `→` frame is sent as written (it may be deliberately bad); a `←` frame must be JSON. */
-interface Step { peer: string, dir: '→' | '←', frame?: unknown, text: string }
+interface Step { peer: string, dir: '→' | '←' | 'closes', frame?: unknown, text: string }
 
 function stepsOf(block: Block): Step[] {
   return block.body.split('\n').filter(line => line.trim() !== '' && !line.trimStart().startsWith('#')).map((line) => {
-    const match = /^\s*(\w+) ([→←]) (.*)$/.exec(line)
+    const match = /^\s*(\w+) (?:([→←]) (.*)|closes)$/.exec(line)
     if (!match)
       throw new Error(`docs/protocol.md:${block.line}: not a frame line: ${line}`)
-    const dir = match[2] as Step['dir']
-    return { peer: match[1]!, dir, frame: dir === '←' ? JSON.parse(match[3]!) : undefined, text: match[3]! }
+    const dir = (match[2] ?? 'closes') as Step['dir']
+    return { peer: match[1]!, dir, frame: dir === '←' ? JSON.parse(match[3]!) : undefined, text: match[3] ?? '' }
   })
 }
 
@@ -124,6 +124,11 @@ describe('docs/protocol.md', () => {
         const replayer = await peer(step.peer)
         if (step.dir === '→') {
           replayer.ws.send(step.text)
+          continue
+        }
+        if (step.dir === 'closes') {
+          replayer.ws.close()
+          peers.delete(step.peer)
           continue
         }
         const actual = await replayer.next().catch(() => {
