@@ -99,6 +99,34 @@ describe('docs/protocol.md', () => {
       expect(() => JSON.parse(block.body), `docs/protocol.md:${block.line}`).not.toThrow()
   })
 
+  it('refuses upgrades with the HTTP statuses of §1', async () => {
+    const hub = await startHub({ auth: { token: 'secret' }, http: { allowedHosts: ['127.0.0.1'] } })
+    const status = (path: string, headers?: Record<string, string>): Promise<number> => new Promise((resolve, reject) => {
+      const ws = new WebSocket(hub.url(path), { headers })
+      ws.once('unexpected-response', (_request, response) => {
+        resolve(response.statusCode ?? 0)
+        ws.terminate()
+      })
+      ws.once('open', () => {
+        resolve(101)
+        ws.close()
+      })
+      ws.once('error', reject)
+    })
+    const table = markdown.slice(markdown.indexOf('| status | when |'), markdown.indexOf('## 2. Frames'))
+    const documented = (code: number): void => expect(table).toContain(`| ${code} |`)
+    for (const code of [400, 401, 403, 404, 421])
+      documented(code)
+    expect(await status('/ws?token=wrong')).toBe(401)
+    expect(await status('/ws', { authorization: 'Bearer wrong' })).toBe(401)
+    expect(await status('/ws?token=secret')).toBe(101)
+    expect(await status('/socket/websocket?vsn=2.0.0&api_key=wrong')).toBe(403)
+    expect(await status('/socket/websocket?vsn=1.0.0&api_key=secret')).toBe(400)
+    expect(await status('/ws', { origin: 'https://evil.example' })).toBe(403)
+    expect(await status('/elsewhere')).toBe(404)
+    expect(await status('/ws', { host: 'rebound.example' })).toBe(421)
+  })
+
   const exchanges = blocks.filter(block => block.lang === 'frames')
   it('has frame exchanges', () => {
     expect(exchanges.length).toBeGreaterThan(3)
