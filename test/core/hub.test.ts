@@ -19,8 +19,9 @@ function hubOf(options: HubOptions = {}): Hub {
   return hub
 }
 
-const errorsOf = (peer: FakePeer): Array<{ message: unknown, parentId?: string }> =>
-  peer.connection.ofType('error').map(event => ({ message: event.data.message, parentId: event.metadata?.event?.parentId }))
+function errorsOf(peer: FakePeer): Array<{ message: unknown, parentId?: string }> {
+  return peer.connection.ofType('error').map(event => ({ message: event.data.message, parentId: event.metadata?.event?.parentId }))
+}
 
 const namesIn = (peer: FakePeer, type: string): unknown[] => peer.connection.ofType(type).map(event => event.data.name)
 
