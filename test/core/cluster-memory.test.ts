@@ -97,6 +97,18 @@ describe('two hubs over the memory backplane', () => {
     expect([alpha, beta, gamma].map(peer => [peer.connection.ofType('note').length, peer.connection.ofType('all').length])).toEqual([[0, 1], [1, 1], [0, 0]])
   })
 
+  it('configures a module on the other node, naming the event that asked', async () => {
+    const ui = joinPeer(a, 'ui')
+    const worker = joinPeer(b, 'worker')
+    await turnsUntil(() => a.registry.size === 2, 'node a to list worker')
+    a.configure(ui.session, { moduleName: 'worker', config: { level: 3 } }, 'c1')
+    await turnsUntil(() => worker.connection.ofType('module:configure').length > 0, 'worker to be configured')
+    const [configure] = worker.connection.ofType('module:configure')
+    expect(configure?.data).toEqual({ config: { level: 3 } })
+    expect(configure?.metadata?.event?.parentId).toBe('c1')
+    expect(ui.connection.ofType('error')).toEqual([])
+  })
+
   it('de-announces a peer that leaves on one node to the peers of the other', async () => {
     const alpha = joinPeer(a, 'alpha')
     const beta = joinPeer(b, 'beta')

@@ -254,6 +254,19 @@ describe('publish', () => {
     expect(hub.publish(sender.session, { type: 'named', data: {}, route: { destinations: ['plugin:denied', 'plugin:blocked-one', 'plugin:open'] } })).toBe(1)
     expect([denied, blocked, open].map(peer => peer.connection.types().filter(type => type === 'all' || type === 'named'))).toEqual([[], [], ['all', 'named']])
   })
+  it('closes a recipient that stopped reading with 1013 and de-announces it, the others served as usual', () => {
+    const hub = hubOf({ limits: { maxBufferedBytes: 1000 } })
+    const watcher = joinPeer(hub, 'watcher')
+    const sender = joinPeer(hub, 'sender')
+    const stuck = joinPeer(hub, 'stuck')
+    stuck.connection.waiting = 1001
+    expect(hub.publish(sender.session, { type: 'news', data: {} })).toBe(2)
+    expect(stuck.connection.closes).toEqual([{ code: 1013, reason: 'slow consumer' }])
+    expect(watcher.connection.ofType('news')).toHaveLength(1)
+    expect(watcher.connection.ofType('module:de-announced').map(event => [event.data.name, event.data.reason])).toEqual([['stuck', 'connection closed']])
+    expect([...hub.registry.entries()].map(entry => entry.name)).toEqual(['watcher', 'sender'])
+    expect(watcher.connection.closes).toEqual([])
+  })
 })
 
 describe('consumer delivery', () => {
