@@ -4,7 +4,7 @@ import type { FakePeer } from '../helpers/fake-connection.ts'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createMemoryBackplane, createMemoryBus } from '../../src/backplane/memory.ts'
 import { createHub } from '../../src/hub.ts'
-import { connectPeer, joinPeer, nextTurn } from '../helpers/fake-connection.ts'
+import { connectPeer, joinPeer, nextTurn, openSockets } from '../helpers/fake-connection.ts'
 
 // Two hubs in this process, clustered over the in-memory backplane: no Redis, no socket. Time
 // is fake; the turns the cluster batches its messages in, and the bus's deliveries, are real.
@@ -56,6 +56,7 @@ beforeEach(async () => {
   await turnsUntil(() => a.cluster!.nodes().length === 1 && b.cluster!.nodes().length === 1, 'the nodes to know each other')
 })
 afterEach(async () => {
+  expect(openSockets()).toEqual([])
   await Promise.all(hubs.map(hub => hub.close()))
   vi.useRealTimers()
 })

@@ -2,7 +2,7 @@ import type { Hub } from '../../src/hub.ts'
 import type { FakePeer } from '../helpers/fake-connection.ts'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createHub } from '../../src/hub.ts'
-import { connectPeer, joinPeer } from '../helpers/fake-connection.ts'
+import { connectPeer, joinPeer, openSockets } from '../helpers/fake-connection.ts'
 
 const READ_TIMEOUT = 1000
 
@@ -13,6 +13,7 @@ beforeEach(() => {
   hub = createHub({ env: {}, logger: { level: 'silent' }, heartbeat: { readTimeout: READ_TIMEOUT } })
 })
 afterEach(async () => {
+  expect(openSockets()).toEqual([])
   await hub.close()
   vi.useRealTimers()
 })

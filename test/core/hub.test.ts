@@ -4,11 +4,12 @@ import type { Destination } from '../../src/types.ts'
 import type { FakePeer } from '../helpers/fake-connection.ts'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createHub } from '../../src/hub.ts'
-import { connectPeer, identityOf, joinPeer, nextTurn } from '../helpers/fake-connection.ts'
+import { connectPeer, identityOf, joinPeer, nextTurn, openSockets } from '../helpers/fake-connection.ts'
 
 // Socket-free: each hub is driven through its public interface by fake connections.
 const hubs: Hub[] = []
 afterEach(async () => {
+  expect(openSockets()).toEqual([])
   await Promise.all(hubs.splice(0).map(hub => hub.close()))
   vi.useRealTimers()
 })

@@ -1,6 +1,7 @@
 import type { Session } from '../../src/core/session.ts'
 import type { Hub } from '../../src/hub.ts'
 import type { Connection, EventEncoder, HubEvent, Identity } from '../../src/types.ts'
+import process from 'node:process'
 import { setImmediate } from 'node:timers'
 import superjson from 'superjson'
 
@@ -91,4 +92,9 @@ export function joinPeer(hub: Hub, name: string, options: { token?: string, labe
  */
 export function nextTurn(): Promise<void> {
   return new Promise(resolve => setImmediate(resolve))
+}
+
+/** The network handles this process holds (TCP and UDP): none, for a test that needs no port. */
+export function openSockets(): string[] {
+  return process.getActiveResourcesInfo().filter(resource => /^(?:TCP|UDP)/.test(resource))
 }
