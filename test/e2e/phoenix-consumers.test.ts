@@ -31,7 +31,9 @@ function sendText(peer: RawPeer, text: string, route?: WireEvent['route']): stri
 function phoenixPlugin(hub: RunningHub) {
   const socket = phoenixSocket(hub.url('/socket'), { params: { api_key: KEY } })
   const messages: Message[] = []
-  socket.onMessage(message => messages.push(message))
+  socket.onMessage((message) => {
+    messages.push(message as Message)
+  })
   const texts = (topic: string): unknown[] => messages.filter(m => m.topic === topic && m.event === 'input:text').map(m => m.payload.text)
   return { socket, messages, texts }
 }
