@@ -127,9 +127,13 @@ function leaf(test: IdentityTest, inverted: boolean | undefined): TargetPredicat
 function idsLeaf(ids: ReadonlySet<string>, inverted: boolean | undefined): TargetPredicate {
   const named: TargetPredicate = (peer, entry) => {
     const instanceId = (entry ?? peer).identity?.instanceId
-    return ids.has(peer.id)
-      || (instanceId !== undefined && ids.has(instanceId))
-      || (peer.aliases !== undefined && [...peer.aliases].some(alias => ids.has(alias)))
+    if (ids.has(peer.id) || (instanceId !== undefined && ids.has(instanceId)))
+      return true
+    for (const alias of peer.aliases ?? []) {
+      if (ids.has(alias))
+        return true
+    }
+    return false
   }
   return inverted ? (peer, entry) => !named(peer, entry) : named
 }
