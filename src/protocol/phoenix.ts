@@ -214,18 +214,19 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
 
   const connection = channelConnection(hub, socket, joinRef, topic)
   const session = hub.connect(connection, { token: socket.token })
-  const identity = { pluginId: name, instanceId: session.id, labels: { protocol: 'phoenix', topic: prefix } }
-  hub.announce(session, { name, identity })
-  if (!session.module) {
-    hub.disconnect(session)
-    return reply(socket, frame, errorReply('unauthorized'))
-  }
-  for (const registration of params.output.consumers ?? []) {
+  // Consumers first: a refused one leaves no module announced and withdrawn in the registry.
+  for (const registration of session.authenticated ? params.output.consumers ?? [] : []) {
     const refused = hub.registerConsumer(session, registration)
     if (refused) {
       hub.disconnect(session)
       return reply(socket, frame, errorReply(refused.message))
     }
+  }
+  const identity = { pluginId: name, instanceId: session.id, labels: { protocol: 'phoenix', topic: prefix } }
+  hub.announce(session, { name, identity })
+  if (!session.module) {
+    hub.disconnect(session)
+    return reply(socket, frame, errorReply('unauthorized'))
   }
   socket.channels.set(topic, { joinRef, session })
   reply(socket, frame, okReply())

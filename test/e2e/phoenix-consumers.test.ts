@@ -130,6 +130,7 @@ describe('phoenix consumers', () => {
 
   it('refuses a join with bad consumers, or more than the hub allows, with a clear reason', async () => {
     const hub = await startHub({ auth: { token: KEY }, limits: { maxConsumersPerPeer: 1 } })
+    const watcher = await headPeer(hub, 'watcher')
     const plugin = phoenixPlugin(hub)
     const bad = plugin.socket.channel('plugin:bad', { consumers: [{ group: 'chat-ingestion' }] })
     expect(await outcome(bad.join())).toEqual({ status: 'error', response: { reason: 'invalid consumer: expected {event, group?, priority?, mode?} in consumers' } })
@@ -140,7 +141,9 @@ describe('phoenix consumers', () => {
     expect((await raw.request(['3', '3', 'plugin:many', 'phx_join', { consumers: [{ event: 'input:text' }, { event: 'input:voice' }] }]))[4])
       .toEqual({ status: 'error', response: { reason: 'limit exceeded: consumer registrations' } })
     await settle()
-    expect(hub.server.registry.size).toBe(0)
+    // Refused joins never reach the registry, not even for a moment.
+    expect(hub.server.registry.size).toBe(1)
+    expect(watcher.received.filter(e => e.type.endsWith('announced') && e.data.name !== 'watcher')).toEqual([])
     // The socket stays usable: a good join after the bad ones.
     expect((await raw.request(['4', '4', 'plugin:good', 'phx_join', { consumers: [{ event: 'input:text' }] }]))[4]).toEqual({ status: 'ok', response: {} })
   })
