@@ -6,7 +6,7 @@ import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
-import type { AnnouncedIdentity, Connection, DeannounceReason, HubEvent, Identity, ModuleEntry, StampedSource, WireIdentity } from './types.ts'
+import type { AnnouncedIdentity, Connection, DeannounceReason, HubEvent, Identity, ModuleEntry, PeerInfo, StampedSource, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster, toPeerState } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
@@ -43,6 +43,8 @@ export interface Handshake {
   data?: Record<string, unknown>
   /** Another id the peer answers to in `peer:<id>` and `ids` destinations (AIRI `peer:authenticate {peerId}`). */
   alias?: string
+  /** The peer's own identity (AIRI `extension:authenticate {identity}`): see `PeerInfo.identity`. */
+  identity?: Identity
 }
 
 export interface Hub {
@@ -61,8 +63,10 @@ export interface Hub {
   authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => boolean
   /** Registers a module of the peer; false (and an error event sent) when it may not. */
   announce: (session: Session, announcement: Announcement, parentId?: string) => boolean
-  /** Registers the peer as a consumer of an event (no ack); false (and an error event sent) when it may not. */
-  registerConsumer: (session: Session, registration: ConsumerRegistration, parentId?: string) => boolean
+  /** Names the peer itself, apart from its modules (AIRI `extension:announce`); false (and an error event sent) when it may not. */
+  identify: (session: Session, identity: Identity, parentId?: string) => boolean
+  /** Registers the peer as a consumer of an event (no ack); the refusal (also sent as an error event) when it may not. */
+  registerConsumer: (session: Session, registration: ConsumerRegistration, parentId?: string) => HubError | undefined
   unregisterConsumer: (session: Session, registration: ConsumerRegistration, parentId?: string) => void
   /** Delivers `module:configure` to a module found by name (and index), or by its instance id. */
   configure: (session: Session, target: { moduleName?: string, moduleIndex?: number, instanceId?: string, config: unknown }, parentId?: string) => void
@@ -132,6 +136,7 @@ export function createHub(input: HubOptions = {}): Hub {
   let cluster: Cluster | undefined
   const remotePeers = new Map<string, RemotePeer>()
   const aliases = createAliasIndex()
+  const selfNamed = new Set<PeerInfo>()
   const consumers = createConsumers({ maxPerPeer: options.limits.maxConsumersPerPeer })
 
   const router = createRouter({
@@ -139,6 +144,7 @@ export function createHub(input: HubOptions = {}): Hub {
     authenticated,
     remote: remotePeers,
     aliases: aliases.peers,
+    selfNamed,
     policy: compilePolicy(options.routing.policy),
     middleware: options.routing.middleware,
     allowBypass: options.routing.allowBypass,
@@ -192,9 +198,18 @@ export function createHub(input: HubOptions = {}): Hub {
     return source
   }
 
+  /** Routing finds an authenticated peer by its own identity while it has no modules. */
+  function updateSelfNamed(peer: PeerInfo): void {
+    if (peer.identity && peer.authenticated && !peer.modules?.length)
+      selfNamed.add(peer)
+    else
+      selfNamed.delete(peer)
+  }
+
   /** The registry changed under `session`: its own list follows, and so do the other nodes. */
   function modulesChanged(session: Session, reason?: DeannounceReason): void {
     session.modules = registry.ofPeer(session.id)
+    updateSelfNamed(session)
     cluster?.update(session, reason)
   }
 
@@ -217,6 +232,9 @@ export function createHub(input: HubOptions = {}): Hub {
       (session.aliases ??= new Set()).add(handshake.alias)
       aliases.add(session, handshake.alias)
     }
+    if (handshake.identity)
+      session.identity = handshake.identity
+    updateSelfNamed(session)
     cluster?.update(session)
     send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data }, parentId)
     feed.sync(session)
@@ -242,6 +260,7 @@ export function createHub(input: HubOptions = {}): Hub {
     session.state = 'closed'
     peers.delete(session.id)
     aliases.remove(session)
+    selfNamed.delete(session)
     consumers.removePeer(session)
     if (authenticated.delete(session.id))
       cluster?.left(session.id)
@@ -318,12 +337,23 @@ export function createHub(input: HubOptions = {}): Hub {
   function sourceOfSender(session: Session, claimed: unknown): StampedSource {
     const { modules } = session
     // A peer without modules (an AIRI extension peer between its handshake and its modules) is
-    // named by its alias when it has one.
+    // named by its own identity, else anonymous by its alias or id.
     if (modules.length === 0)
-      return stampedSource({ pluginId: 'anonymous', instanceId: session.aliases?.values().next().value ?? session.id, labels: {} })
+      return session.identity ? sourceOf(session.identity) : stampedSource({ pluginId: 'anonymous', instanceId: session.aliases?.values().next().value ?? session.id, labels: {} })
     const claimedId = modules.length > 1 ? (claimed as { id?: unknown } | undefined)?.id : undefined
     const named = typeof claimedId === 'string' ? modules.find(entry => entry.identity.instanceId === claimedId) : undefined
     return sourceOf((named ?? modules[0]!).identity)
+  }
+
+  /** Why a peer may not register this consumer; registers it when it may. */
+  function consumerRefusal(session: Session, registration: ConsumerRegistration): HubError | undefined {
+    const { maxNameLength } = options.limits
+    if (!session.authenticated)
+      return new HubError('not_authenticated', 'not authenticated')
+    if (registration.event.length > maxNameLength || (registration.group?.length ?? 0) > maxNameLength)
+      return limitExceeded('consumer event or group')
+    if (!consumers.register(session, registration))
+      return limitExceeded('consumer registrations')
   }
 
   /** Why a peer may not announce this: too big, or the hub's own identity. */
@@ -357,15 +387,18 @@ export function createHub(input: HubOptions = {}): Hub {
           const previous = registry.ofPeer(id)
           const gone = previous.filter(entry => !incoming.delete(fingerprint(entry)))
           const previousPeer = remotePeers.get(id)
-          if (previousPeer)
+          if (previousPeer) {
             aliases.remove(previousPeer)
+            selfNamed.delete(previousPeer)
+          }
           for (const entry of gone)
             registry.delete(entry)
           const added = [...incoming.values()].map(module => ({ ...module, peerId: id, node }))
           for (const entry of added)
             registry.set(entry)
           const modules = registry.ofPeer(id)
-          const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases) }
+          const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases), identity: state.identity }
+          updateSelfNamed(peer)
           for (const alias of state.aliases ?? [])
             aliases.add(peer, alias)
           remotePeers.set(id, peer)
@@ -380,6 +413,7 @@ export function createHub(input: HubOptions = {}): Hub {
             return
           remotePeers.delete(id)
           aliases.remove(peer)
+          selfNamed.delete(peer)
           for (const entry of registry.deletePeer(id))
             feed.deannounced(entry, reason)
         },
@@ -437,6 +471,11 @@ export function createHub(input: HubOptions = {}): Hub {
     },
 
     authenticate(session, token, parentId, handshake) {
+      const identityRefused = handshake?.identity && announceRefusal(handshake.identity.pluginId, handshake.identity)
+      if (identityRefused) {
+        reject(session, identityRefused, parentId)
+        return false
+      }
       if (handshake?.alias !== undefined) {
         // An alias may not take over another peer's own id.
         const alias = handshake.alias
@@ -494,20 +533,27 @@ export function createHub(input: HubOptions = {}): Hub {
       return true
     },
 
-    registerConsumer(session, registration, parentId) {
+    identify(session, identity, parentId) {
       if (!requireAuth(session, parentId))
         return false
-      const { maxNameLength } = options.limits
-      if (registration.event.length > maxNameLength || (registration.group?.length ?? 0) > maxNameLength) {
-        reject(session, limitExceeded('consumer event or group'), parentId)
+      const refused = announceRefusal(identity.pluginId, identity)
+      if (refused) {
+        reject(session, refused, parentId)
         return false
       }
-      if (!consumers.register(session, registration)) {
-        reject(session, limitExceeded('consumer registrations'), parentId)
-        return false
+      session.identity = identity
+      updateSelfNamed(session)
+      cluster?.update(session)
+      return true
+    },
+
+    registerConsumer(session, registration, parentId) {
+      const refused = consumerRefusal(session, registration)
+      if (refused) {
+        reject(session, refused, parentId)
+        return refused
       }
       logger.debug(`peer ${session.id} consumes ${registration.event} (group ${registration.group ?? 'default'})`)
-      return true
     },
 
     unregisterConsumer(session, registration, parentId) {

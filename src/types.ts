@@ -144,6 +144,12 @@ export interface PeerInfo {
   readonly modules?: readonly ModuleEntry[]
   /** Other ids the peer answers to in `peer:<id>` and `{type:'ids'}` destinations (AIRI `peer:authenticate {peerId}`). */
   readonly aliases?: ReadonlySet<string>
+  /**
+   * The peer's own identity, apart from its modules (an AIRI extension peer's
+   * `extension:authenticate` / `extension:announce`: plugin = the extension id, its labels).
+   * While the peer has no modules, destinations, policy and its stamped source go by it.
+   */
+  readonly identity?: Identity
 }
 
 /** Why a module left the registry, as `registry:modules:deannounced` and the backplane carry it. */

@@ -72,12 +72,14 @@ interface NodeView {
 }
 
 /** A local peer as the other nodes learn it. */
-export function toPeerState({ id, modules = [], aliases }: PeerInfo): RemotePeerState {
+export function toPeerState({ id, modules = [], aliases, identity }: PeerInfo): RemotePeerState {
   const state: RemotePeerState = { id }
   if (modules.length > 0)
     state.modules = modules.map(({ name, index, identity }) => index === undefined ? { name, identity } : { name, index, identity })
   if (aliases?.size)
     state.aliases = [...aliases]
+  if (identity)
+    state.identity = identity
   return state
 }
 
@@ -213,7 +215,7 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function apply(node: string, view: NodeView, peer: RemotePeerState, reason: DeannounceReason): void {
-    const fingerprint = peer.modules || peer.aliases ? JSON.stringify([peer.modules, peer.aliases]) : ''
+    const fingerprint = peer.modules || peer.aliases || peer.identity ? JSON.stringify([peer.modules, peer.aliases, peer.identity]) : ''
     if (view.peers.get(peer.id) === fingerprint)
       return
     view.peers.set(peer.id, fingerprint)

@@ -63,6 +63,7 @@ const Peer = v.object({
   id: Id,
   modules: v.optional(bounded(Module, MAX_PEER_MODULES)),
   aliases: v.optional(bounded(Id, MAX_PEER_MODULES)),
+  identity: v.optional(Identity),
 })
 
 const PlainObject = v.custom<Record<string, unknown>>(isPlainObject, 'a plain object')

@@ -38,6 +38,8 @@ export interface RemotePeerState {
   modules?: RemoteModule[]
   /** Other ids it answers to (`peer:authenticate {peerId}`). */
   aliases?: string[]
+  /** Its own identity, apart from its modules (`PeerInfo.identity`). */
+  identity?: Identity
 }
 
 /**

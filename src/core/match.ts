@@ -1,6 +1,10 @@
-import type { Destination, ModuleEntry, RouteExpression } from '../types.ts'
+import type { Destination, Identity, ModuleEntry, PeerInfo, RouteExpression } from '../types.ts'
 
-export type ModulePredicate = (entry: ModuleEntry) => boolean
+/**
+ * Whether a destination names `peer` by one of its modules (`entry`), or, for a peer without
+ * modules, by the identity of its own (AIRI `extension:authenticate`) or its id and aliases alone.
+ */
+export type TargetPredicate = (peer: PeerInfo, entry?: ModuleEntry) => boolean
 
 export type LabelSelector
   = | { op: 'has' | 'absent', key: string }
@@ -15,8 +19,8 @@ export type Lookup
     | { by: 'peer', id: string }
     | { by: 'index', keys: ReadonlyArray<readonly [IndexName, string]> }
     | { by: 'label', key: string, value: string }
-    /** `ids`: peers named by these ids or aliases are recipients too, with or without modules. */
-    | { by: 'scan', test: ModulePredicate, ids?: readonly string[] }
+    /** Every module and every peer without modules is tested. */
+    | { by: 'scan', test: TargetPredicate }
 
 /** `key`, `!key`, `key=value` (split on the first `=`), `key!=value`; keys and values trimmed (`" env = prod "` is `env=prod`). */
 export function parseLabelSelector(input: string): LabelSelector {
@@ -108,48 +112,68 @@ export function compileGlob(glob: string): (value: string) => boolean {
   }
 }
 
-function leaf(test: ModulePredicate, inverted: boolean | undefined): ModulePredicate {
-  return inverted ? entry => !test(entry) : test
+type IdentityTest = (identity: Identity, name?: string) => boolean
+
+/** A leaf on what the target is called: false for a peer without modules or an identity of its own, before `inverted`. */
+function leaf(test: IdentityTest, inverted: boolean | undefined): TargetPredicate {
+  const named: TargetPredicate = (peer, entry) => {
+    const identity = (entry ?? peer).identity
+    return identity !== undefined && test(identity, entry?.name)
+  }
+  return inverted ? (peer, entry) => !named(peer, entry) : named
 }
 
-/** Compiles a routing expression once into a predicate over registry entries. */
-export function compileExpression(expression: RouteExpression): ModulePredicate {
+/** Whether any of `ids` is the peer's id, one of its aliases, or the instance id of the module. */
+function idsLeaf(ids: ReadonlySet<string>, inverted: boolean | undefined): TargetPredicate {
+  const named: TargetPredicate = (peer, entry) => {
+    const instanceId = (entry ?? peer).identity?.instanceId
+    if (ids.has(peer.id) || (instanceId !== undefined && ids.has(instanceId)))
+      return true
+    for (const alias of peer.aliases ?? []) {
+      if (ids.has(alias))
+        return true
+    }
+    return false
+  }
+  return inverted ? (peer, entry) => !named(peer, entry) : named
+}
+
+/** Compiles a routing expression once into a predicate over peers and their modules. */
+export function compileExpression(expression: RouteExpression): TargetPredicate {
   switch (expression.type) {
     case 'and': {
       const parts = expression.all.map(compileExpression)
-      return entry => parts.every(part => part(entry))
+      return (peer, entry) => parts.every(part => part(peer, entry))
     }
     case 'or': {
       const parts = expression.any.map(compileExpression)
-      return entry => parts.some(part => part(entry))
+      return (peer, entry) => parts.some(part => part(peer, entry))
     }
     case 'glob': {
       const test = compileGlob(expression.glob)
-      return leaf(e => test(e.name) || test(e.identity.pluginId) || test(e.identity.instanceId), expression.inverted)
+      return leaf((identity, name) => (name !== undefined && test(name)) || test(identity.pluginId) || test(identity.instanceId), expression.inverted)
     }
-    case 'ids': {
-      const ids = new Set(expression.ids)
-      return leaf(e => ids.has(e.peerId) || ids.has(e.identity.instanceId), expression.inverted)
-    }
+    case 'ids':
+      return idsLeaf(new Set(expression.ids), expression.inverted)
     case 'plugin': {
       const plugins = new Set(expression.plugins)
-      return leaf(e => plugins.has(e.identity.pluginId), expression.inverted)
+      return leaf(identity => plugins.has(identity.pluginId), expression.inverted)
     }
     case 'instance': {
       const instances = new Set(expression.instances)
-      return leaf(e => instances.has(e.identity.instanceId), expression.inverted)
+      return leaf(identity => instances.has(identity.instanceId), expression.inverted)
     }
     case 'label': {
       const selectors = expression.selectors.map(parseLabelSelector)
-      return leaf(e => selectors.every(s => matchesLabel(e.identity.labels, s)), expression.inverted)
+      return leaf(identity => selectors.every(s => matchesLabel(identity.labels, s)), expression.inverted)
     }
     case 'module': {
       const modules = new Set(expression.modules)
-      return leaf(e => modules.has(e.name), expression.inverted)
+      return leaf((_, name) => name !== undefined && modules.has(name), expression.inverted)
     }
     case 'source': {
       const sources = new Set(expression.sources)
-      return leaf(e => sources.has(e.name) || sources.has(e.identity.pluginId), expression.inverted)
+      return leaf((identity, name) => (name !== undefined && sources.has(name)) || sources.has(identity.pluginId), expression.inverted)
     }
   }
 }
@@ -157,7 +181,7 @@ export function compileExpression(expression: RouteExpression): ModulePredicate 
 function compileLabelLookup(selector: LabelSelector): Lookup {
   if (selector.op === 'eq')
     return { by: 'label', key: selector.key, value: selector.value }
-  return { by: 'scan', test: e => matchesLabel(e.identity.labels, selector) }
+  return { by: 'scan', test: leaf(identity => matchesLabel(identity.labels, selector), false) }
 }
 
 function compileString(destination: string): Lookup {
@@ -176,8 +200,7 @@ function compileString(destination: string): Lookup {
   }
   if (isLiteralGlob(destination))
     return { by: 'index', keys: [['module', destination], ['plugin', destination], ['instance', destination]] }
-  const test = compileGlob(destination)
-  return { by: 'scan', test: e => test(e.name) || test(e.identity.pluginId) || test(e.identity.instanceId) }
+  return { by: 'scan', test: compileExpression({ type: 'glob', glob: destination }) }
 }
 
 // Destination strings repeat from event to event: compile each once. Bounded so that
@@ -187,10 +210,8 @@ const stringCache = new Map<string, Lookup>()
 
 /** Compiles one destination into the cheapest way to find its recipients. */
 export function compileDestination(destination: Destination): Lookup {
-  if (typeof destination !== 'string') {
-    const ids = destination.type === 'ids' && !destination.inverted ? destination.ids : undefined
-    return { by: 'scan', test: compileExpression(destination), ids }
-  }
+  if (typeof destination !== 'string')
+    return { by: 'scan', test: compileExpression(destination) }
   let lookup = stringCache.get(destination)
   if (!lookup) {
     if (stringCache.size >= STRING_CACHE_LIMIT)

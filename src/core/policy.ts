@@ -39,20 +39,21 @@ export function compilePolicy(policy: RoutingPolicy | undefined): RecipientFilte
   const allowSelectors = allowLabels?.map(parseLabelSelector)
   const denySelectors = (denyLabels ?? []).map(parseLabelSelector)
 
-  // Registry entries are immutable (a re-announce makes a new one), so a verdict holds for an entry's life.
+  // Identities are immutable (a re-announce makes a new one), so a verdict holds for an identity's life.
   const verdicts = new WeakMap<object, boolean>()
   return (peer) => {
-    const entry = peer.module
-    if (!entry)
+    // A peer without modules is judged by its own identity (an AIRI extension peer), if it has one.
+    const identity = peer.module?.identity ?? peer.identity
+    if (!identity)
       return !allowPlugin && !allowSelectors
-    let verdict = verdicts.get(entry)
+    let verdict = verdicts.get(identity)
     if (verdict === undefined) {
-      const { pluginId, labels } = entry.identity
+      const { pluginId, labels } = identity
       verdict = (!allowPlugin || allowPlugin(pluginId))
         && (!allowSelectors || anyLabel(allowSelectors, labels))
         && !denyPlugin(pluginId)
         && !anyLabel(denySelectors, labels)
-      verdicts.set(entry, verdict)
+      verdicts.set(identity, verdict)
     }
     return verdict
   }

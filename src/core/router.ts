@@ -1,6 +1,6 @@
-import type { Delivery, Destination, HubEvent, ModuleEntry, PeerInfo } from '../types.ts'
+import type { Delivery, Destination, HubEvent, Identity, ModuleEntry, PeerInfo } from '../types.ts'
 import type { Consumers } from './consumers.ts'
-import type { Lookup } from './match.ts'
+import type { Lookup, TargetPredicate } from './match.ts'
 import type { Next, RouteContext, RoutingMiddleware } from './middleware.ts'
 import type { RecipientFilter } from './policy.ts'
 import type { Registry } from './registry.ts'
@@ -23,6 +23,8 @@ export interface RouterOptions {
   remote: ReadonlyMap<string, RemotePeer>
   /** Peers, local and remote, by the other ids they answer to (`peer:<id>`, `ids`). */
   aliases: ReadonlyMap<string, ReadonlySet<PeerInfo>>
+  /** Authenticated peers, local and remote, without modules but with an identity of their own (`PeerInfo.identity`). */
+  selfNamed: ReadonlySet<PeerInfo>
   policy?: RecipientFilter
   middleware: readonly RoutingMiddleware[]
   /** Whether trusted devtools peers may skip policy and middleware with `route.bypass`. */
@@ -70,7 +72,7 @@ export function destinationsOf(event: HubEvent): Destination[] | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { registry, authenticated, remote, aliases, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer, onDeliveryError, consumers, onConsumerDelivery } = options
+  const { registry, authenticated, remote, aliases, selfNamed, policy, allowBypass, onMiddlewareError, forward, maxBufferedBytes, onSlowConsumer, onDeliveryError, consumers, onConsumerDelivery } = options
   const runMiddleware = options.middleware.length > 0 ? composeMiddleware(options.middleware) : undefined
 
   // Set by select() when it chose a remote peer, read right after: a single node never splits recipients.
@@ -104,6 +106,46 @@ export function createRouter(options: RouterOptions): Router {
     }
   }
 
+  /** The peer of a registry entry, if it is authenticated. */
+  function peerOf(entry: ModuleEntry): PeerInfo | undefined {
+    return authenticated.get(entry.peerId) ?? (entry.node === undefined ? undefined : remote.get(entry.peerId))
+  }
+
+  function addPeer(into: Set<PeerInfo>, peer: PeerInfo): void {
+    if ((peer as Partial<RemotePeer>).node === undefined) {
+      if (authenticated.has(peer.id))
+        into.add(peer)
+    }
+    else {
+      addRemote(into, peer.id)
+    }
+  }
+
+  /** Peers without modules named by their own identity. */
+  function addSelfNamed(into: Set<PeerInfo>, test: (identity: Identity) => boolean): void {
+    for (const peer of selfNamed) {
+      if (test(peer.identity!))
+        addPeer(into, peer)
+    }
+  }
+
+  /** Every module and every peer without one that `test` names. */
+  function scan(into: Set<PeerInfo>, test: TargetPredicate): void {
+    for (const entry of registry.entries()) {
+      const peer = peerOf(entry)
+      if (peer && test(peer, entry))
+        addPeer(into, peer)
+    }
+    for (const session of authenticated.values()) {
+      if (session.modules.length === 0 && test(session))
+        into.add(session)
+    }
+    for (const peer of remote.values()) {
+      if (!peer.modules?.length && test(peer))
+        addRemote(into, peer.id)
+    }
+  }
+
   function collect(lookup: Lookup, into: Set<PeerInfo>): void {
     switch (lookup.by) {
       case 'all':
@@ -119,33 +161,27 @@ export function createRouter(options: RouterOptions): Router {
         return
       }
       case 'index':
-        for (const [index, key] of lookup.keys)
+        for (const [index, key] of lookup.keys) {
           addEntries(into, registry.lookup(index, key))
-        return
-      case 'label':
-        addEntries(into, registry.withLabel(lookup.key, lookup.value))
-        return
-      case 'scan':
-        for (const entry of registry.entries()) {
-          if (lookup.test(entry))
-            addEntries(into, [entry])
+          if (selfNamed.size > 0 && index !== 'module')
+            addSelfNamed(into, identity => (index === 'plugin' ? identity.pluginId : identity.instanceId) === key)
         }
-        // `ids` also names peers by id or alias, with or without modules.
-        for (const id of lookup.ids ?? [])
-          collect({ by: 'peer', id }, into)
+        return
+      case 'label': {
+        const { key, value } = lookup
+        addEntries(into, registry.withLabel(key, value))
+        if (selfNamed.size > 0)
+          addSelfNamed(into, identity => Object.hasOwn(identity.labels, key) && identity.labels[key] === value)
+        return
+      }
+      case 'scan':
+        scan(into, lookup.test)
     }
   }
 
   function addAliased(into: Set<PeerInfo>, alias: string): void {
-    for (const peer of aliases.get(alias) ?? []) {
-      if ((peer as Partial<RemotePeer>).node === undefined) {
-        if (authenticated.has(peer.id))
-          into.add(peer)
-      }
-      else {
-        addRemote(into, peer.id)
-      }
-    }
+    for (const peer of aliases.get(alias) ?? [])
+      addPeer(into, peer)
   }
 
   /** Recipients chosen by destinations alone; never the sender. */

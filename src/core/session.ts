@@ -1,4 +1,4 @@
-import type { Connection, ModuleEntry, PeerInfo } from '../types.ts'
+import type { Connection, Identity, ModuleEntry, PeerInfo } from '../types.ts'
 
 export type SessionState = 'pending' | 'authenticated' | 'closed'
 
@@ -11,6 +11,8 @@ export class Session implements PeerInfo {
   modules: readonly ModuleEntry[] = NO_MODULES
   /** Ids it also answers to (`peer:authenticate {peerId}`). */
   aliases?: Set<string>
+  /** Its own identity, apart from its modules (AIRI extension peers; see `PeerInfo.identity`). */
+  identity?: Identity
   /** Last time any frame arrived (ms). */
   lastSeen: number
   /** Declared unhealthy after one read timeout of silence. */

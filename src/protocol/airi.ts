@@ -41,7 +41,8 @@ const Delivery = v.object({
   required: v.optional(v.boolean()),
 })
 
-const ConsumerRegistration = v.object({
+/** `module:consumer:register` / `unregister` data (the Phoenix gateway takes the same). */
+export const ConsumerRegistration = v.object({
   event: ConsumerName,
   mode: v.optional(ConsumerMode),
   group: v.optional(ConsumerName),
@@ -122,6 +123,18 @@ export function normalizeIdentity(identity: v.InferOutput<typeof Announce>['iden
     return { pluginId: identity.plugin, instanceId: identity.instanceId, version: identity.version, labels: { ...identity.labels } }
   const owner = 'extension' in identity ? identity.extension : identity.plugin
   return { pluginId: owner.id, instanceId: identity.id, version: owner.version, labels: { ...owner.labels, ...identity.labels }, announced: identity }
+}
+
+/**
+ * An AIRI extension's own identity (`extension:authenticate`, `extension:announce`), as routing
+ * knows a peer without modules: plugin = the extension, instance = the peer's alias or id.
+ */
+function extensionIdentity(extension: v.InferOutput<typeof Extension>, session: Session): Identity {
+  const { id, version, labels } = extension
+  const identity: Identity = { pluginId: id, instanceId: session.aliases?.values().next().value ?? session.id, labels: { ...labels } }
+  if (version !== undefined)
+    identity.version = version
+  return identity
 }
 
 // --- Codec -----------------------------------------------------------------------------
@@ -343,7 +356,7 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
       if (!auth)
         return
       speaksLaterGeneration(session)
-      hub.authenticate(session, auth.token, parentId, { reply: 'extension:authenticated', data: { identity: auth.identity } })
+      hub.authenticate(session, auth.token, parentId, { reply: 'extension:authenticated', data: { identity: auth.identity }, identity: extensionIdentity(auth.identity, session) })
       return
     }
     case 'extension:announce': {
@@ -354,6 +367,8 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
         return
       speaksLaterGeneration(session)
       const { identity, permissions } = announce
+      if (!hub.identify(session, extensionIdentity(identity, session), parentId))
+        return
       hub.echo(session, 'extension:announced', echoOf({ identity, permissions }, { identity }), parentId)
       return
     }

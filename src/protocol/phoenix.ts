@@ -8,7 +8,7 @@ import type { GatewayHooks } from './ws.ts'
 import { Buffer } from 'node:buffer'
 import * as v from 'valibot'
 import { isPlainJson } from '../core/event.ts'
-import { Data, DataDestinations } from './airi.ts'
+import { ConsumerRegistration, Data, DataDestinations } from './airi.ts'
 import { clientAddress, isFrameTooBig, logRefusal, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 import { isOversized, upgradeToken } from './ws.ts'
 
@@ -59,6 +59,10 @@ export const phoenixEncoder: EventEncoder = {
 
 const HEARTBEAT_TOPIC = 'phoenix'
 const PushPayload = v.pipe(Data, v.check(data => v.is(DataDestinations, data.destinations)))
+/** A join may register the channel as a consumer of events (a chat-ingestion plugin), as `module:consumer:register` does. */
+const JoinPayload = v.looseObject({ consumers: v.optional(v.array(ConsumerRegistration)) })
+const INVALID_CONSUMER = 'invalid consumer: expected {event, group?, priority?, mode?}'
+const CONSUMER_EVENTS = new Set(['module:consumer:register', 'module:consumer:unregister'])
 
 interface Channel {
   joinRef: PhoenixRef
@@ -204,9 +208,20 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
   }
   if (!v.is(Data, payload))
     return reply(socket, frame, errorReply('invalid payload'))
+  const params = v.safeParse(JoinPayload, payload)
+  if (!params.success)
+    return reply(socket, frame, errorReply(`${INVALID_CONSUMER} in consumers`))
 
   const connection = channelConnection(hub, socket, joinRef, topic)
   const session = hub.connect(connection, { token: socket.token })
+  // Consumers first: a refused one leaves no module announced and withdrawn in the registry.
+  for (const registration of session.authenticated ? params.output.consumers ?? [] : []) {
+    const refused = hub.registerConsumer(session, registration)
+    if (refused) {
+      hub.disconnect(session)
+      return reply(socket, frame, errorReply(refused.message))
+    }
+  }
   const identity = { pluginId: name, instanceId: session.id, labels: { protocol: 'phoenix', topic: prefix } }
   hub.announce(session, { name, identity })
   if (!session.module) {
@@ -236,8 +251,24 @@ function syncNewLead(hub: Hub, socket: PhoenixSocket): void {
     hub.sync(lead.session)
 }
 
+/** `module:consumer:register` / `unregister`: answered ok, or with why the hub refused. */
+function consumerPush(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
+  const [, , , event, payload] = frame
+  const registration = v.safeParse(ConsumerRegistration, payload)
+  if (!registration.success)
+    return reply(socket, frame, errorReply(INVALID_CONSUMER))
+  if (event === 'module:consumer:unregister') {
+    hub.unregisterConsumer(channel.session, registration.output)
+    return reply(socket, frame, okReply())
+  }
+  const refused = hub.registerConsumer(channel.session, registration.output)
+  reply(socket, frame, refused ? errorReply(refused.message) : okReply())
+}
+
 async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
   const [, , , event, payload] = frame
+  if (CONSUMER_EVENTS.has(event))
+    return consumerPush(hub, socket, frame, channel)
   // Bounds before the schema: it recurses into destinations.
   const refused = hub.refusal({ type: event, data: payload })
   if (refused)

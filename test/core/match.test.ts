@@ -1,9 +1,15 @@
+import type { TargetPredicate } from '../../src/core/match.ts'
 import type { ModuleEntry } from '../../src/types.ts'
 import { describe, expect, it } from 'vitest'
 import { compileDestination, compileExpression, compileGlob, matchesLabel, parseLabelSelector } from '../../src/core/match.ts'
 
 function entry(name: string, pluginId: string, instanceId: string, labels: Record<string, string> = {}, peerId = `${name}-peer`): ModuleEntry {
   return { name, peerId, identity: { pluginId, instanceId, labels } }
+}
+
+/** A predicate's verdict on one module, its peer known by id and aliases. */
+function on(test: TargetPredicate, module: ModuleEntry, aliases?: string[]): boolean {
+  return test({ id: module.peerId, authenticated: true, aliases: aliases && new Set(aliases) }, module)
 }
 
 describe('compileGlob', () => {
@@ -120,18 +126,18 @@ describe('compileDestination', () => {
     const glob = compileDestination('tele*')
     expect(glob.by).toBe('scan')
     if (glob.by === 'scan') {
-      expect(glob.test(entry('telegram', 'p', 'i'))).toBe(true)
-      expect(glob.test(entry('x', 'telegram', 'i'))).toBe(true)
-      expect(glob.test(entry('x', 'y', 'tele-1'))).toBe(true)
-      expect(glob.test(entry('x', 'y', 'z'))).toBe(false)
+      expect(on(glob.test, entry('telegram', 'p', 'i'))).toBe(true)
+      expect(on(glob.test, entry('x', 'telegram', 'i'))).toBe(true)
+      expect(on(glob.test, entry('x', 'y', 'tele-1'))).toBe(true)
+      expect(on(glob.test, entry('x', 'y', 'z'))).toBe(false)
     }
     const unknownPrefix = compileDestination('foo:bar')
     expect(unknownPrefix).toEqual({ by: 'index', keys: [['module', 'foo:bar'], ['plugin', 'foo:bar'], ['instance', 'foo:bar']] })
     const notKey = compileDestination('label:!devtools')
     expect(notKey.by).toBe('scan')
     if (notKey.by === 'scan') {
-      expect(notKey.test(entry('a', 'a', 'a', { devtools: 'true' }))).toBe(false)
-      expect(notKey.test(entry('a', 'a', 'a'))).toBe(true)
+      expect(on(notKey.test, entry('a', 'a', 'a', { devtools: 'true' }))).toBe(false)
+      expect(on(notKey.test, entry('a', 'a', 'a'))).toBe(true)
     }
   })
 })
@@ -159,7 +165,32 @@ describe('compileExpression', () => {
     [{ type: 'or', any: [{ type: 'module', modules: ['nope'] }, { type: 'instance', instances: ['web-1'] }] }, false, true],
   ] as const)('%j → bot %s, ui %s', (expression, forBot, forUi) => {
     const test = compileExpression(expression as never)
-    expect(test(bot)).toBe(forBot)
-    expect(test(ui)).toBe(forUi)
+    expect(on(test, bot)).toBe(forBot)
+    expect(on(test, ui)).toBe(forUi)
+  })
+})
+
+describe('targets beyond a module', () => {
+  it('matches ids by the peer\'s aliases, nested and inverted too', () => {
+    const bot = entry('bot', 'telegram', 'tg-1', { env: 'prod' }, 'peer-1')
+    const prodButAlias = compileExpression({ type: 'and', all: [{ type: 'label', selectors: ['env=prod'] }, { type: 'ids', ids: ['my-bot'], inverted: true }] })
+    expect(on(prodButAlias, bot)).toBe(true)
+    expect(on(prodButAlias, bot, ['my-bot'])).toBe(false)
+    expect(on(compileExpression({ type: 'or', any: [{ type: 'ids', ids: ['my-bot'] }] }), bot, ['my-bot'])).toBe(true)
+  })
+
+  it('matches a peer without modules by its own identity, or by its id and aliases alone', () => {
+    const extension = { id: 'p', authenticated: true, identity: { pluginId: 'ext', instanceId: 'p', labels: { env: 'prod' } } }
+    const bare = { id: 'q', authenticated: true, aliases: new Set(['alias-q']) }
+    const prod = compileDestination('label:env!=dev')
+    expect(prod.by === 'scan' && prod.test(extension)).toBe(true)
+    expect(prod.by === 'scan' && prod.test(bare)).toBe(false)
+    const plugin = compileExpression({ type: 'plugin', plugins: ['ext'] })
+    expect(plugin(extension)).toBe(true)
+    expect(plugin(bare)).toBe(false)
+    expect(compileExpression({ type: 'module', modules: ['ext'] })(extension)).toBe(false)
+    const ids = compileExpression({ type: 'or', any: [{ type: 'ids', ids: ['alias-q'] }] })
+    expect(ids(bare)).toBe(true)
+    expect(ids(extension)).toBe(false)
   })
 })

@@ -127,10 +127,10 @@ describe('aIRI HEAD client (extension generation)', () => {
       expect(seen.metadata?.source?.plugin).toBe('hub-server') // the hub's event, not a relayed one
     }
 
-    // Before it announces modules, the peer is named by its alias.
+    // Before it announces modules, the peer is named by its alias and its extension.
     headSend(ext, self, { type: 'hello', data: {}, route: { destinations: ['module:stage-web'] } } as WireEvent)
     const hello = await otherHead.waitForType('hello')
-    expect([hello.metadata?.source.id, hello.metadata?.source.extension.id]).toEqual(['game-peer', 'anonymous'])
+    expect([hello.metadata?.source.id, hello.metadata?.source.extension.id]).toEqual(['game-peer', extension.id])
 
     const modules: HeadModule[] = ['chess', 'go', 'poker'].map(name => ({ name, identity: { id: `${name}-1`, extension, labels: { game: name } } }))
     for (const module of modules) {
