@@ -1,4 +1,5 @@
 import type { ConsolaInstance } from 'consola'
+import type { TimedRegistration } from '../core/consumers.ts'
 import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason } from '../hub.ts'
 import type { HubEvent, PeerInfo } from '../types.ts'
@@ -8,11 +9,13 @@ import { decodeClusterBatch, encodeClusterMessage } from './messages.ts'
 
 /** What the cluster asks of the hub core it serves. */
 export interface ClusterPort {
-  /** This node's own authenticated peers, with their modules. */
-  localPeers: () => Iterable<RemotePeerState>
+  /** This node's own authenticated peers. */
+  localPeers: () => Iterable<PeerInfo>
+  /** The consumer registrations of a local peer (none: undefined). */
+  consumersOf: (peer: PeerInfo) => TimedRegistration[] | undefined
   /**
-   * A peer of another node is authenticated, with these modules (maybe none); those it had
-   * before and has no more left for `reason`. An id that belongs to a local peer or to another
+   * A peer of another node is authenticated, with these modules and consumer registrations
+   * (maybe none); modules it had before and has no more left for `reason`. An id that belongs to a local peer or to another
    * node's is forged: ignored.
    */
   upsert: (node: string, peer: RemotePeerState, reason: DeannounceReason) => void
@@ -50,7 +53,10 @@ export interface Cluster {
   readonly ready: boolean
   /** The other nodes this one currently knows. */
   nodes: () => string[]
-  /** Tells the other nodes a local peer's state: it authenticated, or its modules changed (those gone left for `reason`). */
+  /**
+   * Tells the other nodes a local peer's state: it authenticated, its modules changed (those
+   * gone left for `reason`), or its consumer registrations did.
+   */
   update: (peer: PeerInfo, reason?: DeannounceReason) => void
   /** Tells the other nodes that an authenticated local peer is gone. */
   left: (id: string) => void
@@ -67,18 +73,20 @@ interface NodeView {
   /** The last change of that node applied here; -1 until its state arrived. */
   seq: number
   lastSeen: number
-  /** Its authenticated peers, with a fingerprint of their modules and aliases to tell changes from repeats. */
+  /** Its authenticated peers, with a fingerprint of their modules, aliases and consumers to tell changes from repeats. */
   peers: Map<string, string>
   syncRequestedAt: number
 }
 
-/** A local peer as the other nodes learn it. */
-export function toPeerState({ id, modules = [], aliases }: PeerInfo): RemotePeerState {
+/** A local peer as the other nodes learn it, with its consumer registrations. */
+export function toPeerState({ id, modules = [], aliases }: PeerInfo, consumers?: TimedRegistration[]): RemotePeerState {
   const state: RemotePeerState = { id }
   if (modules.length > 0)
     state.modules = modules.map(({ name, index, identity }) => index === undefined ? { name, identity } : { name, index, identity })
   if (aliases?.size)
     state.aliases = [...aliases]
+  if (consumers?.length)
+    state.consumers = consumers
   return state
 }
 
@@ -203,7 +211,10 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function state(hello: boolean): ClusterMessage {
-    return { type: 'state', node: nodeId, seq, peers: [...port.localPeers()], hello }
+    const peers: RemotePeerState[] = []
+    for (const peer of port.localPeers())
+      peers.push(toPeerState(peer, port.consumersOf(peer)))
+    return { type: 'state', node: nodeId, seq, peers, hello }
   }
 
   function requestSync(node: string, view: NodeView, now: number): void {
@@ -214,7 +225,7 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function apply(node: string, view: NodeView, peer: RemotePeerState, reason: DeannounceReason): void {
-    const fingerprint = peer.modules || peer.aliases ? JSON.stringify([peer.modules, peer.aliases]) : ''
+    const fingerprint = peer.modules || peer.aliases || peer.consumers ? JSON.stringify([peer.modules, peer.aliases, peer.consumers]) : ''
     if (view.peers.get(peer.id) === fingerprint)
       return
     view.peers.set(peer.id, fingerprint)
@@ -374,7 +385,7 @@ export function createCluster(options: ClusterOptions): Cluster {
     nodes: () => [...views.keys()],
     update(peer, reason) {
       seq++
-      publish(allChannel, { type: 'peer', node: nodeId, seq, peer: toPeerState(peer), reason })
+      publish(allChannel, { type: 'peer', node: nodeId, seq, peer: toPeerState(peer, port.consumersOf(peer)), reason })
     },
     left(id) {
       seq++

@@ -1,3 +1,4 @@
+import type { TimedRegistration } from '../core/consumers.ts'
 import type { DeannounceReason } from '../hub.ts'
 import type { HubEvent, Identity } from '../types.ts'
 
@@ -39,6 +40,8 @@ export interface RemotePeerState {
   modules?: RemoteModule[]
   /** Other ids it answers to (`peer:authenticate {peerId}`). */
   aliases?: string[]
+  /** The events it consumes (`module:consumer:register`), with when each was registered. */
+  consumers?: TimedRegistration[]
 }
 
 /**
@@ -48,7 +51,7 @@ export interface RemotePeerState {
  */
 export type ClusterMessage
   = | { type: 'state', node: string, seq: number, peers: RemotePeerState[], /** Asks every node to answer with its own state. */ hello: boolean }
-    /** A peer authenticated, announced, or lost modules (`reason` says why, then). */
+    /** A peer authenticated, announced, lost modules (`reason` says why, then), or changed its consumer registrations. */
     | { type: 'peer', node: string, seq: number, peer: RemotePeerState, reason?: DeannounceReason }
     | { type: 'left', node: string, seq: number, id: string }
     | { type: 'heartbeat', node: string, seq: number }
