@@ -1,5 +1,5 @@
-import type { RedisServer } from '../helpers/redis.ts'
 import type { RunningHub, WireEvent } from '../helpers/hub.ts'
+import type { RedisServer } from '../helpers/redis.ts'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { startNodes } from '../helpers/cluster.ts'
 import { onCleanup, RawPeer, settle } from '../helpers/hub.ts'
@@ -12,9 +12,9 @@ import { startRedis } from '../helpers/redis.ts'
 let redis: RedisServer
 
 /** A HEAD extension peer with one module, confirmed by its announce echoed. */
-async function headPeer(hub: RunningHub, name: string): Promise<RawPeer> {
-  const peer = await RawPeer.connect(hub.url())
-  const identity = { id: `${name}-1`, extension: { id: `proj-airi:${name}` } }
+async function headPeer(hub: RunningHub, name: string, options: { autoPong?: boolean, labels?: Record<string, string> } = {}): Promise<RawPeer> {
+  const peer = await RawPeer.connect(hub.url(), { autoPong: options.autoPong ?? true })
+  const identity = { id: `${name}-1`, extension: { id: `proj-airi:${name}` }, labels: options.labels }
   peer.send({ type: 'extension:module:announce', data: { name, identity, possibleEvents: ['input:text'], dependencies: [] } })
   await peer.waitFor(e => e.type === 'extension:module:announced' && e.data.name === name)
   return peer
@@ -34,8 +34,9 @@ async function viaCluster(peer: RawPeer, frame: Omit<WireEvent, 'metadata'>, wit
   await witness.waitFor(e => e.type === 'test:marker' && e.data.marker === marker)
 }
 
-const register = (event: string, group: string, priority?: number): Omit<WireEvent, 'metadata'> =>
-  ({ type: 'module:consumer:register', data: { event, mode: 'consumer-group', group, ...priority === undefined ? {} : { priority } } })
+function register(event: string, group: string, priority?: number): Omit<WireEvent, 'metadata'> {
+  return { type: 'module:consumer:register', data: { event, mode: 'consumer-group', group, ...priority === undefined ? {} : { priority } } }
+}
 
 const got = (peers: RawPeer[], type: string): number[] => peers.map(peer => peer.ofType(type).length)
 
@@ -129,6 +130,26 @@ describe('consumer delivery across hub nodes over one real Redis', () => {
     await sender.waitFor(e => e.type === 'extension:module:de-announced' && e.data.name === 'remote-stage')
     await settle(100)
     expect(await deliveries(sender, [local, remote], 2, { type: 'input:text', data: { text: 'again' } })).toEqual([0, 0])
+  })
+
+  it('skips a remote consumer its node declared unhealthy until it speaks again, and one this node\'s policy denies', async () => {
+    const [a, b] = await startNodes(redis.url, 2, 2000, { heartbeat: { readTimeout: 1000 }, routing: { policy: { denyLabels: ['blocked=yes'] } } })
+    const [sender, local] = await Promise.all([headPeer(a!, 'sender'), headPeer(a!, 'local-stage')])
+    const quiet = await headPeer(b!, 'quiet-stage', { autoPong: false })
+    const blocked = await headPeer(b!, 'blocked-stage', { labels: { blocked: 'yes' } })
+    await viaCluster(local, register('input:text', 'chat-ingestion'), quiet)
+    await viaCluster(blocked, register('input:text', 'chat-ingestion', 100), sender)
+    await viaCluster(quiet, register('input:text', 'chat-ingestion', 50), sender)
+    const consumers = [local, quiet, blocked]
+    expect(await deliveries(sender, consumers, 1, { type: 'input:text', data: { text: 'a' } })).toEqual([1])
+
+    // The quiet peer stops answering pings: node b declares it unhealthy, and tells node a.
+    await sender.waitFor(e => e.type === 'registry:modules:health:unhealthy' && e.data.name === 'quiet-stage')
+    expect(await deliveries(sender, consumers, 1, { type: 'input:text', data: { text: 'b' } })).toEqual([0])
+    // Any frame from it and it is a candidate again.
+    quiet.send({ type: 'transport:connection:heartbeat', data: { kind: 'ping' } })
+    await sender.waitFor(e => e.type === 'registry:modules:health:healthy' && e.data.name === 'quiet-stage')
+    expect(await deliveries(sender, consumers, 1, { type: 'input:text', data: { text: 'c' } })).toEqual([1])
   })
 
   it('drops the registrations of a node that went silent, then answers a required delivery with no consumer left with an error', async () => {
