@@ -385,7 +385,7 @@ export function createHub(input: HubOptions = {}): Hub {
           for (const entry of added)
             registry.set(entry)
           const modules = registry.ofPeer(id)
-          const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases), unhealthy: previousPeer?.unhealthy }
+          const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases), unhealthy: state.unhealthy }
           for (const alias of state.aliases ?? [])
             aliases.add(peer, alias)
           remotePeers.set(id, peer)

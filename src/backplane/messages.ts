@@ -68,6 +68,7 @@ const Peer = v.object({
   modules: v.optional(bounded(Module, MAX_PEER_MODULES)),
   aliases: v.optional(bounded(Id, MAX_PEER_MODULES)),
   consumers: v.optional(bounded(Consumer, MAX_PEER_CONSUMERS)),
+  unhealthy: v.optional(v.literal(true)),
 })
 
 const PlainObject = v.custom<Record<string, unknown>>(isPlainObject, 'a plain object')

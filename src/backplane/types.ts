@@ -42,6 +42,11 @@ export interface RemotePeerState {
   aliases?: string[]
   /** The events it consumes (`module:consumer:register`), with when each was registered. */
   consumers?: TimedRegistration[]
+  /**
+   * Silent past the read timeout when its state was sent (health changes in between travel as
+   * `health` messages): a node that learns the peer late, or repairs a gap, knows it too.
+   */
+  unhealthy?: true
 }
 
 /**

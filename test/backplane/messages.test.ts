@@ -7,7 +7,7 @@ const identity = { pluginId: 'p', instanceId: 'i', labels: { role: 'worker' } }
 const every: ClusterMessage[] = [
   { type: 'state', node: 'n1', seq: 3, hello: true, peers: [{ id: 'a' }, { id: 'b', modules: [{ name: 'beta', index: 2, identity }, { name: 'gamma', identity: { ...identity, announced: { id: 'i', extension: { id: 'p' } } } }], aliases: ['b-alias'] }] },
   { type: 'peer', node: 'n1', seq: 4, peer: { id: 'b', modules: [{ name: 'beta', identity: { ...identity, version: '1.0.0' } }] }, reason: 're-announcing' },
-  { type: 'peer', node: 'n1', seq: 5, peer: { id: 'c', consumers: [{ event: 'input:text', group: 'chat-ingestion', priority: -1.5, at: 1700000000000 }, { event: 'e', at: 1700000000001 }] } },
+  { type: 'peer', node: 'n1', seq: 5, peer: { id: 'c', consumers: [{ event: 'input:text', group: 'chat-ingestion', priority: -1.5, at: 1700000000000 }, { event: 'e', at: 1700000000001 }], unhealthy: true } },
   { type: 'left', node: 'n1', seq: 5, id: 'b' },
   { type: 'heartbeat', node: 'n1', seq: 5 },
   { type: 'health', node: 'n1', id: 'b', healthy: false },
@@ -60,6 +60,7 @@ describe('cluster messages', () => {
     ['a consumer registration without a time', state([{ id: 'p1', consumers: [{ event: 'e' }] }])],
     ['a consumer registration without an event', state([{ id: 'p1', consumers: [{ event: '', at: 1 }] }])],
     ['a consumer priority that is not finite', { type: 'peer', node: 'n1', seq: 1, peer: { id: 'p', consumers: [{ event: 'e', priority: 'high', at: 1 }] } }],
+    ['a health flag that is not true', { type: 'peer', node: 'n1', seq: 1, peer: { id: 'p', unhealthy: false } }],
     ['too many peers', state(Array.from({ length: MAX_PEERS + 1 }, (_, i) => ({ id: `p${i}` })))],
     ['too many recipients', { type: 'route', node: 'n1', to: Array.from({ length: MAX_PEERS + 1 }, (_, i) => `p${i}`), event: { type: 'x', data: {} } }],
     ['event data that is not an object', { type: 'route', node: 'n1', to: ['a'], event: { type: 'x', data: [1] } }],

@@ -2,7 +2,7 @@ import type { RunningHub, WireEvent } from '../helpers/hub.ts'
 import type { RedisServer } from '../helpers/redis.ts'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { startNodes } from '../helpers/cluster.ts'
-import { onCleanup, RawPeer, settle } from '../helpers/hub.ts'
+import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { until } from '../helpers/phoenix.ts'
 import { startRedis } from '../helpers/redis.ts'
 
@@ -150,6 +150,24 @@ describe('consumer delivery across hub nodes over one real Redis', () => {
     quiet.send({ type: 'transport:connection:heartbeat', data: { kind: 'ping' } })
     await sender.waitFor(e => e.type === 'registry:modules:health:healthy' && e.data.name === 'quiet-stage')
     expect(await deliveries(sender, consumers, 1, { type: 'input:text', data: { text: 'c' } })).toEqual([1])
+  })
+
+  it('tells a node that joins later which consumers are silent', async () => {
+    const [a] = await startNodes(redis.url, 1, 2000, { heartbeat: { readTimeout: 1500 } })
+    const quiet = await headPeer(a!, 'quiet-stage', { autoPong: false })
+    quiet.send(register('job:run', 'workers'))
+    const watcher = await headPeer(a!, 'watcher')
+    await watcher.waitFor(e => e.type === 'registry:modules:health:unhealthy' && e.data.name === 'quiet-stage')
+    // Node b starts now: it learns the quiet consumer from node a's state, silent as it is.
+    const b = await startHub({ redisUrl: redis.url, cluster: { nodeTimeoutMs: 2000 } })
+    await until(() => b.server.hub.cluster!.nodes().length === 1, 'node b to join')
+    const sender = await headPeer(b, 'sender')
+    await sender.waitFor(e => e.type === 'registry:modules:sync' && e.data.modules.some((m: { name: string }) => m.name === 'quiet-stage'))
+    const id = sender.send({ type: 'job:run', data: {}, route: { delivery: { group: 'workers', required: true } } })
+    const error = await sender.waitFor(e => e.type === 'error' && e.metadata?.event?.parentId === id)
+    expect(error.data).toEqual({ message: 'no consumer registered for requested event delivery' })
+    expect(quiet.closed).toBeUndefined()
+    expect(quiet.ofType('job:run')).toEqual([])
   })
 
   it('drops the registrations of a node that went silent, then answers a required delivery with no consumer left with an error', async () => {
