@@ -1,14 +1,14 @@
 import type { Cluster } from './backplane/cluster.ts'
 import type { RemoteModule } from './backplane/types.ts'
 import type { Admission } from './core/admission.ts'
-import type { ConsumerRegistration } from './core/consumers.ts'
+import type { ConsumerRegistration, TimedRegistration } from './core/consumers.ts'
 import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
 import type { AnnouncedIdentity, Connection, DeannounceReason, HubEvent, Identity, ModuleEntry, PeerInfo, StampedSource, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
-import { createCluster, toPeerState } from './backplane/cluster.ts'
+import { createCluster } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
 import { createAliasIndex } from './core/aliases.ts'
 import { createTokenVerifier } from './core/auth.ts'
@@ -284,13 +284,13 @@ export function createHub(input: HubOptions = {}): Hub {
     onUnhealthy: (session) => {
       for (const entry of session.modules)
         feed.health(entry, false, session)
-      if (session.modules.length > 0)
+      if (session.modules.length > 0 || consumers.of(session))
         cluster?.health(session.id, false)
     },
     onHealthy: (session) => {
       for (const entry of session.modules)
         feed.health(entry, true, session)
-      if (session.modules.length > 0)
+      if (session.modules.length > 0 || consumers.of(session))
         cluster?.health(session.id, true)
     },
     onExpired: (session) => {
@@ -365,6 +365,25 @@ export function createHub(input: HubOptions = {}): Hub {
       return new HubError('reserved_identity', 'reserved identity')
   }
 
+  /**
+   * A remote peer's registrations move to its new entry as its node sent them (their times kept,
+   * so their order holds); past this node's per-peer bound the rest are dropped, and counted.
+   */
+  function replaceRemoteConsumers(previous: RemotePeer | undefined, peer: RemotePeer, registrations: readonly TimedRegistration[] = []): void {
+    if (previous)
+      consumers.removePeer(previous)
+    let refused = 0
+    for (const registration of registrations) {
+      if (!consumers.register(peer, registration, registration.at))
+        refused++
+    }
+    if (refused > 0) {
+      logger.warn(`peer ${peer.id} of node ${peer.node}: ${refused} consumer registration(s) past limits.maxConsumersPerPeer (${options.limits.maxConsumersPerPeer}) dropped`)
+      for (let i = 0; i < refused; i++)
+        observers.emit('error', 'backplane_invalid')
+    }
+  }
+
   if (options.backplane) {
     cluster = createCluster({
       backplane: options.backplane,
@@ -373,10 +392,8 @@ export function createHub(input: HubOptions = {}): Hub {
       logger,
       onError,
       port: {
-        * localPeers() {
-          for (const session of authenticated.values())
-            yield toPeerState(session)
-        },
+        localPeers: () => authenticated.values(),
+        consumersOf: consumers.of,
         upsert(node, state, reason) {
           const { id } = state
           // Peer ids are unique per session: one already owned here or by another node is forged.
@@ -397,11 +414,12 @@ export function createHub(input: HubOptions = {}): Hub {
           for (const entry of added)
             registry.set(entry)
           const modules = registry.ofPeer(id)
-          const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases), identity: state.identity }
+          const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases), identity: state.identity, unhealthy: state.unhealthy }
           updateSelfNamed(peer)
           for (const alias of state.aliases ?? [])
             aliases.add(peer, alias)
           remotePeers.set(id, peer)
+          replaceRemoteConsumers(previousPeer, peer, state.consumers)
           for (const entry of gone)
             feed.deannounced(entry, reason)
           for (const entry of added)
@@ -414,10 +432,14 @@ export function createHub(input: HubOptions = {}): Hub {
           remotePeers.delete(id)
           aliases.remove(peer)
           selfNamed.delete(peer)
+          consumers.removePeer(peer)
           for (const entry of registry.deletePeer(id))
             feed.deannounced(entry, reason)
         },
         health(node, peerId, healthy) {
+          const peer = remotePeers.get(peerId)
+          if (peer?.node === node)
+            peer.unhealthy = !healthy
           for (const entry of registry.ofPeer(peerId)) {
             if (entry.node === node)
               feed.health(entry, healthy)
@@ -554,11 +576,12 @@ export function createHub(input: HubOptions = {}): Hub {
         return refused
       }
       logger.debug(`peer ${session.id} consumes ${registration.event} (group ${registration.group ?? 'default'})`)
+      cluster?.update(session)
     },
 
     unregisterConsumer(session, registration, parentId) {
-      if (requireAuth(session, parentId))
-        consumers.unregister(session, registration)
+      if (requireAuth(session, parentId) && consumers.unregister(session, registration))
+        cluster?.update(session)
     },
 
     configure(session, { moduleName, moduleIndex, instanceId, config }, parentId) {

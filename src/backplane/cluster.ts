@@ -1,17 +1,23 @@
 import type { ConsolaInstance } from 'consola'
+import type { TimedRegistration } from '../core/consumers.ts'
 import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason, HubEvent, PeerInfo } from '../types.ts'
 import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
 import { createTurnQueue } from '../core/turn.ts'
 import { decodeClusterBatch, encodeClusterMessage } from './messages.ts'
 
+/** A peer of this node as the cluster reads it: a silent one (`unhealthy`) is no consumer candidate elsewhere either. */
+export type LocalPeer = PeerInfo & { readonly unhealthy?: boolean }
+
 /** What the cluster asks of the hub core it serves. */
 export interface ClusterPort {
-  /** This node's own authenticated peers, with their modules. */
-  localPeers: () => Iterable<RemotePeerState>
+  /** This node's own authenticated peers. */
+  localPeers: () => Iterable<LocalPeer>
+  /** The consumer registrations of a local peer (none: undefined). */
+  consumersOf: (peer: LocalPeer) => TimedRegistration[] | undefined
   /**
-   * A peer of another node is authenticated, with these modules (maybe none); those it had
-   * before and has no more left for `reason`. An id that belongs to a local peer or to another
+   * A peer of another node is authenticated, with these modules and consumer registrations
+   * (maybe none); modules it had before and has no more left for `reason`. An id that belongs to a local peer or to another
    * node's is forged: ignored.
    */
   upsert: (node: string, peer: RemotePeerState, reason: DeannounceReason) => void
@@ -49,8 +55,11 @@ export interface Cluster {
   readonly ready: boolean
   /** The other nodes this one currently knows. */
   nodes: () => string[]
-  /** Tells the other nodes a local peer's state: it authenticated, or its modules changed (those gone left for `reason`). */
-  update: (peer: PeerInfo, reason?: DeannounceReason) => void
+  /**
+   * Tells the other nodes a local peer's state: it authenticated, its modules changed (those
+   * gone left for `reason`), or its consumer registrations did.
+   */
+  update: (peer: LocalPeer, reason?: DeannounceReason) => void
   /** Tells the other nodes that an authenticated local peer is gone. */
   left: (id: string) => void
   /** Tells the other nodes that a local peer's modules went silent or came back. */
@@ -66,13 +75,13 @@ interface NodeView {
   /** The last change of that node applied here; -1 until its state arrived. */
   seq: number
   lastSeen: number
-  /** Its authenticated peers, with a fingerprint of their modules and aliases to tell changes from repeats. */
+  /** Its authenticated peers, with a fingerprint of their modules, aliases, consumers and health to tell changes from repeats. */
   peers: Map<string, string>
   syncRequestedAt: number
 }
 
-/** A local peer as the other nodes learn it. */
-export function toPeerState({ id, modules = [], aliases, identity }: PeerInfo): RemotePeerState {
+/** A local peer as the other nodes learn it, with its consumer registrations. */
+export function toPeerState({ id, modules = [], aliases, identity, unhealthy }: LocalPeer, consumers?: TimedRegistration[]): RemotePeerState {
   const state: RemotePeerState = { id }
   if (modules.length > 0)
     state.modules = modules.map(({ name, index, identity }) => index === undefined ? { name, identity } : { name, index, identity })
@@ -80,8 +89,15 @@ export function toPeerState({ id, modules = [], aliases, identity }: PeerInfo): 
     state.aliases = [...aliases]
   if (identity)
     state.identity = identity
+  if (consumers?.length)
+    state.consumers = consumers
+  if (unhealthy)
+    state.unhealthy = true
   return state
 }
+
+/** A fingerprint no state has. */
+const STALE = '\0'
 
 /** A batch is cut after this many characters, so one busy turn does not become one huge message. */
 const MAX_BATCH_CHARS = 1 << 20
@@ -204,7 +220,10 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function state(hello: boolean): ClusterMessage {
-    return { type: 'state', node: nodeId, seq, peers: [...port.localPeers()], hello }
+    const peers: RemotePeerState[] = []
+    for (const peer of port.localPeers())
+      peers.push(toPeerState(peer, port.consumersOf(peer)))
+    return { type: 'state', node: nodeId, seq, peers, hello }
   }
 
   function requestSync(node: string, view: NodeView, now: number): void {
@@ -215,7 +234,7 @@ export function createCluster(options: ClusterOptions): Cluster {
   }
 
   function apply(node: string, view: NodeView, peer: RemotePeerState, reason: DeannounceReason): void {
-    const fingerprint = peer.modules || peer.aliases || peer.identity ? JSON.stringify([peer.modules, peer.aliases, peer.identity]) : ''
+    const fingerprint = peer.modules || peer.aliases || peer.identity || peer.consumers || peer.unhealthy ? JSON.stringify([peer.modules, peer.aliases, peer.identity, peer.consumers, peer.unhealthy]) : ''
     if (view.peers.get(peer.id) === fingerprint)
       return
     view.peers.set(peer.id, fingerprint)
@@ -271,9 +290,14 @@ export function createCluster(options: ClusterOptions): Cluster {
       case 'route':
         port.deliver(message.event, message.to)
         return
-      case 'health':
+      case 'health': {
+        // The health in the fingerprint is stale now: the peer's next state is applied whatever it says.
+        const peers = views.get(message.node)?.peers
+        if (peers?.has(message.id))
+          peers.set(message.id, STALE)
         port.health(message.node, message.id, message.healthy)
         return
+      }
       case 'bye':
         drop(message.node, 'server shutdown')
         return
@@ -375,7 +399,7 @@ export function createCluster(options: ClusterOptions): Cluster {
     nodes: () => [...views.keys()],
     update(peer, reason) {
       seq++
-      publish(allChannel, { type: 'peer', node: nodeId, seq, peer: toPeerState(peer), reason })
+      publish(allChannel, { type: 'peer', node: nodeId, seq, peer: toPeerState(peer, port.consumersOf(peer)), reason })
     },
     left(id) {
       seq++

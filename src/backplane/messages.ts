@@ -16,6 +16,8 @@ export const MAX_TEXT_CHARS = 4096
 export const MAX_LABELS = 256
 /** Most modules of one peer, and most aliases. */
 export const MAX_PEER_MODULES = 1024
+/** Most consumer registrations of one peer (above any `limits.maxConsumersPerPeer` a node should run with). */
+export const MAX_PEER_CONSUMERS = 1024
 /** Most peers in one node's state, and most recipients of one routed event. */
 export const MAX_PEERS = 100_000
 /** Longest message (a batch) read at all: a node's full state stays well below it. */
@@ -59,11 +61,14 @@ const Announced = v.union([
 ])
 const Identity = v.object({ pluginId: Name, instanceId: Name, version: v.optional(Text), labels: Labels, announced: v.optional(Announced) })
 const Module = v.object({ name: Name, index: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))), identity: Identity })
+const Consumer = v.object({ event: Name, group: v.optional(Name), priority: v.optional(v.pipe(v.number(), v.finite())), at: Seq })
 const Peer = v.object({
   id: Id,
   modules: v.optional(bounded(Module, MAX_PEER_MODULES)),
   aliases: v.optional(bounded(Id, MAX_PEER_MODULES)),
   identity: v.optional(Identity),
+  consumers: v.optional(bounded(Consumer, MAX_PEER_CONSUMERS)),
+  unhealthy: v.optional(v.literal(true)),
 })
 
 const PlainObject = v.custom<Record<string, unknown>>(isPlainObject, 'a plain object')

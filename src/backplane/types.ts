@@ -1,3 +1,4 @@
+import type { TimedRegistration } from '../core/consumers.ts'
 import type { DeannounceReason, HubEvent, Identity } from '../types.ts'
 
 /**
@@ -40,6 +41,13 @@ export interface RemotePeerState {
   aliases?: string[]
   /** Its own identity, apart from its modules (`PeerInfo.identity`). */
   identity?: Identity
+  /** The events it consumes (`module:consumer:register`), with when each was registered. */
+  consumers?: TimedRegistration[]
+  /**
+   * Silent past the read timeout when its state was sent (health changes in between travel as
+   * `health` messages): a node that learns the peer late, or repairs a gap, knows it too.
+   */
+  unhealthy?: true
 }
 
 /**
@@ -49,7 +57,7 @@ export interface RemotePeerState {
  */
 export type ClusterMessage
   = | { type: 'state', node: string, seq: number, peers: RemotePeerState[], /** Asks every node to answer with its own state. */ hello: boolean }
-    /** A peer authenticated, announced, or lost modules (`reason` says why, then). */
+    /** A peer authenticated, announced, lost modules (`reason` says why, then), or changed its consumer registrations. */
     | { type: 'peer', node: string, seq: number, peer: RemotePeerState, reason?: DeannounceReason }
     | { type: 'left', node: string, seq: number, id: string }
     | { type: 'heartbeat', node: string, seq: number }

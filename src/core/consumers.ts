@@ -7,11 +7,27 @@ export interface ConsumerRegistration {
   priority?: number
 }
 
+/**
+ * A registration as it travels between hub nodes: `at` is when it was made, in ms of the
+ * registering node's clock (strictly increasing on that node), so every node orders the
+ * consumers of a group alike.
+ */
+export interface TimedRegistration {
+  event: string
+  /** Omitted for the group `default`. */
+  group?: string
+  /** Omitted for 0. */
+  priority?: number
+  at: number
+}
+
 interface Consumer {
   peer: PeerInfo
+  event: string
+  group: string
   priority: number
-  /** Registration order, for ties of priority. */
-  seq: number
+  /** Registration time, for ties of priority; ties of it (registrations on two nodes in one ms) go by peer id. */
+  at: number
 }
 
 /** A consumer-group is keyed by event and group; `consumer` mode is the group `default`. */
@@ -26,9 +42,15 @@ export const CONSUMER_DEFAULTS: ReadonlyMap<string, Delivery> = new Map(['input:
 export const MAX_STICKY_KEYS = 10_000
 
 export interface Consumers {
-  /** False when the peer already holds `maxPerPeer` registrations (a re-registration is free). */
-  register: (peer: PeerInfo, registration: ConsumerRegistration) => boolean
-  unregister: (peer: PeerInfo, registration: ConsumerRegistration) => void
+  /**
+   * False when the peer already holds `maxPerPeer` registrations (a re-registration is free).
+   * `at` is the registration time another node gave it; a local one is stamped now.
+   */
+  register: (peer: PeerInfo, registration: ConsumerRegistration, at?: number) => boolean
+  /** False when the peer held no such registration. */
+  unregister: (peer: PeerInfo, registration: ConsumerRegistration) => boolean
+  /** The peer's registrations as other nodes learn them; undefined when it holds none. */
+  of: (peer: PeerInfo) => TimedRegistration[] | undefined
   /** The peer left: every registration of it goes. */
   removePeer: (peer: PeerInfo) => void
   /** Whether any consumer is registered for the event type. */
@@ -48,21 +70,26 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
   const { maxPerPeer, maxStickyKeys = MAX_STICKY_KEYS } = options
   // event → group → consumers, ordered by priority (high first) then registration.
   const byEvent = new Map<string, Map<string, Consumer[]>>()
-  const perPeer = new Map<PeerInfo, Set<string>>()
+  const perPeer = new Map<PeerInfo, Map<string, Consumer>>()
   // Round-robin: the candidates last seen and the next index, per (event, group).
   const cursors = new Map<string, { members: string, next: number }>()
   // Sticky keys name peers by id: a peer that left holds no memory through them.
   const sticky = new Map<string, string>()
-  let seq = 0
+  let lastAt = 0
 
   const keyOf = (event: string, group: string): string => `${event}\0${group}`
 
-  function remove(peer: PeerInfo, event: string, group: string): void {
+  /** Whether `a` comes before `b`: priority (high first), then registration time, then peer id. */
+  const before = (a: Consumer, b: Consumer): boolean => a.priority !== b.priority
+    ? a.priority > b.priority
+    : a.at !== b.at ? a.at < b.at : a.peer.id < b.peer.id
+
+  function remove(peer: PeerInfo, event: string, group: string): boolean {
     const groups = byEvent.get(event)
     const consumers = groups?.get(group)
     const at = consumers?.findIndex(consumer => consumer.peer === peer) ?? -1
     if (at < 0)
-      return
+      return false
     consumers!.splice(at, 1)
     if (consumers!.length === 0) {
       groups!.delete(group)
@@ -74,15 +101,16 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
     keys.delete(keyOf(event, group))
     if (keys.size === 0)
       perPeer.delete(peer)
+    return true
   }
 
   return {
-    register(peer, registration) {
+    register(peer, registration, at) {
       const { event } = registration
       const group = groupOf(registration)
       const key = keyOf(event, group)
-      const keys = perPeer.get(peer)
-      if (!keys?.has(key) && (keys?.size ?? 0) >= maxPerPeer)
+      const held = perPeer.get(peer)
+      if (!held?.has(key) && (held?.size ?? 0) >= maxPerPeer)
         return false
       remove(peer, event, group)
       let groups = byEvent.get(event)
@@ -91,25 +119,40 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
       let consumers = groups.get(group)
       if (!consumers)
         groups.set(group, consumers = [])
-      const consumer = { peer, priority: registration.priority ?? 0, seq: seq++ }
-      const at = consumers.findIndex(other => other.priority < consumer.priority)
-      consumers.splice(at < 0 ? consumers.length : at, 0, consumer)
+      // Strictly increasing here, so registrations of this node keep their order everywhere.
+      if (at === undefined)
+        at = lastAt = Math.max(Date.now(), lastAt + 1)
+      const consumer: Consumer = { peer, event, group, priority: registration.priority ?? 0, at }
+      const index = consumers.findIndex(other => before(consumer, other))
+      consumers.splice(index < 0 ? consumers.length : index, 0, consumer)
+      // Looked up again: replacing the peer's only registration removed its entry.
+      const keys = perPeer.get(peer)
       if (keys)
-        keys.add(key)
+        keys.set(key, consumer)
       else
-        perPeer.set(peer, new Set([key]))
+        perPeer.set(peer, new Map([[key, consumer]]))
       return true
     },
 
-    unregister(peer, registration) {
-      remove(peer, registration.event, groupOf(registration))
+    unregister: (peer, registration) => remove(peer, registration.event, groupOf(registration)),
+
+    of(peer) {
+      const held = perPeer.get(peer)
+      if (!held)
+        return undefined
+      return [...held.values()].map(({ event, group, priority, at }) => {
+        const registration: TimedRegistration = { event, at }
+        if (group !== DEFAULT_CONSUMER_GROUP)
+          registration.group = group
+        if (priority !== 0)
+          registration.priority = priority
+        return registration
+      })
     },
 
     removePeer(peer) {
-      for (const key of perPeer.get(peer) ?? []) {
-        const [event, group] = key.split('\0') as [string, string]
+      for (const { event, group } of [...perPeer.get(peer)?.values() ?? []])
         remove(peer, event, group)
-      }
     },
 
     has: event => byEvent.has(event),

@@ -13,6 +13,8 @@ import { composeMiddleware } from './middleware.ts'
 export interface RemotePeer extends PeerInfo {
   /** The node it is connected to. */
   readonly node: string
+  /** Its node said it went silent: it is no consumer candidate until it speaks again. */
+  unhealthy?: boolean
 }
 
 export interface RouterOptions {
@@ -31,7 +33,7 @@ export interface RouterOptions {
   allowBypass: boolean
   /** Where a failed asynchronous middleware is reported. */
   onMiddlewareError: (error: unknown) => void
-  /** Registered consumers: an event with a delivery goes to one of them (local peers only). */
+  /** Registered consumers, local and remote: an event with a delivery goes to one of them. */
   consumers: Consumers
   /** A consumer delivery chose `peer`, or found no candidate in `group`. */
   onConsumerDelivery: (sender: Session, event: HubEvent, delivery: Delivery, group: string, peer?: PeerInfo) => void
@@ -212,13 +214,18 @@ export function createRouter(options: RouterOptions): Router {
     return defaults && consumers.has(event.type) ? defaults : undefined
   }
 
-  /** The one consumer an event goes to: never the sender, an unhealthy peer or one the policy denies. */
+  /** A registered consumer still present (on this node or its own), healthy and allowed by the policy. */
+  function isCandidate(candidate: PeerInfo): boolean {
+    const { node } = candidate as Partial<RemotePeer>
+    return (node === undefined ? authenticated.get(candidate.id) : remote.get(candidate.id)) === candidate
+      && !(candidate as Session | RemotePeer).unhealthy
+      && (!policy || policy(candidate))
+  }
+
+  /** The one consumer an event goes to, on any node: never the sender, an unhealthy peer or one the policy denies. */
   function selectConsumer(sender: Session, event: HubEvent, delivery: Delivery): Set<PeerInfo> {
-    remoteSelected = false
-    const { group, peer } = consumers.select(event.type, delivery, candidate => candidate !== sender
-      && authenticated.get(candidate.id) === candidate
-      && !(candidate as Session).unhealthy
-      && (!policy || policy(candidate)))
+    const { group, peer } = consumers.select(event.type, delivery, candidate => candidate !== sender && isCandidate(candidate))
+    remoteSelected = (peer as Partial<RemotePeer> | undefined)?.node !== undefined
     onConsumerDelivery(sender, event, delivery, group, peer)
     return new Set(peer ? [peer] : [])
   }

@@ -1,12 +1,13 @@
 import type { ClusterMessage } from '../../src/backplane/types.ts'
 import { describe, expect, it } from 'vitest'
-import { decodeClusterBatch, encodeClusterMessage, MAX_ID_CHARS, MAX_LABELS, MAX_MESSAGE_CHARS, MAX_PEERS } from '../../src/backplane/messages.ts'
+import { decodeClusterBatch, encodeClusterMessage, MAX_ID_CHARS, MAX_LABELS, MAX_MESSAGE_CHARS, MAX_PEER_CONSUMERS, MAX_PEERS } from '../../src/backplane/messages.ts'
 import { isPlainJson } from '../../src/core/event.ts'
 
 const identity = { pluginId: 'p', instanceId: 'i', labels: { role: 'worker' } }
 const every: ClusterMessage[] = [
   { type: 'state', node: 'n1', seq: 3, hello: true, peers: [{ id: 'a' }, { id: 'b', modules: [{ name: 'beta', index: 2, identity }, { name: 'gamma', identity: { ...identity, announced: { id: 'i', extension: { id: 'p' } } } }], aliases: ['b-alias'] }] },
   { type: 'peer', node: 'n1', seq: 4, peer: { id: 'b', modules: [{ name: 'beta', identity: { ...identity, version: '1.0.0' } }] }, reason: 're-announcing' },
+  { type: 'peer', node: 'n1', seq: 5, peer: { id: 'c', consumers: [{ event: 'input:text', group: 'chat-ingestion', priority: -1.5, at: 1700000000000 }, { event: 'e', at: 1700000000001 }], unhealthy: true } },
   { type: 'left', node: 'n1', seq: 5, id: 'b' },
   { type: 'heartbeat', node: 'n1', seq: 5 },
   { type: 'health', node: 'n1', id: 'b', healthy: false },
@@ -55,6 +56,11 @@ describe('cluster messages', () => {
     ['a long id', { type: 'bye', node: 'n'.repeat(MAX_ID_CHARS + 1) }],
     ['a control character in an id', { type: 'bye', node: 'n1\n\u001B[31m' }],
     ['too many labels', withModule({ name: 'm', identity: { ...identity, labels: Object.fromEntries(Array.from({ length: MAX_LABELS + 1 }, (_, i) => [`k${i}`, 'v'])) } })],
+    ['too many consumer registrations', state([{ id: 'p1', consumers: Array.from({ length: MAX_PEER_CONSUMERS + 1 }, (_, i) => ({ event: `e${i}`, at: i })) }])],
+    ['a consumer registration without a time', state([{ id: 'p1', consumers: [{ event: 'e' }] }])],
+    ['a consumer registration without an event', state([{ id: 'p1', consumers: [{ event: '', at: 1 }] }])],
+    ['a consumer priority that is not finite', { type: 'peer', node: 'n1', seq: 1, peer: { id: 'p', consumers: [{ event: 'e', priority: 'high', at: 1 }] } }],
+    ['a health flag that is not true', { type: 'peer', node: 'n1', seq: 1, peer: { id: 'p', unhealthy: false } }],
     ['too many peers', state(Array.from({ length: MAX_PEERS + 1 }, (_, i) => ({ id: `p${i}` })))],
     ['too many recipients', { type: 'route', node: 'n1', to: Array.from({ length: MAX_PEERS + 1 }, (_, i) => `p${i}`), event: { type: 'x', data: {} } }],
     ['event data that is not an object', { type: 'route', node: 'n1', to: ['a'], event: { type: 'x', data: [1] } }],

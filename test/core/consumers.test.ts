@@ -64,4 +64,36 @@ describe('consumer selection', () => {
     expect(consumers.has('e2')).toBe(false)
     expect(consumers.register(a, { event: 'e3' })).toBe(true)
   })
+
+  it('orders registrations of several nodes by their times (peer id on a tie), and keeps them through a re-registration', () => {
+    const consumers = createConsumers({ maxPerPeer: 8 })
+    const [local, early, tied] = [peer('m'), peer('x'), peer('a')]
+    consumers.register(local, { event: 'e', group: 'g' })
+    const at = consumers.of(local)![0]!.at
+    // Registrations another node made before, and in the same ms (its peer id sorts first).
+    consumers.register(early, { event: 'e', group: 'g' }, at - 10)
+    consumers.register(tied, { event: 'e', group: 'g' }, at)
+    const order = (): string[] => ['first', 'first', 'first'].map((_, i) => consumers.select('e', { group: 'g' }, p => [early, tied, local].slice(i).includes(p)).peer!.id)
+    expect(order()).toEqual(['x', 'a', 'm'])
+    // Priority still comes first, whatever the time.
+    consumers.register(local, { event: 'e', group: 'g', priority: 1 })
+    expect(consumers.select('e', { group: 'g' }, all).peer).toBe(local)
+    // What the other nodes learn: the default group and priority 0 left out, local times increasing.
+    consumers.register(local, { event: 'f' })
+    const held = consumers.of(local)!
+    expect(held).toEqual([{ event: 'e', group: 'g', priority: 1, at: expect.any(Number) }, { event: 'f', at: expect.any(Number) }])
+    expect(held[1]!.at).toBeGreaterThan(held[0]!.at)
+    expect(consumers.of(peer('nobody'))).toBeUndefined()
+  })
+
+  it('forgets a peer whose only registration was made again', () => {
+    const consumers = createConsumers({ maxPerPeer: 8 })
+    const a = peer('a')
+    consumers.register(a, { event: 'e' })
+    consumers.register(a, { event: 'e', priority: 2 })
+    consumers.removePeer(a)
+    expect(consumers.has('e')).toBe(false)
+    expect(consumers.of(a)).toBeUndefined()
+    expect(consumers.unregister(a, { event: 'e' })).toBe(false)
+  })
 })
