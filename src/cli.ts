@@ -1,12 +1,88 @@
-import type { HubListener } from './listen.ts'
-import type { EnvOption, ListenOptions } from './options.ts'
+import type { Env, EnvOption } from './env-options.ts'
+import type { HubListener, ListenOptions } from './listen.ts'
 import type { HubServer } from './server.ts'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import process from 'node:process'
+import { parseEnv } from 'node:util'
 import { HubError } from './errors.ts'
-import { listenHub } from './listen.ts'
-import { ENV_OPTIONS, parseCommandLine, resolveListenOptions } from './options.ts'
-import { createServer } from './server.ts'
+import { LISTEN_ENV_OPTIONS, listenHub, resolveListenOptions } from './listen.ts'
+import { HUB_ENV_OPTIONS } from './options.ts'
+import { createServer, SERVER_ENV_OPTIONS } from './server.ts'
+
+/**
+ * Every variable the hub reads (each declared by its owner), in the order `--help` and
+ * `.env.example` list them: the single spec behind the command's flags, its `--help` and `.env.example`.
+ */
+export const ENV_OPTIONS: readonly EnvOption[] = [
+  LISTEN_ENV_OPTIONS.PORT,
+  LISTEN_ENV_OPTIONS.HOST,
+  HUB_ENV_OPTIONS.AUTHENTICATION_TOKEN,
+  HUB_ENV_OPTIONS.SERVER_INSTANCE_ID,
+  HUB_ENV_OPTIONS.LOG_LEVEL,
+  HUB_ENV_OPTIONS.LOG_FORMAT,
+  HUB_ENV_OPTIONS.HEARTBEAT_TIMEOUT_MS,
+  HUB_ENV_OPTIONS.MAX_PAYLOAD_BYTES,
+  HUB_ENV_OPTIONS.MAX_BUFFERED_BYTES,
+  HUB_ENV_OPTIONS.MAX_PEERS,
+  HUB_ENV_OPTIONS.MAX_PENDING_PER_ADDRESS,
+  HUB_ENV_OPTIONS.MAX_PENDING_PAYLOAD_BYTES,
+  HUB_ENV_OPTIONS.RATE_LIMIT_EVENTS_PER_SEC,
+  HUB_ENV_OPTIONS.RATE_LIMIT_BURST,
+  HUB_ENV_OPTIONS.RATE_LIMIT_BYTES_PER_SEC,
+  HUB_ENV_OPTIONS.TRUST_PROXY,
+  LISTEN_ENV_OPTIONS.HEADERS_TIMEOUT_MS,
+  HUB_ENV_OPTIONS.PHOENIX_MAX_CHANNELS,
+  SERVER_ENV_OPTIONS.REDIS_URL,
+  HUB_ENV_OPTIONS.CLUSTER_NODE_TIMEOUT_MS,
+  SERVER_ENV_OPTIONS.ALLOWED_ORIGINS,
+  SERVER_ENV_OPTIONS.ALLOWED_HOSTS,
+  SERVER_ENV_OPTIONS.METRICS_ENABLED,
+  SERVER_ENV_OPTIONS.METRICS_TOKEN,
+  LISTEN_ENV_OPTIONS.SHUTDOWN_TIMEOUT_MS,
+]
+
+export interface CommandLine {
+  help: boolean
+  version: boolean
+  /** What the hub resolves its options from: flags over the environment over `.env`. */
+  env: Env
+}
+
+/** The variables of `<cwd>/.env`, if there is one. */
+function readDotEnv(cwd: string): Env {
+  const file = join(cwd, '.env')
+  return existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {}
+}
+
+/**
+ * Parses `hub-server` arguments (`--flag value` or `--flag=value`) onto the environment and
+ * `<cwd>/.env`, so every source goes through the same resolution and validation:
+ * flags > env > `.env` > defaults.
+ */
+export function parseCommandLine(argv: readonly string[], env: Env = process.env, cwd = process.cwd()): CommandLine {
+  const result: CommandLine = { help: false, version: false, env: { ...readDotEnv(cwd), ...env } }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--help' || arg === '-h') {
+      result.help = true
+      continue
+    }
+    if (arg === '--version' || arg === '-v') {
+      result.version = true
+      continue
+    }
+    const match = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg)
+    const option = match && ENV_OPTIONS.find(o => o.flag === match[1])
+    if (!option)
+      throw new HubError('invalid_option', `Unknown argument: ${arg} (see --help)`)
+    const value = match[2] ?? argv[++i]
+    if (value === undefined)
+      throw new HubError('invalid_option', `Missing value for --${option.flag} ${option.value}`)
+    result.env[option.env] = value
+  }
+  return result
+}
 
 /** Exit codes: 0 after a clean shutdown, 1 when the hub cannot start, 2 for bad arguments. */
 const EXIT_USAGE = 2

@@ -6,7 +6,7 @@ import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
-import type { AnnouncedIdentity, Connection, HubEvent, Identity, ModuleEntry, PeerInfo, StampedSource, WireIdentity } from './types.ts'
+import type { AnnouncedIdentity, Connection, DeannounceReason, HubEvent, Identity, ModuleEntry, PeerInfo, StampedSource, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
@@ -46,8 +46,6 @@ export interface Handshake {
   /** The peer's own identity (AIRI `extension:authenticate {identity}`): see `PeerInfo.identity`. */
   identity?: Identity
 }
-
-export type DeannounceReason = 'connection closed' | 'heartbeat expired' | 'server shutdown' | 're-announcing'
 
 export interface Hub {
   readonly options: ResolvedHubOptions
@@ -116,16 +114,15 @@ const SLOW_CONSUMER_CODE = 1013
 
 /** The hub core: sessions, registry, routing and liveness; it knows nothing of sockets. */
 export function createHub(input: HubOptions = {}): Hub {
-  const options = resolveHubOptions(input)
+  const resolved = resolveHubOptions(input)
   const observers = createObservers()
-  const { logger } = options
-  // Every swallowed error, from the core or an edge, is also counted.
-  const report = options.onError
-  const onError: typeof report = (error, context) => {
+  // Every swallowed error, from the core or an edge (through `hub.options`), is also counted.
+  const onError: ResolvedHubOptions['onError'] = (error, context) => {
     observers.emit('error', context.stage)
-    report(error, context)
+    resolved.onError(error, context)
   }
-  options.onError = onError
+  const options: ResolvedHubOptions = { ...resolved, onError }
+  const { logger } = options
   const registry = createRegistry()
   const peers = new Map<string, Session>()
   const authenticated = new Map<string, Session>()

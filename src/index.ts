@@ -6,7 +6,7 @@ export { createRedisBackplane } from './backplane/redis.ts'
 export type { RedisBackplaneOptions } from './backplane/redis.ts'
 export type { Backplane } from './backplane/types.ts'
 
-export type { ConsumerMode, ConsumerRegistration, ConsumerSelection, Delivery } from './core/consumers.ts'
+export type { ConsumerRegistration } from './core/consumers.ts'
 export { defineMiddleware } from './core/middleware.ts'
 export type { Next, RouteContext, RoutingMiddleware } from './core/middleware.ts'
 export type { HubObservations, Observers } from './core/observers.ts'
@@ -18,17 +18,19 @@ export { HubError } from './errors.ts'
 export type { ErrorStage, HubErrorCode } from './errors.ts'
 // Hub core
 export { createHub } from './hub.ts'
-export type { Announcement, DeannounceReason, Handshake, Hub } from './hub.ts'
+export type { Announcement, Handshake, Hub } from './hub.ts'
 // Server
-export { listenHub } from './listen.ts'
-export type { HubListener } from './listen.ts'
+export { listenHub, resolveListenOptions } from './listen.ts'
+export type { HubListener, ListenOptions } from './listen.ts'
+export type { MetricsOptions } from './observability/endpoints.ts'
+export type { LogFormat, LogLevel } from './observability/logger.ts'
 
 // Options and errors
-export { resolveHubOptions, resolveListenOptions, resolveRedisUrl } from './options.ts'
-export type { HubOptions, ListenOptions, LogFormat, LogLevel, ResolvedHubOptions } from './options.ts'
-export type { RequestGuard } from './request-guard.ts'
-export { createServer } from './server.ts'
-export type { HubServer, ServerOptions } from './server.ts'
+export { resolveHubOptions } from './options.ts'
+export type { HubOptions, ResolvedHubOptions } from './options.ts'
+export type { GuardOptions, RequestGuard } from './request-guard.ts'
+export { createServer, resolveRedisUrl, resolveServerOptions } from './server.ts'
+export type { HubServer, ResolvedServerOptions, ServerOptions } from './server.ts'
 
 // Vocabulary
 export type * from './types.ts'

@@ -2,14 +2,57 @@ import type { Buffer } from 'node:buffer'
 import type { IncomingMessage, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { ListenOptions } from './options.ts'
+import type { Env } from './env-options.ts'
 import type { HubServer } from './server.ts'
+import process from 'node:process'
 import nodeAdapter from 'crossws/adapters/node'
 import { toNodeHandler } from 'h3'
 import { listen } from 'listhen'
 import { NodeRequest } from 'srvx/node'
+import { envOptions, positiveInt } from './env-options.ts'
 import { HubError } from './errors.ts'
-import { resolveListenOptions } from './options.ts'
+
+export interface ListenOptions {
+  /** @default env `PORT`, else 6121 (0 = any free port) */
+  port?: number
+  /** @default env `HOST`, else 127.0.0.1 */
+  host?: string
+  /**
+   * On close, how long peers get to finish their close handshake before their sockets are cut.
+   * @default env `SHUTDOWN_TIMEOUT_MS`, else 3000
+   */
+  shutdownTimeoutMs?: number
+  /**
+   * A connection that has not sent its request headers (e.g. a WebSocket upgrade) by then is
+   * cut, so slow requests cannot hold sockets open.
+   * @default env `HEADERS_TIMEOUT_MS`, else 10000
+   */
+  headersTimeoutMs?: number
+  env?: Env
+}
+
+export const DEFAULT_PORT = 6121
+export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 3000
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000
+
+/** The listener's env-configurable options. */
+export const LISTEN_ENV_OPTIONS = envOptions({
+  PORT: { flag: 'port', value: '<port>', default: String(DEFAULT_PORT), description: 'port to listen on (0 = any free port)' },
+  HOST: { flag: 'host', value: '<host>', default: DEFAULT_HOST, description: 'interface to listen on (0.0.0.0 = all)' },
+  HEADERS_TIMEOUT_MS: { flag: 'headers-timeout', value: '<ms>', default: String(DEFAULT_HEADERS_TIMEOUT_MS), description: 'a connection that has not sent its request headers by then is cut' },
+  SHUTDOWN_TIMEOUT_MS: { flag: 'shutdown-timeout', value: '<ms>', default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'on SIGINT/SIGTERM, how long peers get to close' },
+})
+
+export function resolveListenOptions(options: ListenOptions = {}): { port: number, host: string, shutdownTimeoutMs: number, headersTimeoutMs: number } {
+  const env = options.env ?? process.env
+  return {
+    port: positiveInt(LISTEN_ENV_OPTIONS.PORT, options.port, env, DEFAULT_PORT, 0),
+    host: options.host || env.HOST || DEFAULT_HOST,
+    shutdownTimeoutMs: positiveInt(LISTEN_ENV_OPTIONS.SHUTDOWN_TIMEOUT_MS, options.shutdownTimeoutMs, env, DEFAULT_SHUTDOWN_TIMEOUT_MS, 0),
+    headersTimeoutMs: positiveInt(LISTEN_ENV_OPTIONS.HEADERS_TIMEOUT_MS, options.headersTimeoutMs, env, DEFAULT_HEADERS_TIMEOUT_MS),
+  }
+}
 
 export interface HubListener {
   url: string

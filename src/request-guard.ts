@@ -61,8 +61,13 @@ function quote(value: string): string {
   return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value)
 }
 
-export function createRequestGuard(hub: Hub): RequestGuard {
-  const { allowedOrigins, allowedHosts } = hub.options.http
+/** `createServer()`'s `http` options, normalized: origins as `scheme://host[:port]` without a default port, hosts lowercase. */
+export interface GuardOptions {
+  allowedOrigins: readonly string[]
+  allowedHosts: readonly string[]
+}
+
+export function createRequestGuard(hub: Hub, { allowedOrigins, allowedHosts }: GuardOptions): RequestGuard {
   const anyOrigin = allowedOrigins.includes('*')
   const origins = new Set(allowedOrigins)
   const anyHost = allowedHosts.includes('*')

@@ -1,24 +1,126 @@
 import type { Hooks } from 'crossws'
+import type { Env } from './env-options.ts'
 import type { Hub } from './hub.ts'
+import type { MetricsOptions } from './observability/endpoints.ts'
 import type { HubOptions } from './options.ts'
 import type { GatewayHooks } from './protocol/ws.ts'
-import type { RequestGuard } from './request-guard.ts'
+import type { GuardOptions, RequestGuard } from './request-guard.ts'
+import process from 'node:process'
 import { defineWebSocketHandler, H3 } from 'h3'
 import { createRedisBackplane } from './backplane/redis.ts'
+import { bool, commaList, envOptions, invalid, positiveInt } from './env-options.ts'
 import { HubError } from './errors.ts'
 import { createHub } from './hub.ts'
 import { addOpsEndpoints } from './observability/endpoints.ts'
-import { resolveRedisUrl } from './options.ts'
 import { createPhoenixHooks } from './protocol/phoenix.ts'
 import { createAiriHooks } from './protocol/ws.ts'
-import { createRequestGuard, isWebSocketUpgrade } from './request-guard.ts'
+import { createRequestGuard, isWebSocketUpgrade, normalizeOrigin } from './request-guard.ts'
 
+/** The hub's options, and those of its edge: endpoints, request guard, Redis. */
 export interface ServerOptions extends HubOptions {
   /**
    * Path of the native (AIRI) WebSocket endpoint.
    * @default '/ws'
    */
   path?: string
+  http?: {
+    /**
+     * Web origins whose pages may open the WebSocket endpoints and call the ops endpoints,
+     * besides the hub's own origin (the request's `Host`) and localhost origins (http or https
+     * on localhost, *.localhost, 127.0.0.0/8 or [::1], any port). `'*'` = any. A request without
+     * an `Origin` header (not from a browser page) is never refused for it. A foreign origin
+     * is answered 403.
+     * @default env `ALLOWED_ORIGINS` (comma-separated), else none
+     */
+    allowedOrigins?: string[]
+    /**
+     * `Host` names the hub answers besides loopback ones (localhost, *.localhost, 127.0.0.0/8,
+     * [::1]); `.example.com` also allows its subdomains, `'*'` turns the check off. Checked when
+     * set, and when auth is off and `listenHub` binds a loopback address: a DNS-rebinding page,
+     * which reaches 127.0.0.1 under its own name, is answered 421.
+     * @default env `ALLOWED_HOSTS` (comma-separated), else none
+     */
+    allowedHosts?: string[]
+  }
+  metrics?: {
+    /**
+     * Serve `GET /metrics` (Prometheus text format).
+     * @default env `METRICS_ENABLED`, else true
+     */
+    enabled?: boolean
+    /**
+     * Bearer token `/metrics` requires; none = open.
+     * @default env `METRICS_TOKEN`
+     */
+    token?: string
+    /**
+     * Distinct event types labelled by name (built-in types aside); the rest count as `other`.
+     * @default 50
+     */
+    maxEventTypes?: number
+  }
+  /**
+   * Redis to cluster through: several hub nodes sharing it act as one hub (`backplane` wins).
+   * @default env `REDIS_URL`, else none: a single process
+   */
+  redisUrl?: string
+}
+
+export interface ResolvedServerOptions {
+  path: string
+  http: GuardOptions
+  metrics: MetricsOptions
+  /** Set when clustered through Redis. */
+  redisUrl?: string
+}
+
+export const DEFAULT_PATH = '/ws'
+export const DEFAULT_METRICS_MAX_EVENT_TYPES = 50
+
+/** The edge's env-configurable options. */
+export const SERVER_ENV_OPTIONS = envOptions({
+  REDIS_URL: { flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
+  ALLOWED_ORIGINS: { flag: 'allowed-origins', value: '<origins>', default: '', description: 'comma-separated origins whose pages may connect, besides the hub\'s own and localhost ones (* = any)' },
+  ALLOWED_HOSTS: { flag: 'allowed-hosts', value: '<hosts>', default: '', description: 'comma-separated Host names answered besides loopback ones (.example.com = with subdomains, * = any); checked when set, or with auth off on a loopback bind' },
+  METRICS_ENABLED: { flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
+  METRICS_TOKEN: { flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
+})
+const ENV = SERVER_ENV_OPTIONS
+
+const ALLOWED_HOST = /^(?:\*|\.?[\w-]+(?:\.[\w-]+)*|\[[\da-f:.]+\])$/i
+
+/** The Redis URL `createServer()` clusters through, if any. */
+export function resolveRedisUrl(options: Pick<ServerOptions, 'redisUrl' | 'env'> = {}): string | undefined {
+  const env = options.env ?? process.env
+  const url = options.redisUrl || env.REDIS_URL || undefined
+  if (url !== undefined && !/^rediss?:\/\/./.test(url))
+    invalid(ENV.REDIS_URL, url, 'redis://host:port or rediss://host:port')
+  return url
+}
+
+function resolveHttpOptions(http: ServerOptions['http'], env: Env): GuardOptions {
+  return {
+    allowedOrigins: commaList(ENV.ALLOWED_ORIGINS, http?.allowedOrigins, env).map(origin =>
+      (origin === '*' ? origin : typeof origin === 'string' && normalizeOrigin(origin))
+      || invalid(ENV.ALLOWED_ORIGINS, origin, 'origins like "https://app.example", or *')),
+    allowedHosts: commaList(ENV.ALLOWED_HOSTS, http?.allowedHosts, env).map(host =>
+      typeof host === 'string' && ALLOWED_HOST.test(host) ? host.toLowerCase() : invalid(ENV.ALLOWED_HOSTS, host, 'host names like "hub.example" or ".example.com", or *')),
+  }
+}
+
+/** Resolves the edge's options once (the hub resolves its own). Throws `HubError('invalid_option')`. */
+export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
+  const env = options.env ?? process.env
+  return {
+    path: options.path ?? DEFAULT_PATH,
+    http: resolveHttpOptions(options.http, env),
+    metrics: {
+      enabled: bool(ENV.METRICS_ENABLED, options.metrics?.enabled, env, true),
+      token: options.metrics?.token || env.METRICS_TOKEN || undefined,
+      maxEventTypes: positiveInt('metrics.maxEventTypes', options.metrics?.maxEventTypes, env, DEFAULT_METRICS_MAX_EVENT_TYPES, 0),
+    },
+    redisUrl: options.backplane ? undefined : resolveRedisUrl(options),
+  }
 }
 
 export interface HubServer {
@@ -66,10 +168,10 @@ function dispatchByPath(gateways: ReadonlyMap<string, GatewayHooks>, guard: Requ
 
 /** The hub as an h3 app with its WebSocket endpoints. */
 export function createServer(options: ServerOptions = {}): HubServer {
-  const redisUrl = options.backplane ? undefined : resolveRedisUrl(options)
+  const { path, http, metrics, redisUrl } = resolveServerOptions(options)
   const hub = createHub(redisUrl ? { ...options, backplane: createRedisBackplane({ url: redisUrl }) } : options)
   const gateways = new Map<string, GatewayHooks>([
-    [options.path ?? '/ws', createAiriHooks(hub)],
+    [path, createAiriHooks(hub)],
   ])
   const phoenix = createPhoenixHooks(hub)
   for (const path of hub.options.phoenix.paths) {
@@ -83,14 +185,14 @@ export function createServer(options: ServerOptions = {}): HubServer {
     }
   }
 
-  const guard = createRequestGuard(hub)
+  const guard = createRequestGuard(hub, http)
   const app = new H3()
   // Upgrades are checked by the gateways' own upgrade hooks: a host that upgrades through the
   // app (Nitro) takes hooks from the route's answer, and a refusal here would carry none.
   app.use(event => isWebSocketUpgrade(event.req) && gateways.has(event.url.pathname) ? undefined : guard.check(event.req))
   for (const [path, hooks] of gateways)
     app.get(path, defineWebSocketHandler(guarded(hooks, guard)))
-  addOpsEndpoints(app, hub)
+  addOpsEndpoints(app, hub, metrics)
 
   return {
     app,

@@ -1,4 +1,3 @@
-import type { Delivery } from './core/consumers.ts'
 /** A module's identity, normalised from whichever shape the client sent. */
 export interface Identity {
   pluginId: string
@@ -78,6 +77,18 @@ export type RouteExpression
 
 export type Destination = string | RouteExpression
 
+export type ConsumerMode = 'consumer' | 'consumer-group'
+export type ConsumerSelection = 'first' | 'priority' | 'round-robin' | 'sticky'
+
+/** `route.delivery`: deliver to exactly one registered consumer of the event. */
+export interface Delivery {
+  mode?: ConsumerMode
+  group?: string
+  selection?: ConsumerSelection
+  stickyKey?: string
+  required?: boolean
+}
+
 export interface RouteConfig {
   destinations?: Destination[]
   bypass?: boolean
@@ -140,3 +151,6 @@ export interface PeerInfo {
    */
   readonly identity?: Identity
 }
+
+/** Why a module left the registry, as `registry:modules:deannounced` and the backplane carry it. */
+export type DeannounceReason = 'connection closed' | 'heartbeat expired' | 'server shutdown' | 're-announcing'

@@ -1,5 +1,4 @@
-import type { DeannounceReason } from '../hub.ts'
-import type { HubEvent } from '../types.ts'
+import type { DeannounceReason, HubEvent } from '../types.ts'
 import type { ClusterMessage } from './types.ts'
 import * as v from 'valibot'
 import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'

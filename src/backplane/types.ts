@@ -1,6 +1,5 @@
 import type { TimedRegistration } from '../core/consumers.ts'
-import type { DeannounceReason } from '../hub.ts'
-import type { HubEvent, Identity } from '../types.ts'
+import type { DeannounceReason, HubEvent, Identity } from '../types.ts'
 
 /**
  * How hub nodes talk: channels of string messages, nothing more. An engine (memory, Redis,

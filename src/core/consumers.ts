@@ -1,16 +1,4 @@
-import type { PeerInfo } from '../types.ts'
-
-export type ConsumerMode = 'consumer' | 'consumer-group'
-export type ConsumerSelection = 'first' | 'priority' | 'round-robin' | 'sticky'
-
-/** `route.delivery`: deliver to exactly one registered consumer of the event. */
-export interface Delivery {
-  mode?: ConsumerMode
-  group?: string
-  selection?: ConsumerSelection
-  stickyKey?: string
-  required?: boolean
-}
+import type { ConsumerMode, Delivery, PeerInfo } from '../types.ts'
 
 export interface ConsumerRegistration {
   event: string

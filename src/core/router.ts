@@ -1,5 +1,5 @@
-import type { Destination, HubEvent, Identity, ModuleEntry, PeerInfo } from '../types.ts'
-import type { Consumers, Delivery } from './consumers.ts'
+import type { Delivery, Destination, HubEvent, Identity, ModuleEntry, PeerInfo } from '../types.ts'
+import type { Consumers } from './consumers.ts'
 import type { Lookup, TargetPredicate } from './match.ts'
 import type { Next, RouteContext, RoutingMiddleware } from './middleware.ts'
 import type { RecipientFilter } from './policy.ts'

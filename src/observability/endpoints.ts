@@ -5,13 +5,20 @@ import { createMetrics } from './metrics.ts'
 
 const json = (body: unknown, status = 200): Response => Response.json(body, { status, headers: { 'cache-control': 'no-store' } })
 
+/** `createServer()`'s `metrics` options, resolved. */
+export interface MetricsOptions {
+  enabled: boolean
+  token?: string
+  maxEventTypes: number
+}
+
 /**
  * The operator endpoints, on the hub's own port: `GET /healthz` (the process answers),
  * `GET /readyz` (every readiness check passes, else 503) and `GET /metrics` (Prometheus,
  * unless disabled; behind `Authorization: Bearer <METRICS_TOKEN>` when one is set). Like the
  * WebSocket endpoints, they answer no foreign origin and no unserved host (`createServer`'s guard).
  */
-export function addOpsEndpoints(app: H3, hub: Hub): void {
+export function addOpsEndpoints(app: H3, hub: Hub, { enabled, token, maxEventTypes }: MetricsOptions): void {
   app.get('/healthz', () => json({ status: 'ok' }))
 
   app.get('/readyz', () => {
@@ -20,10 +27,9 @@ export function addOpsEndpoints(app: H3, hub: Hub): void {
     return json({ status: ready ? 'ready' : 'not ready', checks }, ready ? 200 : 503)
   })
 
-  const { enabled, token } = hub.options.metrics
   if (!enabled)
     return
-  const metrics = createMetrics(hub)
+  const metrics = createMetrics(hub, maxEventTypes)
   const authorized = token ? createTokenVerifier([token]) : undefined
   app.get('/metrics', async (event) => {
     const header = event.req.headers.get('authorization')

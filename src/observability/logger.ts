@@ -1,7 +1,12 @@
 import type { ConsolaInstance, ConsolaReporter } from 'consola'
-import type { LogFormat, LogLevel } from '../options.ts'
 import process from 'node:process'
 import { createConsola, LogLevels } from 'consola'
+
+export type LogLevel = 'silent' | 'error' | 'warn' | 'log' | 'info' | 'debug' | 'trace'
+export type LogFormat = 'pretty' | 'json'
+
+export const LOG_LEVELS: readonly LogLevel[] = ['silent', 'error', 'warn', 'log', 'info', 'debug', 'trace']
+export const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json']
 
 const LEVEL_NUMBERS: Record<LogLevel, number> = {
   silent: LogLevels.silent,

@@ -46,13 +46,16 @@ function createTypeLabeler(max: number): (type: string, authenticated?: boolean)
   }
 }
 
-/** Prometheus metrics of one hub, in a registry of their own, fed by the hub's observers. */
-export function createMetrics(hub: Hub): Metrics {
+/**
+ * Prometheus metrics of one hub, in a registry of their own, fed by the hub's observers;
+ * `maxEventTypes` event types (and consumer groups) are labelled by name, the rest as `other`.
+ */
+export function createMetrics(hub: Hub, maxEventTypes: number): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
-  const label = createTypeLabeler(hub.options.metrics.maxEventTypes)
-  const groupLabel = createTypeLabeler(hub.options.metrics.maxEventTypes)
+  const label = createTypeLabeler(maxEventTypes)
+  const groupLabel = createTypeLabeler(maxEventTypes)
 
   // Gauges are read from the hub on each scrape.
   const gauge = (name: string, help: string, read: () => number): Gauge => new Gauge({

@@ -4,7 +4,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ENV_OPTIONS } from '../../src/options.ts'
+import { ENV_OPTIONS } from '../../src/cli.ts'
 import { onCleanup, RawPeer } from '../helpers/hub.ts'
 import { freePort, ROOT, runCli } from '../helpers/process.ts'
 

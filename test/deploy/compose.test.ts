@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { parseEnv } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
-import { DEFAULT_PORT, ENV_OPTIONS } from '../../src/options.ts'
+import { ENV_OPTIONS } from '../../src/cli.ts'
+import { DEFAULT_PORT } from '../../src/listen.ts'
 import { ROOT } from '../helpers/process.ts'
 
 // Docker cannot run here: these check that the deployment files agree with each other and with

@@ -1,0 +1,51 @@
+import type { ErrorStage } from '../../src/errors.ts'
+import { describe, expect, it } from 'vitest'
+import { ENV_OPTIONS } from '../../src/cli.ts'
+import { createHub } from '../../src/hub.ts'
+import { LISTEN_ENV_OPTIONS, resolveListenOptions } from '../../src/listen.ts'
+import { HUB_ENV_OPTIONS, resolveHubOptions } from '../../src/options.ts'
+import { resolveServerOptions, SERVER_ENV_OPTIONS } from '../../src/server.ts'
+
+describe('options', () => {
+  it('counts every error reported through hub.options.onError and hands it to the embedder, options left as given', async () => {
+    const reported: Array<{ stage: ErrorStage, peerId?: string }> = []
+    const onError = (_: unknown, context: { stage: ErrorStage, peerId?: string }): void => {
+      reported.push(context)
+    }
+    const input = { env: {}, logger: { level: 'silent' as const }, onError }
+    const hub = createHub(input)
+    const counted: string[] = []
+    hub.observers.on('error', reason => counted.push(reason))
+
+    // What a gateway does with a frame it cannot decode.
+    hub.options.onError(new Error('bad frame'), { stage: 'decode', peerId: 'p1' })
+
+    expect(reported).toEqual([{ stage: 'decode', peerId: 'p1' }])
+    expect(counted).toEqual(['decode'])
+    expect(input.onError).toBe(onError)
+    await hub.close()
+  })
+
+  it('resolves each owner\'s options from env, naming the flag of a bad value', () => {
+    expect(resolveHubOptions({ env: { HEARTBEAT_TIMEOUT_MS: '5000' } }).heartbeat.readTimeout).toBe(5000)
+    expect(resolveListenOptions({ env: { PORT: '0', HOST: '0.0.0.0' } })).toMatchObject({ port: 0, host: '0.0.0.0' })
+    expect(resolveServerOptions({ env: { ALLOWED_ORIGINS: 'https://App.example:443, *', METRICS_ENABLED: '0', REDIS_URL: 'redis://r:6379' } })).toEqual({
+      path: '/ws',
+      http: { allowedOrigins: ['https://app.example', '*'], allowedHosts: [] },
+      metrics: { enabled: false, token: undefined, maxEventTypes: 50 },
+      redisUrl: 'redis://r:6379',
+    })
+    expect(() => resolveHubOptions({ env: { MAX_PEERS: 'many' } })).toThrow('Invalid MAX_PEERS: "many" (expected an integer >= 1; flag --max-peers)')
+    expect(() => resolveListenOptions({ env: { SHUTDOWN_TIMEOUT_MS: '-1' } })).toThrow('; flag --shutdown-timeout)')
+    expect(() => resolveServerOptions({ env: { ALLOWED_HOSTS: 'a b' } })).toThrow('Invalid ALLOWED_HOSTS: "a b"')
+    // An option only code sets has no flag to name.
+    expect(() => resolveHubOptions({ env: {}, auth: { maxFailures: 0 } })).toThrow('Invalid auth.maxFailures: 0 (expected an integer >= 1)')
+  })
+
+  it('lists every owner\'s env options on the command line, once each', () => {
+    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS].flatMap(options => Object.values(options))
+    expect(new Set(ENV_OPTIONS)).toEqual(new Set(declared))
+    expect(ENV_OPTIONS).toHaveLength(declared.length)
+    expect(new Set(ENV_OPTIONS.map(option => option.flag)).size).toBe(ENV_OPTIONS.length)
+  })
+})
