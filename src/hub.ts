@@ -6,13 +6,14 @@ import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
-import type { AnnouncedIdentity, Connection, DeannounceReason, HubEvent, Identity, ModuleEntry, PeerInfo, StampedSource, WireIdentity } from './types.ts'
+import type { AnnouncedIdentity, Close, Connection, DeannounceReason, HubEvent, Identity, ModuleEntry, PeerInfo, StampedSource, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
 import { createAliasIndex } from './core/aliases.ts'
 import { createTokenVerifier } from './core/auth.ts'
 import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
+import { CLOSE } from './core/close.ts'
 import { createConsumers } from './core/consumers.ts'
 import { announcedIdentity, isReservedEventType, markPlainJson, stampedSource } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
@@ -109,9 +110,6 @@ export interface Hub {
   readonly readiness: Map<string, () => boolean>
 }
 
-const SHUTDOWN_CODE = 1001
-const SLOW_CONSUMER_CODE = 1013
-
 /** The hub core: sessions, registry, routing and liveness; it knows nothing of sockets. */
 export function createHub(input: HubOptions = {}): Hub {
   const resolved = resolveHubOptions(input)
@@ -159,7 +157,7 @@ export function createHub(input: HubOptions = {}): Hub {
     maxBufferedBytes: options.limits.maxBufferedBytes,
     onSlowConsumer: (session) => {
       logger.warn(`peer ${session.id} is not reading (over ${options.limits.maxBufferedBytes} bytes unsent): closing it`)
-      closeSession(session, SLOW_CONSUMER_CODE, 'slow consumer')
+      closeSession(session, CLOSE.slowConsumer)
     },
     onDeliveryError: (error, event, recipient, sender) => {
       onError(error, { stage: 'deliver', peerId: recipient.id })
@@ -266,10 +264,10 @@ export function createHub(input: HubOptions = {}): Hub {
       cluster?.left(session.id)
   }
 
-  function closeSession(session: Session, code: number, reason: string, deannounceReason?: DeannounceReason): void {
-    disconnect(session, deannounceReason)
+  function closeSession(session: Session, close: Close): void {
+    disconnect(session, close.deannounce)
     try {
-      session.connection.close(code, reason)
+      session.connection.close(close)
     }
     catch (error) {
       onError(error, { stage: 'close', peerId: session.id })
@@ -295,9 +293,9 @@ export function createHub(input: HubOptions = {}): Hub {
     },
     onExpired: (session) => {
       observers.emit('heartbeatExpired')
-      closeSession(session, 4000, 'heartbeat expired', 'heartbeat expired')
+      closeSession(session, CLOSE.heartbeatExpired)
     },
-    onAuthTimeout: session => closeSession(session, 4001, 'authentication failed'),
+    onAuthTimeout: session => closeSession(session, CLOSE.authFailed),
   })
 
   function requireAuth(session: Session, parentId?: string): boolean {
@@ -521,7 +519,7 @@ export function createHub(input: HubOptions = {}): Hub {
       session.failedAuths++
       reject(session, new HubError('invalid_token', 'invalid token'), parentId)
       if (session.failedAuths >= options.auth.maxFailures)
-        closeSession(session, 4001, 'authentication failed')
+        closeSession(session, CLOSE.authFailed)
       return false
     },
 
@@ -641,7 +639,7 @@ export function createHub(input: HubOptions = {}): Hub {
       // Goodbye first: the other nodes drop this node's modules at once, not one by one.
       const leaving = cluster?.close()
       for (const session of [...peers.values()])
-        closeSession(session, SHUTDOWN_CODE, 'server shutdown', 'server shutdown')
+        closeSession(session, CLOSE.shutdown)
       await leaving
     },
   }

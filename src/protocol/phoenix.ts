@@ -2,11 +2,12 @@ import type { Peer } from 'crossws'
 import type { Ticket } from '../core/admission.ts'
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
-import type { Connection, DeannounceReason, EventEncoder } from '../types.ts'
+import type { Close, Connection, EventEncoder } from '../types.ts'
 import type { RateLimitedSocket } from './limits.ts'
 import type { GatewayHooks } from './ws.ts'
 import { Buffer } from 'node:buffer'
 import * as v from 'valibot'
+import { CLOSE } from '../core/close.ts'
 import { isPlainJson } from '../core/event.ts'
 import { ConsumerRegistration, Data, DataDestinations } from './airi.ts'
 import { clientAddress, isFrameTooBig, logRefusal, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
@@ -110,7 +111,7 @@ function write(socket: PhoenixSocket, frame: string): void {
     return
   hub.options.logger.warn(`${describeSocket(socket)} is not reading (over ${maxBufferedBytes} bytes unsent): closing it`)
   hub.observers.emit('error', 'slow_consumer')
-  closeSocket(hub, socket, 1013, 'slow consumer')
+  closeSocket(hub, socket, CLOSE.slowConsumer)
 }
 
 type Reply = { status: 'ok', response: Record<string, unknown> } | { status: 'error', response: { reason: string } }
@@ -123,20 +124,16 @@ const okReply = (response: Record<string, unknown> = {}): Reply => ({ status: 'o
 const errorReply = (reason: string): Reply => ({ status: 'error', response: { reason } })
 
 // The hub closes a channel's session for reasons that concern the whole socket (heartbeat,
-// shutdown); its other channels are de-announced for the same reason.
-function deannounceReasonOf(reason: string): DeannounceReason {
-  return reason === 'heartbeat expired' || reason === 'server shutdown' ? reason : 'connection closed'
-}
-
-function closeSocket(hub: Hub, socket: PhoenixSocket, code: number, reason: string): void {
+// shutdown): its other channels are de-announced for the same reason.
+function closeSocket(hub: Hub, socket: PhoenixSocket, close: Close): void {
   if (socket.closed)
     return
   socket.closed = true
   const channels = [...socket.channels.values()]
   socket.channels.clear()
   for (const { session } of channels)
-    hub.disconnect(session, deannounceReasonOf(reason))
-  socket.peer.close(code, reason)
+    hub.disconnect(session, close.deannounce)
+  socket.peer.close(close.code, close.reason)
 }
 
 /** Registry changes: the same for every channel of a socket. */
@@ -177,7 +174,7 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
       return registryChange ? socket.peer.bufferedAmount : 0
     },
     buffered: () => socket.peer.bufferedAmount,
-    close: (code, reason) => closeSocket(hub, socket, code, reason),
+    close: close => closeSocket(hub, socket, close),
     ping() {
       if (isLead(socket, topic))
         socket.peer.ping('hub')
@@ -336,7 +333,7 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
       hub.touch(session)
     clearTimeout(socket.idle)
     if (socket.channels.size === 0) {
-      socket.idle = setTimeout(() => closeSocket(hub, socket, 4000, 'heartbeat expired'), idleMs)
+      socket.idle = setTimeout(() => closeSocket(hub, socket, CLOSE.heartbeatExpired), idleMs)
       socket.idle.unref?.()
     }
   }
@@ -371,7 +368,7 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
           if (frame)
             reply(socket, frame, errorReply('rate limited'))
         },
-        close: () => closeSocket(hub, socket, 4029, 'rate limited'),
+        close: () => closeSocket(hub, socket, CLOSE.rateLimited),
       }
       sockets.set(peer, socket)
       touch(peer)
@@ -384,13 +381,13 @@ export function createPhoenixHooks(hub: Hub): GatewayHooks {
         const text = message.text()
         if (isOversized(text, maxPayloadBytes)) {
           hub.observers.emit('error', 'payload_too_large')
-          return closeSocket(hub, socket, 4009, 'message too big')
+          return closeSocket(hub, socket, CLOSE.tooBig)
         }
         if (!withinRate(hub, socket, text))
           return
         const frame = decodePhoenixFrame(text)
         if (!frame)
-          return closeSocket(hub, socket, 1007, 'invalid frame: expected [join_ref, ref, topic, event, payload]')
+          return closeSocket(hub, socket, CLOSE.invalidPhoenixFrame)
         const pending = handleFrame(hub, socket, frame)
         // After the frame: a join or leave changes whether the socket needs its idle timer.
         touch(peer)

@@ -6,6 +6,7 @@ import type { Connection } from '../types.ts'
 import type { Corkable } from './cork.ts'
 import type { RateLimitedSocket } from './limits.ts'
 import { Buffer } from 'node:buffer'
+import { CLOSE } from '../core/close.ts'
 import { HubError } from '../errors.ts'
 import { airiEncoder, eventIdOfFrame, handleAiriFrame } from './airi.ts'
 import { createTickCorker } from './cork.ts'
@@ -85,7 +86,7 @@ function connectionOf(peer: Peer, { cork, bytesOf }: SendQueue): Connection {
       return backlog
     },
     buffered: () => peer.bufferedAmount,
-    close: (code, reason) => peer.close(code, reason),
+    close: ({ code, reason }) => peer.close(code, reason),
     ping: () => peer.ping('hub'),
   }
 }
@@ -129,7 +130,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
         tell: text => hub.reject(session, new HubError('rate_limited', 'rate limited'), eventIdOfFrame(text)),
         close() {
           hub.disconnect(session)
-          peer.close(4029, 'rate limited')
+          peer.close(CLOSE.rateLimited.code, CLOSE.rateLimited.reason)
         },
       })
     },
@@ -142,9 +143,9 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
         const text = message.text()
         if (isOversized(text, socket.pending ? maxPendingPayloadBytes : maxPayloadBytes)) {
           hub.observers.emit('error', 'payload_too_large')
-          logger.info(`${socket.describe()} sent a frame over the size limit: closing it (4009)`)
+          logger.info(`${socket.describe()} sent a frame over the size limit: closing it (${CLOSE.tooBig.code})`)
           hub.disconnect(session)
-          peer.close(4009, 'message too big')
+          peer.close(CLOSE.tooBig.code, CLOSE.tooBig.reason)
           return
         }
         if (!withinRate(hub, socket, text))

@@ -14,7 +14,7 @@ import superjson from 'superjson'
 export interface FakeConnection extends Connection {
   /** Every event the core sent, decoded, oldest first (sends after a close included: a socket would drop them). */
   readonly events: HubEvent[]
-  /** Every `close(code, reason)` the core asked for. */
+  /** The code and reason of every close the core asked for. */
   readonly closes: Array<{ code: number, reason: string }>
   /** Native pings the core asked for. */
   pings: number
@@ -49,7 +49,7 @@ export function fakeConnection(encoder: EventEncoder = superjsonEncoder): FakeCo
       return connection.waiting
     },
     buffered: () => connection.waiting,
-    close(code, reason) {
+    close({ code, reason }) {
       connection.closes.push({ code, reason })
     },
     ping() {
