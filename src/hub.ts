@@ -61,27 +61,35 @@ export interface Hub {
   readonly admission: Admission
   /** A new peer; `token` when it already presented one at the upgrade. */
   connect: (connection: Connection, init?: { token?: string }) => Session
-  authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => boolean
-  /** Registers a module of the peer; false (and an error event sent) when it may not. */
-  announce: (session: Session, announcement: Announcement, parentId?: string) => boolean
-  /** Names the peer itself, apart from its modules (AIRI `extension:announce`); false (and an error event sent) when it may not. */
-  identify: (session: Session, identity: Identity, parentId?: string) => boolean
-  /** Registers the peer as a consumer of an event (no ack); the refusal (also sent as an error event) when it may not. */
-  registerConsumer: (session: Session, registration: ConsumerRegistration, parentId?: string) => HubError | undefined
-  unregisterConsumer: (session: Session, registration: ConsumerRegistration, parentId?: string) => void
-  /** Delivers `module:configure` to a module found by name (and index), or by its instance id. */
-  configure: (session: Session, target: { moduleName?: string, moduleIndex?: number, instanceId?: string, config: unknown }, parentId?: string) => void
+  /**
+   * Admits the peer when its token is good (and sends it the handshake's reply); else the
+   * refusal. A refusal that closes the peer (its last allowed bad token) was already failed on
+   * its connection before the close: the gateway need not report it again.
+   */
+  authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => HubError | undefined
+  /** Registers a module of the peer; the refusal when it may not. */
+  announce: (session: Session, announcement: Announcement) => HubError | undefined
+  /** Names the peer itself, apart from its modules (AIRI `extension:announce`); the refusal when it may not. */
+  identify: (session: Session, identity: Identity) => HubError | undefined
+  /** Registers the peer as a consumer of an event (no ack); the refusal when it may not. */
+  registerConsumer: (session: Session, registration: ConsumerRegistration) => HubError | undefined
+  unregisterConsumer: (session: Session, registration: ConsumerRegistration) => HubError | undefined
+  /** Delivers `module:configure` (answering `parentId`) to a module found by name (and index), or by its instance id; the refusal when there is none. */
+  configure: (session: Session, target: { moduleName?: string, moduleIndex?: number, instanceId?: string, config: unknown }, parentId?: string) => HubError | undefined
   /** Sends a hub event with peer-given `data` to the sender (answering `parentId`), then to every other authenticated peer. */
   echo: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
-  /** False (and an error event sent) when the peer has not authenticated. */
-  requireAuth: (session: Session, parentId?: string) => boolean
-  /** Answers a heartbeat ping. */
-  pong: (session: Session, parentId?: string) => void
+  /** The refusal when the peer has not authenticated. */
+  requireAuth: (session: Session) => HubError | undefined
   /**
-   * Routes an event from an authenticated peer; resolves to the number of recipients. A
-   * reserved or over-long type is refused with an error event (and 0).
+   * Routes an event from an authenticated peer; resolves to the number of recipients, or is
+   * the refusal (not authenticated; a reserved or over-long type).
    */
-  publish: (session: Session, event: HubEvent) => number | Promise<number>
+  publish: (session: Session, event: HubEvent) => number | Promise<number> | HubError
+  /**
+   * Counts a refusal the gateway made itself (a frame it could not decode, a rate limit) as the
+   * core counts its own, and logs the first one of its kind per peer; returns it.
+   */
+  refuse: (session: Session, error: HubError) => HubError
   /**
    * Why an event a gateway took in as is may not be published: its type, or a shape bound of
    * its data or route (`limits`). Gateways that decode frames themselves check the bounds first.
@@ -91,10 +99,10 @@ export interface Hub {
   touch: (session: Session) => void
   /** Sends a hub-originated event to one peer. */
   send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
+  /** A hub-originated event (answering `parentId`), for a gateway that writes one itself (`Connection.fail`). */
+  event: (type: string, data: Record<string, unknown>, parentId?: string) => HubEvent
   /** Sends the peer the whole registry (`registry:modules:sync`) at the end of this turn. */
   sync: (session: Session) => void
-  /** Sends the `error` event for a failure caused by the peer's event `parentId`. */
-  reject: (session: Session, error: HubError, parentId?: string) => void
   /** The peer's connection is gone. */
   disconnect: (session: Session, reason?: DeannounceReason) => void
   /** Set when clustered (a `backplane`, or `redisUrl` through `createServer()`). */
@@ -151,7 +159,7 @@ export function createHub(input: HubOptions = {}): Hub {
     onConsumerDelivery: (sender, event, delivery, group, peer) => {
       observers.emit('consumerDelivery', event.type, group, peer ? 'delivered' : 'missed')
       if (!peer && delivery.required)
-        reject(sender, new HubError('no_consumer', 'no consumer registered for requested event delivery'), event.metadata?.event?.id)
+        fail(sender, new HubError('no_consumer', 'no consumer registered for requested event delivery'), event.metadata?.event?.id)
     },
     forward: (node, event, peerIds) => cluster?.forward(node, event, peerIds),
     maxBufferedBytes: options.limits.maxBufferedBytes,
@@ -163,7 +171,7 @@ export function createHub(input: HubOptions = {}): Hub {
       onError(error, { stage: 'deliver', peerId: recipient.id })
       // The sender hears of it once; its event was accepted, so it would otherwise never know.
       if (sender && sender.state !== 'closed')
-        reject(sender, new HubError('undeliverable', 'event could not be delivered'), event.metadata?.event?.id)
+        fail(sender, new HubError('undeliverable', 'event could not be delivered'), event.metadata?.event?.id)
     },
   })
 
@@ -298,23 +306,27 @@ export function createHub(input: HubOptions = {}): Hub {
     onAuthTimeout: session => closeSession(session, CLOSE.authFailed),
   })
 
-  function requireAuth(session: Session, parentId?: string): boolean {
-    if (session.authenticated)
-      return true
-    reject(session, new HubError('not_authenticated', 'not authenticated'), parentId)
-    return false
+  function requireAuth(session: Session): HubError | undefined {
+    if (!session.authenticated)
+      return refuse(session, new HubError('not_authenticated', 'not authenticated'))
   }
 
   const refusalLogged = new WeakSet<Session>()
 
-  function reject(session: Session, error: HubError, parentId?: string): void {
+  /** Every refusal is counted; the first of a peer's own making is logged. */
+  function refuse(session: Session, error: HubError): HubError {
     observers.emit('error', error.code)
     // Logged once per peer: its frames are the peer's to repeat (the metric counts them all).
     if ((error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity') && !refusalLogged.has(session)) {
       refusalLogged.add(session)
       logger.info(`peer ${session.id}: ${error.message} (its further refused frames are not logged)`)
     }
-    send(session, 'error', { message: error.message }, parentId)
+    return error
+  }
+
+  /** A failure after the call that caused it: counted, then the gateway reports it in its own form. */
+  function fail(session: Session, error: HubError, parentId?: string): void {
+    session.connection.fail(refuse(session, error), parentId)
   }
 
   const limitExceeded = (what: string): HubError => new HubError('limit_exceeded', `limit exceeded: ${what}`)
@@ -471,8 +483,9 @@ export function createHub(input: HubOptions = {}): Hub {
     admission: createAdmission(options.limits),
     touch: heartbeat.touch,
     send,
+    event: (type, data, parentId) => markPlainJson(createEvent(type, data, parentId)),
     sync: feed.sync,
-    reject,
+    refuse,
     requireAuth,
     refusal,
     disconnect,
@@ -492,53 +505,43 @@ export function createHub(input: HubOptions = {}): Hub {
 
     authenticate(session, token, parentId, handshake) {
       const identityRefused = handshake?.identity && announceRefusal(handshake.identity.pluginId, handshake.identity)
-      if (identityRefused) {
-        reject(session, identityRefused, parentId)
-        return false
-      }
+      if (identityRefused)
+        return refuse(session, identityRefused)
       if (handshake?.alias !== undefined) {
         // An alias may not take over another peer's own id.
         const alias = handshake.alias
-        if (alias.length > options.limits.maxNameLength) {
-          reject(session, limitExceeded('peer id'), parentId)
-          return false
-        }
-        if ((peers.has(alias) || remotePeers.has(alias)) && alias !== session.id) {
-          reject(session, new HubError('reserved_identity', 'reserved identity'), parentId)
-          return false
-        }
+        if (alias.length > options.limits.maxNameLength)
+          return refuse(session, limitExceeded('peer id'))
+        if ((peers.has(alias) || remotePeers.has(alias)) && alias !== session.id)
+          return refuse(session, new HubError('reserved_identity', 'reserved identity'))
       }
-      if (!authRequired) {
-        admit(session, false, parentId, handshake)
-        return true
-      }
-      if (verifyToken(token)) {
-        admit(session, isDevtoolsToken(token), parentId, handshake)
-        return true
+      if (!authRequired || verifyToken(token)) {
+        admit(session, authRequired && isDevtoolsToken(token), parentId, handshake)
+        return
       }
       session.failedAuths++
-      reject(session, new HubError('invalid_token', 'invalid token'), parentId)
-      if (session.failedAuths >= options.auth.maxFailures)
-        closeSession(session, CLOSE.authFailed)
-      return false
+      const refused = new HubError('invalid_token', 'invalid token')
+      if (session.failedAuths < options.auth.maxFailures)
+        return refuse(session, refused)
+      // The peer hears why before its socket closes.
+      fail(session, refused, parentId)
+      closeSession(session, CLOSE.authFailed)
+      return refused
     },
 
-    announce(session, { name, index, identity, alongside }, parentId) {
-      if (!requireAuth(session, parentId))
-        return false
+    announce(session, { name, index, identity, alongside }) {
+      const unauthenticated = requireAuth(session)
+      if (unauthenticated)
+        return unauthenticated
       const refused = announceRefusal(name, identity)
-      if (refused) {
-        reject(session, refused, parentId)
-        return false
-      }
+      if (refused)
+        return refuse(session, refused)
       const current = session.modules.find(entry => entry.name === name && entry.index === index)
       const same = current !== undefined && JSON.stringify(current.identity) === JSON.stringify(identity)
       // A peer of one module replaces it; a peer of several replaces only the one of this name and index.
       const replaced = alongside ? (current ? [current] : []) : session.modules
-      if (!same && session.modules.length - replaced.length >= options.limits.maxModulesPerPeer) {
-        reject(session, limitExceeded('modules per peer'), parentId)
-        return false
-      }
+      if (!same && session.modules.length - replaced.length >= options.limits.maxModulesPerPeer)
+        return refuse(session, limitExceeded('modules per peer'))
       let entry: ModuleEntry | undefined
       if (!same) {
         deannounce(session, 're-announcing', replaced)
@@ -550,41 +553,40 @@ export function createHub(input: HubOptions = {}): Hub {
       feed.sync(session)
       if (entry)
         feed.announced(entry, session)
-      return true
     },
 
-    identify(session, identity, parentId) {
-      if (!requireAuth(session, parentId))
-        return false
+    identify(session, identity) {
+      const unauthenticated = requireAuth(session)
+      if (unauthenticated)
+        return unauthenticated
       const refused = announceRefusal(identity.pluginId, identity)
-      if (refused) {
-        reject(session, refused, parentId)
-        return false
-      }
+      if (refused)
+        return refuse(session, refused)
       session.identity = identity
       updateSelfNamed(session)
       cluster?.update(session)
-      return true
     },
 
-    registerConsumer(session, registration, parentId) {
+    registerConsumer(session, registration) {
       const refused = consumerRefusal(session, registration)
-      if (refused) {
-        reject(session, refused, parentId)
-        return refused
-      }
+      if (refused)
+        return refuse(session, refused)
       logger.debug(`peer ${session.id} consumes ${registration.event} (group ${registration.group ?? 'default'})`)
       cluster?.update(session)
     },
 
-    unregisterConsumer(session, registration, parentId) {
-      if (requireAuth(session, parentId) && consumers.unregister(session, registration))
+    unregisterConsumer(session, registration) {
+      const unauthenticated = requireAuth(session)
+      if (unauthenticated)
+        return unauthenticated
+      if (consumers.unregister(session, registration))
         cluster?.update(session)
     },
 
     configure(session, { moduleName, moduleIndex, instanceId, config }, parentId) {
-      if (!requireAuth(session, parentId))
-        return
+      const unauthenticated = requireAuth(session)
+      if (unauthenticated)
+        return unauthenticated
       const target = instanceId === undefined
         ? registry.find(moduleName!, moduleIndex)
         : [...registry.lookup('instance', instanceId)].find(entry => (moduleName === undefined || entry.name === moduleName) && (moduleIndex === undefined || entry.index === moduleIndex))
@@ -593,10 +595,8 @@ export function createHub(input: HubOptions = {}): Hub {
         return
       }
       const targetSession = target && peers.get(target.peerId)
-      if (!targetSession) {
-        reject(session, new HubError('module_not_found', 'module not found, it hasn\'t announced itself or the name is incorrect'), parentId)
-        return
-      }
+      if (!targetSession)
+        return refuse(session, new HubError('module_not_found', 'module not found, it hasn\'t announced itself or the name is incorrect'))
       router.deliver(createEvent('module:configure', { config }, parentId), [targetSession])
     },
 
@@ -605,19 +605,14 @@ export function createHub(input: HubOptions = {}): Hub {
       broadcast(type, data, session)
     },
 
-    pong(session, parentId) {
-      send(session, 'transport:connection:heartbeat', { kind: 'pong', message: options.heartbeat.message, at: Date.now() }, parentId)
-    },
-
     publish(session, event) {
-      const parentId = event.metadata?.event?.id
-      if (!requireAuth(session, parentId))
-        return 0
+      const unauthenticated = requireAuth(session)
+      if (unauthenticated)
+        return unauthenticated
       const refused = typeRefusal(event.type)
-      if (refused) {
-        reject(session, refused, parentId)
-        return 0
-      }
+      if (refused)
+        return refuse(session, refused)
+      const parentId = event.metadata?.event?.id
       // The registry is authoritative: the hub stamps the sender's source, whatever it claimed;
       // a peer of several modules may name which of its own sends (by the claimed source's id).
       const source = sourceOfSender(session, event.metadata?.source)

@@ -1,3 +1,5 @@
+import type { HubError } from './errors.ts'
+
 /** A module's identity, normalised from whichever shape the client sent. */
 export interface Identity {
   pluginId: string
@@ -140,6 +142,11 @@ export interface Connection {
   /** The bytes waiting for this peer now (0 if unknown). */
   buffered?: () => number
   close: (close: Close) => void
+  /**
+   * Reports a failure that came after the call that caused it (a required consumer missing, an
+   * event undeliverable), answering the peer's event `parentId`; the gateway writes its own form.
+   */
+  fail: (error: HubError, parentId?: string) => void
   /** Probe a silent peer (a native ping); its answer counts as liveness. */
   ping?: () => void
 }

@@ -9,7 +9,8 @@ import { Buffer } from 'node:buffer'
 import * as v from 'valibot'
 import { CLOSE } from '../core/close.ts'
 import { isPlainJson } from '../core/event.ts'
-import { ConsumerRegistration, Data, DataDestinations } from './airi.ts'
+import { HubError } from '../errors.ts'
+import { ConsumerRegistration, Data, DataDestinations, errorEvent } from './airi.ts'
 import { clientAddress, isFrameTooBig, logRefusal, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 import { isOversized, upgradeToken } from './ws.ts'
 
@@ -154,7 +155,7 @@ function isLead(socket: PhoenixSocket, topic: string): boolean {
 function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef, topic: string): Connection & { open: () => void } {
   const prefix = `[${JSON.stringify(joinRef)},null,${JSON.stringify(topic)},`
   let backlog: string[] | undefined = []
-  return {
+  const connection: Connection & { open: () => void } = {
     encoder: phoenixEncoder,
     send(tail) {
       // `phx_*` events steer the client's channel state; no peer may forge them.
@@ -179,6 +180,8 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
       if (isLead(socket, topic))
         socket.peer.ping('hub')
     },
+    // A failure after a push was accepted (no consumer, undeliverable): an `error` push on the channel.
+    fail: (error, parentId) => connection.send(phoenixEncoder.encode(errorEvent(hub, error, parentId))),
     open() {
       const frames = backlog ?? []
       backlog = undefined
@@ -186,6 +189,7 @@ function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef,
         write(socket, frame)
     },
   }
+  return connection
 }
 
 function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
@@ -272,7 +276,7 @@ async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channe
     return reply(socket, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
   if (!v.is(PushPayload, payload))
     return reply(socket, frame, errorReply('invalid payload'))
-  let delivered: number
+  let delivered: number | HubError
   try {
     delivered = await hub.publish(channel.session, { type: event, data: payload })
   }
@@ -280,7 +284,7 @@ async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channe
     hub.options.onError(cause, { stage: 'deliver', peerId: channel.session.id })
     return reply(socket, frame, errorReply('internal error'))
   }
-  reply(socket, frame, okReply({ delivered }))
+  reply(socket, frame, delivered instanceof HubError ? errorReply(delivered.message) : okReply({ delivered }))
 }
 
 /** Handles one decoded frame: heartbeat, join, leave, else a push into the hub. */

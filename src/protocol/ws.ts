@@ -8,7 +8,7 @@ import type { RateLimitedSocket } from './limits.ts'
 import { Buffer } from 'node:buffer'
 import { CLOSE } from '../core/close.ts'
 import { HubError } from '../errors.ts'
-import { airiEncoder, eventIdOfFrame, handleAiriFrame } from './airi.ts'
+import { airiEncoder, errorEvent, eventIdOfFrame, handleAiriFrame } from './airi.ts'
 import { createTickCorker } from './cork.ts'
 import { clientAddress, isFrameTooBig, limitFrameSize, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 
@@ -68,12 +68,12 @@ interface SendQueue {
   bytesOf: (frame: string) => Buffer
 }
 
-function connectionOf(peer: Peer, { cork, bytesOf }: SendQueue): Connection {
+function connectionOf(hub: Hub, peer: Peer, { cork, bytesOf }: SendQueue): Connection {
   const socket = socketOf(peer)
   // Corked frames count in bufferedAmount before they were even tried: a peer is judged by
   // what earlier turns left unsent, taken when its socket is corked for this turn.
   let backlog = 0
-  return {
+  const connection: Connection = {
     encoder: airiEncoder,
     send: (frame) => {
       if (!socket) {
@@ -88,7 +88,9 @@ function connectionOf(peer: Peer, { cork, bytesOf }: SendQueue): Connection {
     buffered: () => peer.bufferedAmount,
     close: ({ code, reason }) => peer.close(code, reason),
     ping: () => peer.ping('hub'),
+    fail: (error, parentId) => connection.send(connection.encoder.encode(errorEvent(hub, error, parentId))),
   }
+  return connection
 }
 
 /** One `/ws` socket: its hub session, its admission ticket and its rate limit. */
@@ -116,7 +118,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
     },
     open(peer) {
       const { token, address } = peer.context as { token?: string, address: string }
-      const session = hub.connect(connectionOf(peer, queue), { token })
+      const session = hub.connect(connectionOf(hub, peer, queue), { token })
       const pending = !session.authenticated
       if (pending)
         limitFrameSize(peer, maxPendingPayloadBytes)
@@ -127,7 +129,7 @@ export function createAiriHooks(hub: Hub): GatewayHooks {
         pending,
         rate: socketRateLimit(hub),
         describe,
-        tell: text => hub.reject(session, new HubError('rate_limited', 'rate limited'), eventIdOfFrame(text)),
+        tell: text => session.connection.fail(hub.refuse(session, new HubError('rate_limited', 'rate limited')), eventIdOfFrame(text)),
         close() {
           hub.disconnect(session)
           peer.close(CLOSE.rateLimited.code, CLOSE.rateLimited.reason)

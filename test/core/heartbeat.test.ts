@@ -76,13 +76,4 @@ describe('liveness', () => {
     expect(late.connection.closes).toEqual([])
     expect(hub.registry.size).toBe(1)
   })
-
-  it('answers a heartbeat ping with a pong naming it, stamped with the hub\'s clock', () => {
-    const peer = connectPeer(hub)
-    vi.advanceTimersByTime(1234)
-    hub.pong(peer.session, 'ping-1')
-    const [pong] = peer.connection.ofType('transport:connection:heartbeat')
-    expect(pong?.data).toEqual({ kind: 'pong', message: '💛', at: Date.now() })
-    expect(pong?.metadata?.event?.parentId).toBe('ping-1')
-  })
 })

@@ -19,6 +19,7 @@ function fakePeer(id: string): Session & { types: string[], waiting: number } {
     },
     buffered: () => peer.waiting,
     close: () => {},
+    fail: () => {},
   }
   peer = Object.assign(new Session(id, connection, 0), { types: [] as string[], waiting: 0, state: 'authenticated' as const })
   return peer

@@ -10,12 +10,14 @@ import superjson from 'superjson'
  * asked of it, and peers made of one. No port, no socket, no gateway.
  */
 
-/** What a gateway's connection would do, recorded: every event sent (decoded), every close and ping asked for. */
+/** What a gateway's connection would do, recorded: every event sent (decoded), every close, failure and ping asked for. */
 export interface FakeConnection extends Connection {
   /** Every event the core sent, decoded, oldest first (sends after a close included: a socket would drop them). */
   readonly events: HubEvent[]
   /** The code and reason of every close the core asked for. */
   readonly closes: Array<{ code: number, reason: string }>
+  /** Every failure the core reported later than the call that caused it (`fail`), oldest first. */
+  readonly failures: Array<{ code: string, message: string, parentId?: string }>
   /** Native pings the core asked for. */
   pings: number
   /** Bytes this connection says are waiting (set it to play a peer that does not read). */
@@ -42,6 +44,7 @@ export function fakeConnection(encoder: EventEncoder = superjsonEncoder): FakeCo
     encoder,
     events,
     closes: [],
+    failures: [],
     pings: 0,
     waiting: 0,
     send(frame) {
@@ -54,6 +57,9 @@ export function fakeConnection(encoder: EventEncoder = superjsonEncoder): FakeCo
     },
     ping() {
       connection.pings++
+    },
+    fail(error, parentId) {
+      connection.failures.push(parentId === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, parentId })
     },
     ofType: type => events.filter(event => event.type === type),
     types: () => events.map(event => event.type),
