@@ -189,7 +189,11 @@ export function createServer(options: ServerOptions = {}): HubServer {
   const app = new H3()
   // Upgrades are checked by the gateways' own upgrade hooks: a host that upgrades through the
   // app (Nitro) takes hooks from the route's answer, and a refusal here would carry none.
-  app.use(event => isWebSocketUpgrade(event.req) && gateways.has(event.url.pathname) ? undefined : guard.check(event.req))
+  app.use((event) => {
+    // A host that mounts the app (Nitro) never calls listenHub: the first request starts the hub.
+    hub.start()
+    return isWebSocketUpgrade(event.req) && gateways.has(event.url.pathname) ? undefined : guard.check(event.req)
+  })
   for (const [path, hooks] of gateways)
     app.get(path, defineWebSocketHandler(guarded(hooks, guard)))
   addOpsEndpoints(app, hub, metrics)
