@@ -8,7 +8,7 @@ const READ_TIMEOUT = 1000
 
 let hub: Hub
 beforeEach(() => {
-  // Before the hub: its liveness sweep is started, and its clock taken, when it is created.
+  // Before the first peer: connecting starts the hub's liveness sweep.
   vi.useFakeTimers()
   hub = createHub({ env: {}, logger: { level: 'silent' }, heartbeat: { readTimeout: READ_TIMEOUT } })
 })

@@ -93,7 +93,7 @@ describe('authentication', () => {
 
   it('closes a peer still pending at the authentication deadline with 4001, and only that one', () => {
     vi.useFakeTimers()
-    // Timers start with the hub: fake time must be installed before it is created.
+    // Timers start when the hub starts serving (its first peer): fake time must be installed by then.
     const hub = hubOf({ auth: { token: 'secret', timeoutMs: 1000 } })
     const pending = connectPeer(hub)
     const admitted = connectPeer(hub)
