@@ -64,6 +64,8 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
    * core counts its own, and logs the first one of its kind per peer; returns it.
    */
   refuse: (session: Session, error: HubError) => HubError
+  /** Reports an error the hub or a gateway swallowed: counted (`hub_errors_total{reason=stage}`), then `onError`. */
+  report: ResolvedHubOptions['onError']
   /** Any frame from the peer: it is alive. */
   touch: (session: Session) => void
   /** Sends a hub-originated event to one peer. */
@@ -89,7 +91,7 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
 export function createHub(input: HubOptions = {}): Hub {
   const resolved = resolveHubOptions(input)
   const observers = createObservers()
-  // Every swallowed error, from the core or an edge (through `hub.options`), is also counted.
+  // Every swallowed error, from the core or an edge (`hub.report`, or `hub.options.onError` until every gateway uses it), is also counted.
   const onError: ResolvedHubOptions['onError'] = (error, context) => {
     observers.emit('error', context.stage)
     resolved.onError(error, context)
@@ -206,6 +208,7 @@ export function createHub(input: HubOptions = {}): Hub {
     requireAuth: refusals.requireAuth,
     refusal: refusals.ofEvent,
     refuse: refusals.refuse,
+    report: onError,
     touch: liveness.touch,
     send,
     event: hubEvent,

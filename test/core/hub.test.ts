@@ -1,9 +1,9 @@
-import type { HubError } from '../../src/errors.ts'
 import type { Hub } from '../../src/hub.ts'
 import type { HubOptions } from '../../src/options.ts'
 import type { Destination } from '../../src/types.ts'
 import type { FakePeer } from '../helpers/fake-connection.ts'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { HubError } from '../../src/errors.ts'
 import { createHub } from '../../src/hub.ts'
 import { connectPeer, identityOf, joinPeer, nextTurn, openSockets } from '../helpers/fake-connection.ts'
 
@@ -107,6 +107,22 @@ describe('authentication', () => {
     expect(hub.peers.has(pending.session.id)).toBe(false)
     expect(admitted.connection.closes).toEqual([])
     expect(hub.peers.has(admitted.session.id)).toBe(true)
+  })
+})
+
+describe('refusals', () => {
+  it('counts every refusal once, the core\'s own and those a gateway makes, and writes no frame for either', () => {
+    const hub = hubOf({ auth: { token: 'secret' } })
+    const counted: string[] = []
+    hub.observers.on('error', reason => counted.push(reason))
+    const peer = connectPeer(hub)
+    hub.authenticate(peer.session, 'wrong')
+    hub.publish(peer.session, { type: 'hello', data: {} })
+    const own = new HubError('rate_limited', 'rate limited')
+    expect(hub.refuse(peer.session, own)).toBe(own)
+    expect(counted).toEqual(['invalid_token', 'not_authenticated', 'rate_limited'])
+    expect(peer.connection.events).toEqual([])
+    expect(peer.connection.failures).toEqual([])
   })
 })
 
