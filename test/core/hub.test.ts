@@ -1,25 +1,11 @@
-import type { Hub } from '../../src/hub.ts'
-import type { HubOptions } from '../../src/options.ts'
 import type { Destination } from '../../src/types.ts'
 import type { FakePeer } from '../helpers/fake-connection.ts'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { HubError } from '../../src/errors.ts'
-import { createHub } from '../../src/hub.ts'
-import { connectPeer, identityOf, joinPeer, nextTurn, openSockets } from '../helpers/fake-connection.ts'
+import { connectPeer, identityOf, joinPeer, nextTurn, useSocketFreeHubs } from '../helpers/fake-connection.ts'
 
 // Socket-free: each hub is driven through its public interface by fake connections.
-const hubs: Hub[] = []
-afterEach(async () => {
-  expect(openSockets()).toEqual([])
-  await Promise.all(hubs.splice(0).map(hub => hub.close()))
-  vi.useRealTimers()
-})
-
-function hubOf(options: HubOptions = {}): Hub {
-  const hub = createHub({ env: {}, logger: { level: 'silent' }, ...options })
-  hubs.push(hub)
-  return hub
-}
+const hubOf = useSocketFreeHubs()
 
 /** What a refusal tells the gateway: its code and message (`undefined` when the call was taken). */
 const refusalOf = (error: HubError | undefined): { code: string, message: string } | undefined => error && { code: error.code, message: error.message }

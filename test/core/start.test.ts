@@ -1,26 +1,14 @@
-import type { Hub } from '../../src/hub.ts'
 import type { HubOptions } from '../../src/options.ts'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createMemoryBackplane, createMemoryBus } from '../../src/backplane/memory.ts'
 import { createHub } from '../../src/hub.ts'
-import { connectPeer, joinPeer, nextTurn, openSockets } from '../helpers/fake-connection.ts'
+import { connectPeer, joinPeer, nextTurn, useSocketFreeHubs } from '../helpers/fake-connection.ts'
 
 // Socket-free, fake time: a hub runs nothing until it starts serving.
-const hubs: Hub[] = []
+const hubOf = useSocketFreeHubs()
 beforeEach(() => {
   vi.useFakeTimers()
 })
-afterEach(async () => {
-  expect(openSockets()).toEqual([])
-  await Promise.all(hubs.splice(0).map(hub => hub.close()))
-  vi.useRealTimers()
-})
-
-function hubOf(options: HubOptions = {}): Hub {
-  const hub = createHub({ env: {}, logger: { level: 'silent' }, ...options })
-  hubs.push(hub)
-  return hub
-}
 
 const clustered = (bus: ReturnType<typeof createMemoryBus>): HubOptions => ({ backplane: createMemoryBackplane(bus), cluster: { prefix: 'start', heartbeatMs: 200, nodeTimeoutMs: 1000 } })
 

@@ -1,9 +1,12 @@
 import type { Session } from '../../src/core/session.ts'
 import type { Hub } from '../../src/hub.ts'
+import type { HubOptions } from '../../src/options.ts'
 import type { Connection, EventEncoder, HubEvent, Identity } from '../../src/types.ts'
 import process from 'node:process'
 import { setImmediate } from 'node:timers'
 import superjson from 'superjson'
+import { afterEach, expect, vi } from 'vitest'
+import { createHub } from '../../src/hub.ts'
 
 /**
  * Fakes for socket-free tests of the hub core: a `Connection` that records what the core
@@ -103,4 +106,22 @@ export function nextTurn(): Promise<void> {
 /** The network handles this process holds (TCP and UDP): none, for a test that needs no port. */
 export function openSockets(): string[] {
   return process.getActiveResourcesInfo().filter(resource => /^(?:TCP|UDP)/.test(resource))
+}
+
+/**
+ * Hubs for socket-free tests (silent, no env): each is closed after its test, which must have
+ * opened no socket; real timers are back after each test.
+ */
+export function useSocketFreeHubs(): (options?: HubOptions) => Hub {
+  const hubs: Hub[] = []
+  afterEach(async () => {
+    expect(openSockets()).toEqual([])
+    await Promise.all(hubs.splice(0).map(hub => hub.close()))
+    vi.useRealTimers()
+  })
+  return (options = {}) => {
+    const hub = createHub({ env: {}, logger: { level: 'silent' }, ...options })
+    hubs.push(hub)
+    return hub
+  }
 }
