@@ -167,7 +167,11 @@ export function createHub(input: HubOptions = {}): Hub {
     sessions.close(session, CLOSE.slowConsumer)
   }
 
+  // A closed hub stays closed: a late request or peer starts nothing.
+  let closed = false
   function start(): void {
+    if (closed)
+      return
     liveness.start()
     cluster?.start({
       ...remotePeers,
@@ -219,6 +223,7 @@ export function createHub(input: HubOptions = {}): Hub {
       router.deliver(hubEvent(type, data), [...authenticated.values()].filter(peer => peer !== session))
     },
     async close() {
+      closed = true
       liveness.stop()
       feed.stop()
       // Goodbye first: the other nodes drop this node's modules at once, not one by one.

@@ -30,6 +30,13 @@ describe('hub.start()', () => {
     expect(vi.getTimerCount()).toBe(afterOne + 2)
   })
 
+  it('starts nothing once closed', async () => {
+    const hub = hubOf(clustered(createMemoryBus()))
+    await hub.close()
+    hub.start()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
   it('leaves nothing running when options fail validation', () => {
     expect(() => createHub({ env: {}, logger: { level: 'silent' }, heartbeat: { readTimeout: -1 } })).toThrow(/heartbeat/)
     expect(vi.getTimerCount()).toBe(0)
