@@ -3,7 +3,8 @@ import type { Env } from './env-options.ts'
 import type { Hub } from './hub.ts'
 import type { MetricsOptions } from './observability/endpoints.ts'
 import type { HubOptions } from './options.ts'
-import type { GatewayHooks } from './protocol/ws.ts'
+import type { Gateway, GatewayHooks } from './protocol/gateway.ts'
+import type { PhoenixGatewayOptions } from './protocol/phoenix.ts'
 import type { GuardOptions, RequestGuard } from './request-guard.ts'
 import process from 'node:process'
 import { defineWebSocketHandler, H3 } from 'h3'
@@ -12,17 +13,26 @@ import { bool, commaList, envOptions, invalid, positiveInt } from './env-options
 import { HubError } from './errors.ts'
 import { createHub } from './hub.ts'
 import { addOpsEndpoints } from './observability/endpoints.ts'
-import { createPhoenixHooks } from './protocol/phoenix.ts'
-import { createAiriHooks } from './protocol/ws.ts'
+import { airiGateway, DEFAULT_AIRI_PATH } from './protocol/airi-gateway.ts'
+import { createGatewayHooks } from './protocol/gateway.ts'
+import { phoenixGateway } from './protocol/phoenix.ts'
 import { createRequestGuard, isWebSocketUpgrade, normalizeOrigin } from './request-guard.ts'
 
 /** The hub's options, and those of its edge: endpoints, request guard, Redis. */
 export interface ServerOptions extends HubOptions {
   /**
-   * Path of the native (AIRI) WebSocket endpoint.
+   * The wire protocols served, each on its own paths; an embedder's own gateway (`defineGateway`)
+   * goes here too.
+   * @default [airiGateway({ path }), phoenixGateway(phoenix)]
+   */
+  gateways?: Gateway[]
+  /**
+   * Path of the native (AIRI) WebSocket endpoint, when `gateways` is not given.
    * @default '/ws'
    */
   path?: string
+  /** Options of the Phoenix Channels gateway, when `gateways` is not given. */
+  phoenix?: Omit<PhoenixGatewayOptions, 'env'>
   http?: {
     /**
      * Web origins whose pages may open the WebSocket endpoints and call the ops endpoints,
@@ -67,14 +77,13 @@ export interface ServerOptions extends HubOptions {
 }
 
 export interface ResolvedServerOptions {
-  path: string
+  gateways: Gateway[]
   http: GuardOptions
   metrics: MetricsOptions
   /** Set when clustered through Redis. */
   redisUrl?: string
 }
 
-export const DEFAULT_PATH = '/ws'
 export const DEFAULT_METRICS_MAX_EVENT_TYPES = 50
 
 /** The edge's env-configurable options. */
@@ -112,7 +121,7 @@ function resolveHttpOptions(http: ServerOptions['http'], env: Env): GuardOptions
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const env = options.env ?? process.env
   return {
-    path: options.path ?? DEFAULT_PATH,
+    gateways: options.gateways ?? [airiGateway({ path: options.path ?? DEFAULT_AIRI_PATH }), phoenixGateway({ ...options.phoenix, env })],
     http: resolveHttpOptions(options.http, env),
     metrics: {
       enabled: bool(ENV.METRICS_ENABLED, options.metrics?.enabled, env, true),
@@ -168,20 +177,17 @@ function dispatchByPath(gateways: ReadonlyMap<string, GatewayHooks>, guard: Requ
 
 /** The hub as an h3 app with its WebSocket endpoints. */
 export function createServer(options: ServerOptions = {}): HubServer {
-  const { path, http, metrics, redisUrl } = resolveServerOptions(options)
+  const { gateways: served, http, metrics, redisUrl } = resolveServerOptions(options)
   const hub = createHub(redisUrl ? { ...options, backplane: createRedisBackplane({ url: redisUrl }) } : options)
-  const gateways = new Map<string, GatewayHooks>([
-    [path, createAiriHooks(hub)],
-  ])
-  const phoenix = createPhoenixHooks(hub)
-  for (const path of hub.options.phoenix.paths) {
-    // The `phoenix` client appends `/websocket` to the URL it is given.
-    for (const endpoint of [path, `${path}/websocket`]) {
-      if (gateways.has(endpoint)) {
+  const gateways = new Map<string, GatewayHooks>()
+  for (const gateway of served) {
+    const hooks = createGatewayHooks(hub, gateway)
+    for (const path of gateway.paths) {
+      if (gateways.has(path)) {
         hub.close() // its heartbeat timer must not outlive a server that never was
-        throw new HubError('invalid_option', `Invalid phoenix.paths: ${endpoint} is already an endpoint`)
+        throw new HubError('invalid_option', `Invalid ${gateway.name} paths: ${path} is already an endpoint`)
       }
-      gateways.set(endpoint, phoenix)
+      gateways.set(path, hooks)
     }
   }
 
