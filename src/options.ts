@@ -8,7 +8,7 @@ import type { ErrorStage } from './errors.ts'
 import type { LogFormat, LogLevel } from './observability/logger.ts'
 import process from 'node:process'
 import { nanoid } from 'nanoid'
-import { bool, envOptions, invalid, oneOf, positiveInt } from './env-options.ts'
+import { envOptions, invalid, oneOf, positiveInt } from './env-options.ts'
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from './observability/logger.ts'
 
 export interface HubOptions {
@@ -159,12 +159,6 @@ export interface HubOptions {
      */
     maxDataDepth?: number
   }
-  /**
-   * Behind a reverse proxy: a peer's address is the last one in `X-Forwarded-For` (the one
-   * the proxy added), not the proxy's. Only set it when every connection comes through the proxy.
-   * @default env `TRUST_PROXY`, else false
-   */
-  trustProxy?: boolean
   logger?: {
     /** @default env `LOG_LEVEL`, else 'log' */
     level?: LogLevel
@@ -205,7 +199,6 @@ export interface ResolvedHubOptions {
   readonly heartbeat: { readonly readTimeout: number, readonly message: string }
   readonly routing: { readonly policy?: RoutingPolicy, readonly middleware: RoutingMiddleware[], readonly allowBypass: boolean, readonly devtoolsTokens: string[] }
   readonly limits: Readonly<ResolvedLimits>
-  readonly trustProxy: boolean
   /** Set when clustered. */
   readonly backplane?: Backplane
   readonly cluster: { readonly nodeTimeoutMs: number, readonly heartbeatMs: number, readonly prefix: string }
@@ -265,7 +258,6 @@ export const HUB_ENV_OPTIONS = envOptions({
   RATE_LIMIT_EVENTS_PER_SEC: { flag: 'rate-limit', value: '<n>', default: String(DEFAULT_RATE_LIMIT_EVENTS_PER_SEC), description: 'frames a socket may send per second; over it: error, then close 4029 (0 = no limit)' },
   RATE_LIMIT_BURST: { flag: 'rate-limit-burst', value: '<n>', default: '', description: 'frames a socket may send at once (empty = twice the rate)' },
   RATE_LIMIT_BYTES_PER_SEC: { flag: 'rate-limit-bytes', value: '<bytes>', default: String(DEFAULT_RATE_LIMIT_BYTES_PER_SEC), description: 'bytes a socket may send per second (0 = no limit)' },
-  TRUST_PROXY: { flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
   CLUSTER_NODE_TIMEOUT_MS: { flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
 })
 const ENV = HUB_ENV_OPTIONS
@@ -300,7 +292,6 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
       devtoolsTokens: options.routing?.devtoolsTokens ?? [],
     },
     limits: resolveLimits(options.limits, env),
-    trustProxy: bool(ENV.TRUST_PROXY, options.trustProxy, env, false),
     backplane: options.backplane,
     cluster: resolveClusterOptions(options.cluster, env),
     logger,

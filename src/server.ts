@@ -33,6 +33,12 @@ export interface ServerOptions extends HubOptions {
   path?: string
   /** Options of the Phoenix Channels gateway, when `gateways` is not given. */
   phoenix?: Omit<PhoenixGatewayOptions, 'env'>
+  /**
+   * Behind a reverse proxy: a peer's address is the last one in `X-Forwarded-For` (the one
+   * the proxy added), not the proxy's. Only set it when every connection comes through the proxy.
+   * @default env `TRUST_PROXY`, else false
+   */
+  trustProxy?: boolean
   http?: {
     /**
      * Web origins whose pages may open the WebSocket endpoints and call the ops endpoints,
@@ -91,6 +97,7 @@ export const SERVER_ENV_OPTIONS = envOptions({
   REDIS_URL: { flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
   ALLOWED_ORIGINS: { flag: 'allowed-origins', value: '<origins>', default: '', description: 'comma-separated origins whose pages may connect, besides the hub\'s own and localhost ones (* = any)' },
   ALLOWED_HOSTS: { flag: 'allowed-hosts', value: '<hosts>', default: '', description: 'comma-separated Host names answered besides loopback ones (.example.com = with subdomains, * = any); checked when set, or with auth off on a loopback bind' },
+  TRUST_PROXY: { flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
   METRICS_ENABLED: { flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
   METRICS_TOKEN: { flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
 })
@@ -107,8 +114,9 @@ export function resolveRedisUrl(options: Pick<ServerOptions, 'redisUrl' | 'env'>
   return url
 }
 
-function resolveHttpOptions(http: ServerOptions['http'], env: Env): GuardOptions {
+function resolveHttpOptions({ http, trustProxy }: ServerOptions, env: Env): GuardOptions {
   return {
+    trustProxy: bool(ENV.TRUST_PROXY, trustProxy, env, false),
     allowedOrigins: commaList(ENV.ALLOWED_ORIGINS, http?.allowedOrigins, env).map(origin =>
       (origin === '*' ? origin : typeof origin === 'string' && normalizeOrigin(origin))
       || invalid(ENV.ALLOWED_ORIGINS, origin, 'origins like "https://app.example", or *')),
@@ -122,7 +130,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
   const env = options.env ?? process.env
   return {
     gateways: options.gateways ?? [airiGateway({ path: options.path ?? DEFAULT_AIRI_PATH }), phoenixGateway({ ...options.phoenix, env })],
-    http: resolveHttpOptions(options.http, env),
+    http: resolveHttpOptions(options, env),
     metrics: {
       enabled: bool(ENV.METRICS_ENABLED, options.metrics?.enabled, env, true),
       token: options.metrics?.token || env.METRICS_TOKEN || undefined,
@@ -181,7 +189,7 @@ export function createServer(options: ServerOptions = {}): HubServer {
   const hub = createHub(redisUrl ? { ...options, backplane: createRedisBackplane({ url: redisUrl }) } : options)
   const gateways = new Map<string, GatewayHooks>()
   for (const gateway of served) {
-    const hooks = createGatewayHooks(hub, gateway)
+    const hooks = createGatewayHooks(hub, gateway, http)
     for (const path of gateway.paths) {
       if (gateways.has(path)) {
         hub.close() // its heartbeat timer must not outlive a server that never was

@@ -178,7 +178,7 @@ interface OpenSocket {
 }
 
 /** The crossws hooks of one gateway over `hub`: the plumbing around its handler. */
-export function createGatewayHooks(hub: Hub, gateway: Gateway): GatewayHooks {
+export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: { trustProxy: boolean }): GatewayHooks {
   const sockets = new WeakMap<Peer, OpenSocket>()
   const { maxPayloadBytes, maxPendingPayloadBytes, maxBufferedBytes } = hub.options.limits
   const { logger, onError } = hub.options
@@ -313,7 +313,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway): GatewayHooks {
       if (hub.authRequired && (token === undefined ? !inBand : !hub.verifyToken(token)))
         return REFUSED_TOKEN[status]()
       const pending = hub.authRequired && token === undefined
-      const address = clientAddress(request, hub.options.trustProxy)
+      const address = clientAddress(request, trustProxy)
       const context: UpgradeContext = { token, address, pending }
       return refuseUpgrade(hub, address, pending) ?? { context: context as unknown as Record<string, unknown>, protocol: extras?.protocol }
     },

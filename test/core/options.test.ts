@@ -32,7 +32,7 @@ describe('options', () => {
     expect(resolveListenOptions({ env: { PORT: '0', HOST: '0.0.0.0' } })).toMatchObject({ port: 0, host: '0.0.0.0' })
     expect(resolveServerOptions({ env: { ALLOWED_ORIGINS: 'https://App.example:443, *', METRICS_ENABLED: '0', REDIS_URL: 'redis://r:6379' } })).toEqual({
       gateways: [expect.objectContaining({ name: 'airi', paths: ['/ws'] }), expect.objectContaining({ name: 'phoenix' })],
-      http: { allowedOrigins: ['https://app.example', '*'], allowedHosts: [] },
+      http: { allowedOrigins: ['https://app.example', '*'], allowedHosts: [], trustProxy: false },
       metrics: { enabled: false, token: undefined, maxEventTypes: 50 },
       redisUrl: 'redis://r:6379',
     })
