@@ -206,7 +206,7 @@ export function createServer(options: ServerOptions = {}): HubServer {
   app.use(event => isWebSocketUpgrade(event.req) && gateways.has(event.url.pathname) ? undefined : guard.check(event.req))
   for (const [path, hooks] of gateways)
     app.get(path, defineWebSocketHandler(guarded(hooks, guard)))
-  addOpsEndpoints(app, hub, metrics)
+  addOpsEndpoints(app, hub, metrics, served.flatMap(gateway => gateway.events ?? []))
 
   return {
     app,

@@ -84,6 +84,8 @@ export interface Gateway {
   name: string
   /** The paths it serves; each is one endpoint of the server. */
   paths: readonly string[]
+  /** Event types the protocol itself speaks: metrics always label them by name. */
+  events?: readonly string[]
   auth?: GatewayAuth
   /** Checks of its own before the token (a protocol version, a subprotocol): a refusal, or extras. */
   upgrade?: (request: Request, hub: Hub) => Response | UpgradeExtras | undefined
@@ -164,6 +166,8 @@ interface UpgradeContext {
 interface OpenSocket {
   socket: GatewaySocket
   handler: GatewayHandler
+  /** Names the socket to `onError`: its first session's id, else the socket's. */
+  id: () => string
   rate: RateLimitedSocket
   /** The size a frame may have now. */
   maxFrameBytes: () => number
@@ -199,7 +203,8 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
     // Corked frames count in bufferedAmount before they were even tried: a socket is judged by
     // what earlier turns left unsent, taken when it is corked for this turn.
     let backlog = 0
-    const describe = (): string => `${gateway.name} peer ${sessions.values().next().value?.id ?? peer.id} (${address})`
+    const id = (): string => sessions.values().next().value?.id ?? peer.id
+    const describe = (): string => `${gateway.name} peer ${id()} (${address})`
 
     const socket: GatewaySocket = {
       hub,
@@ -262,6 +267,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
     return {
       socket,
       handler,
+      id,
       rate: {
         rate: socketRateLimit(hub),
         describe,
@@ -342,10 +348,10 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
         // The frame may have opened or closed sessions.
         entry.settle()
         if (pending)
-          pending.catch(error => onError(error, { stage: 'middleware', peerId: peer.id }))
+          pending.catch(error => onError(error, { stage: 'middleware', peerId: entry.id() }))
       }
       catch (error) {
-        onError(error, { stage: 'decode', peerId: peer.id })
+        onError(error, { stage: 'decode', peerId: entry.id() })
       }
     },
     ping: peer => sockets.get(peer)?.alive(),
@@ -358,7 +364,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
         logger.info(`${entry.socket.describe()} sent a frame over the size limit: closed (1009)`)
         return
       }
-      onError(error, { stage: 'hook', peerId: peer.id })
+      onError(error, { stage: 'hook', peerId: entry?.id() ?? peer.id })
     },
   }
 }

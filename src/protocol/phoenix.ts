@@ -330,6 +330,7 @@ export function phoenixGateway(input: PhoenixGatewayOptions = {}): Gateway {
     name: 'phoenix',
     // The `phoenix` client appends `/websocket` to the URL it is given.
     paths: options.paths.flatMap(path => [path, `${path}/websocket`]),
+    events: ['phx_join', 'phx_leave', 'heartbeat'],
     // Phoenix clients have no in-band auth: a bad or missing key is refused before the upgrade.
     auth: { params: ['api_key', 'token'], status: 403 },
     upgrade(request) {
