@@ -8,6 +8,7 @@ import { parseEnv } from 'node:util'
 import { HubError } from './errors.ts'
 import { LISTEN_ENV_OPTIONS, listenHub, resolveListenOptions } from './listen.ts'
 import { HUB_ENV_OPTIONS } from './options.ts'
+import { PHOENIX_ENV_OPTIONS } from './protocol/phoenix.ts'
 import { createServer, SERVER_ENV_OPTIONS } from './server.ts'
 
 /**
@@ -30,9 +31,9 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   HUB_ENV_OPTIONS.RATE_LIMIT_EVENTS_PER_SEC,
   HUB_ENV_OPTIONS.RATE_LIMIT_BURST,
   HUB_ENV_OPTIONS.RATE_LIMIT_BYTES_PER_SEC,
-  HUB_ENV_OPTIONS.TRUST_PROXY,
+  SERVER_ENV_OPTIONS.TRUST_PROXY,
   LISTEN_ENV_OPTIONS.HEADERS_TIMEOUT_MS,
-  HUB_ENV_OPTIONS.PHOENIX_MAX_CHANNELS,
+  PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS,
   SERVER_ENV_OPTIONS.REDIS_URL,
   HUB_ENV_OPTIONS.CLUSTER_NODE_TIMEOUT_MS,
   SERVER_ENV_OPTIONS.ALLOWED_ORIGINS,

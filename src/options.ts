@@ -8,7 +8,7 @@ import type { ErrorStage } from './errors.ts'
 import type { LogFormat, LogLevel } from './observability/logger.ts'
 import process from 'node:process'
 import { nanoid } from 'nanoid'
-import { bool, envOptions, invalid, listOf, oneOf, positiveInt } from './env-options.ts'
+import { envOptions, invalid, oneOf, positiveInt } from './env-options.ts'
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from './observability/logger.ts'
 
 export interface HubOptions {
@@ -159,31 +159,6 @@ export interface HubOptions {
      */
     maxDataDepth?: number
   }
-  /**
-   * Behind a reverse proxy: a peer's address is the last one in `X-Forwarded-For` (the one
-   * the proxy added), not the proxy's. Only set it when every connection comes through the proxy.
-   * @default env `TRUST_PROXY`, else false
-   */
-  trustProxy?: boolean
-  phoenix?: {
-    /**
-     * Endpoints of the Phoenix Channels gateway; each is also served with the `/websocket`
-     * suffix the `phoenix` client appends. `[]` turns the gateway off.
-     * @default ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
-     */
-    paths?: string[]
-    /**
-     * Topic prefixes a channel may join as `<prefix>:<module name>`.
-     * @default ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
-     */
-    topics?: string[]
-    /**
-     * Channels one socket may have joined at once; a join past this is answered
-     * `{status: "error", response: {reason: "too many channels"}}`.
-     * @default env `PHOENIX_MAX_CHANNELS`, else 100
-     */
-    maxChannels?: number
-  }
   logger?: {
     /** @default env `LOG_LEVEL`, else 'log' */
     level?: LogLevel
@@ -224,11 +199,9 @@ export interface ResolvedHubOptions {
   readonly heartbeat: { readonly readTimeout: number, readonly message: string }
   readonly routing: { readonly policy?: RoutingPolicy, readonly middleware: RoutingMiddleware[], readonly allowBypass: boolean, readonly devtoolsTokens: string[] }
   readonly limits: Readonly<ResolvedLimits>
-  readonly trustProxy: boolean
   /** Set when clustered. */
   readonly backplane?: Backplane
   readonly cluster: { readonly nodeTimeoutMs: number, readonly heartbeatMs: number, readonly prefix: string }
-  readonly phoenix: { readonly paths: string[], readonly topics: string[], readonly maxChannels: number }
   readonly logger: ConsolaInstance
   readonly onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
@@ -269,9 +242,6 @@ export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_NODE_TIMEOUT_MS = 10_000
 export const DEFAULT_CLUSTER_PREFIX = 'hub-server'
-export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
-export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
-export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
 
 /** The hub's env-configurable options. */
 export const HUB_ENV_OPTIONS = envOptions({
@@ -288,8 +258,6 @@ export const HUB_ENV_OPTIONS = envOptions({
   RATE_LIMIT_EVENTS_PER_SEC: { flag: 'rate-limit', value: '<n>', default: String(DEFAULT_RATE_LIMIT_EVENTS_PER_SEC), description: 'frames a socket may send per second; over it: error, then close 4029 (0 = no limit)' },
   RATE_LIMIT_BURST: { flag: 'rate-limit-burst', value: '<n>', default: '', description: 'frames a socket may send at once (empty = twice the rate)' },
   RATE_LIMIT_BYTES_PER_SEC: { flag: 'rate-limit-bytes', value: '<bytes>', default: String(DEFAULT_RATE_LIMIT_BYTES_PER_SEC), description: 'bytes a socket may send per second (0 = no limit)' },
-  TRUST_PROXY: { flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
-  PHOENIX_MAX_CHANNELS: { flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
   CLUSTER_NODE_TIMEOUT_MS: { flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
 })
 const ENV = HUB_ENV_OPTIONS
@@ -324,14 +292,8 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
       devtoolsTokens: options.routing?.devtoolsTokens ?? [],
     },
     limits: resolveLimits(options.limits, env),
-    trustProxy: bool(ENV.TRUST_PROXY, options.trustProxy, env, false),
     backplane: options.backplane,
     cluster: resolveClusterOptions(options.cluster, env),
-    phoenix: {
-      paths: listOf('phoenix.paths', options.phoenix?.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
-      topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
-      maxChannels: positiveInt(ENV.PHOENIX_MAX_CHANNELS, options.phoenix?.maxChannels, env, DEFAULT_PHOENIX_MAX_CHANNELS),
-    },
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),
   }

@@ -18,7 +18,7 @@ export interface MetricsOptions {
  * unless disabled; behind `Authorization: Bearer <METRICS_TOKEN>` when one is set). Like the
  * WebSocket endpoints, they answer no foreign origin and no unserved host (`createServer`'s guard).
  */
-export function addOpsEndpoints(app: H3, hub: Hub, { enabled, token, maxEventTypes }: MetricsOptions): void {
+export function addOpsEndpoints(app: H3, hub: Hub, { enabled, token, maxEventTypes }: MetricsOptions, builtInTypes: readonly string[] = []): void {
   app.get('/healthz', () => json({ status: 'ok' }))
 
   app.get('/readyz', () => {
@@ -29,7 +29,7 @@ export function addOpsEndpoints(app: H3, hub: Hub, { enabled, token, maxEventTyp
 
   if (!enabled)
     return
-  const metrics = createMetrics(hub, maxEventTypes)
+  const metrics = createMetrics(hub, maxEventTypes, builtInTypes)
   const authorized = token ? createTokenVerifier([token]) : undefined
   app.get('/metrics', async (event) => {
     const header = event.req.headers.get('authorization')

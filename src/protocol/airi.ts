@@ -316,7 +316,6 @@ function dataOf<T extends v.GenericSchema>(hub: Hub, session: Session, schema: T
 
 /** Handles one text frame from an AIRI peer: the built-in events, else routing. */
 export function handleAiriFrame(hub: Hub, session: Session, text: string): void | Promise<unknown> {
-  hub.touch(session)
   // Raw `ping`/`pong` text frames are liveness only.
   if (text === 'ping' || text === 'pong')
     return
