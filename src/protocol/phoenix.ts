@@ -229,7 +229,8 @@ function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
     return reply(socket, frame, errorReply('unauthorized'))
   }
   socket.channels.set(topic, { joinRef, session })
-  reply(socket, frame, okReply())
+  const config = hub.catalog.optionsOf(name)
+  reply(socket, frame, okReply(config && { config }))
   connection.open()
 }
 
