@@ -319,7 +319,7 @@ export function createHub(input: HubOptions = {}): Hub {
   function reject(session: Session, error: HubError, parentId?: string): void {
     observers.emit('error', error.code)
     // Logged once per peer: its frames are the peer's to repeat (the metric counts them all).
-    if ((error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity') && !refusalLogged.has(session)) {
+    if ((error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity' || error.code === 'module_forbidden') && !refusalLogged.has(session)) {
       refusalLogged.add(session)
       logger.info(`peer ${session.id}: ${error.message} (its further refused frames are not logged)`)
     }

@@ -1,11 +1,16 @@
 import type { RunningHub } from '../helpers/hub.ts'
 import { describe, expect, it } from 'vitest'
 import { RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { sample } from '../helpers/metrics.ts'
 import { RawPhoenix } from '../helpers/phoenix.ts'
 import { sdkClient } from '../helpers/sdk.ts'
 
 const SHARED = 'shared-token'
 const VOICE = 'voice-token'
+
+async function metrics(hub: RunningHub): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text()
+}
 
 async function readyz(hub: RunningHub): Promise<{ status: number, body: any }> {
   const response = await fetch(`http://127.0.0.1:${hub.port}/readyz`)
@@ -49,6 +54,7 @@ describe('known modules: credentials', () => {
     const names = [...hub.server.registry.entries()].map(entry => entry.name).sort()
     expect(names).toEqual(['chat', 'voice'])
     expect([...hub.server.registry.lookup('module', 'voice')]).toHaveLength(1)
+    expect(sample(await metrics(hub), 'hub_errors_total{reason="module_forbidden"}')).toBe(2)
   })
 
   it('takes a module token at the upgrade (?token=)', async () => {
@@ -88,6 +94,7 @@ describe('known modules: required', () => {
     const brain = await RawPeer.connect(hub.url())
     await brain.join('brain')
     expect((await readyz(hub)).body.missing).toEqual(['voice'])
+    expect(sample(await metrics(hub), 'hub_required_modules_missing')).toBe(1)
 
     const voice = await RawPeer.connect(hub.url())
     await voice.join('voice')
