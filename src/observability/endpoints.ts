@@ -16,7 +16,8 @@ export interface MetricsOptions {
  * The operator endpoints, on the hub's own port: `GET /healthz` (the process answers),
  * `GET /readyz` (every readiness check passes, else 503 with the required modules missing, if
  * any) and `GET /metrics` (Prometheus, unless disabled; behind `Authorization: Bearer
- * <METRICS_TOKEN>` when one is set). Like the WebSocket endpoints, they answer no foreign origin and no unserved host (`createServer`'s guard).
+ * <METRICS_TOKEN>` when one is set). Like the WebSocket endpoints, they answer no foreign
+ * origin and no unserved host (`createServer`'s guard).
  */
 export function addOpsEndpoints(app: H3, hub: Hub, { enabled, token, maxEventTypes }: MetricsOptions): void {
   app.get('/healthz', () => json({ status: 'ok' }))
