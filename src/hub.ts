@@ -2,6 +2,7 @@ import type { Cluster } from './backplane/cluster.ts'
 import type { RemoteModule } from './backplane/types.ts'
 import type { Admission } from './core/admission.ts'
 import type { ConsumerRegistration, TimedRegistration } from './core/consumers.ts'
+import type { ModuleCatalog } from './core/module-catalog.ts'
 import type { Observers } from './core/observers.ts'
 import type { Registry } from './core/registry.ts'
 import type { RemotePeer } from './core/router.ts'
@@ -16,6 +17,7 @@ import { checkAnnouncement, checkData, checkRoutes } from './core/bounds.ts'
 import { createConsumers } from './core/consumers.ts'
 import { announcedIdentity, isReservedEventType, markPlainJson, stampedSource } from './core/event.ts'
 import { createHeartbeat } from './core/heartbeat.ts'
+import { createModuleCatalog } from './core/module-catalog.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
 import { createRegistryFeed } from './core/registry-feed.ts'
@@ -107,6 +109,10 @@ export interface Hub {
    * the hub depends on registers one (`listening` by `listenHub`, a backplane its connection).
    */
   readonly readiness: Map<string, () => boolean>
+  /** The known modules (`modules` option): their tokens, options, labels and which are required. */
+  readonly catalog: ModuleCatalog
+  /** Resolves once every required module is announced (on any node); rejects after `requiredTimeoutMs` naming the missing ones. */
+  ready: () => Promise<void>
 }
 
 const SHUTDOWN_CODE = 1001
@@ -124,10 +130,11 @@ export function createHub(input: HubOptions = {}): Hub {
   const options: ResolvedHubOptions = { ...resolved, onError }
   const { logger } = options
   const registry = createRegistry()
+  const catalog = createModuleCatalog({ modules: options.modules, registry, requiredTimeoutMs: options.requiredTimeoutMs })
   const peers = new Map<string, Session>()
   const authenticated = new Map<string, Session>()
   const authRequired = options.auth.tokens.length > 0
-  const verifyToken = createTokenVerifier([...options.auth.tokens, ...options.routing.devtoolsTokens])
+  const verifyToken = createTokenVerifier([...options.auth.tokens, ...options.routing.devtoolsTokens, ...catalog.tokens])
   const isDevtoolsToken = createTokenVerifier(options.routing.devtoolsTokens)
   const hubSource: WireIdentity = { plugin: 'hub-server', instanceId: options.instanceId }
   // Identities are immutable (a re-announce makes a new one): each wire form is built once.
@@ -312,7 +319,7 @@ export function createHub(input: HubOptions = {}): Hub {
   function reject(session: Session, error: HubError, parentId?: string): void {
     observers.emit('error', error.code)
     // Logged once per peer: its frames are the peer's to repeat (the metric counts them all).
-    if ((error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity') && !refusalLogged.has(session)) {
+    if ((error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity' || error.code === 'module_forbidden') && !refusalLogged.has(session)) {
       refusalLogged.add(session)
       logger.info(`peer ${session.id}: ${error.message} (its further refused frames are not logged)`)
     }
@@ -480,11 +487,14 @@ export function createHub(input: HubOptions = {}): Hub {
     disconnect,
     observers,
     // A clustered hub serves its own peers while the backplane is down, but is not ready.
-    readiness: new Map(cluster ? [['backplane', () => cluster.ready]] : []),
+    readiness: new Map([...(cluster ? [['backplane', () => cluster.ready] as const] : []), ...catalog.readiness]),
+    catalog,
+    ready: catalog.ready,
 
     connect(connection, init) {
       const session = new Session(nanoid(), connection, Date.now())
       peers.set(session.id, session)
+      catalog.bind(session, init?.token)
       if (!authRequired)
         admit(session, false)
       else if (init?.token !== undefined && verifyToken(init.token))
@@ -511,10 +521,12 @@ export function createHub(input: HubOptions = {}): Hub {
         }
       }
       if (!authRequired) {
+        catalog.bind(session, token)
         admit(session, false, parentId, handshake)
         return true
       }
       if (verifyToken(token)) {
+        catalog.bind(session, token)
         admit(session, isDevtoolsToken(token), parentId, handshake)
         return true
       }
@@ -528,11 +540,12 @@ export function createHub(input: HubOptions = {}): Hub {
     announce(session, { name, index, identity, alongside }, parentId) {
       if (!requireAuth(session, parentId))
         return false
-      const refused = announceRefusal(name, identity)
+      const refused = announceRefusal(name, identity) ?? catalog.refusal(session, name)
       if (refused) {
         reject(session, refused, parentId)
         return false
       }
+      identity = catalog.labelled(name, identity)
       const current = session.modules.find(entry => entry.name === name && entry.index === index)
       const same = current !== undefined && JSON.stringify(current.identity) === JSON.stringify(identity)
       // A peer of one module replaces it; a peer of several replaces only the one of this name and index.
@@ -552,6 +565,9 @@ export function createHub(input: HubOptions = {}): Hub {
       feed.sync(session)
       if (entry)
         feed.announced(entry, session)
+      const config = catalog.optionsOf(name)
+      if (config)
+        send(session, 'module:configure', { config })
       return true
     },
 

@@ -11,6 +11,7 @@ export type { Close } from './core/close.ts'
 export type { ConsumerRegistration } from './core/consumers.ts'
 export { defineMiddleware } from './core/middleware.ts'
 export type { Next, RouteContext, RoutingMiddleware } from './core/middleware.ts'
+export type { KnownModule, ModuleCatalog } from './core/module-catalog.ts'
 export type { HubObservations, Observers } from './core/observers.ts'
 export type { RoutingPolicy } from './core/policy.ts'
 

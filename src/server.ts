@@ -94,12 +94,12 @@ export const DEFAULT_METRICS_MAX_EVENT_TYPES = 50
 
 /** The edge's env-configurable options. */
 export const SERVER_ENV_OPTIONS = envOptions({
-  REDIS_URL: { flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
-  ALLOWED_ORIGINS: { flag: 'allowed-origins', value: '<origins>', default: '', description: 'comma-separated origins whose pages may connect, besides the hub\'s own and localhost ones (* = any)' },
-  ALLOWED_HOSTS: { flag: 'allowed-hosts', value: '<hosts>', default: '', description: 'comma-separated Host names answered besides loopback ones (.example.com = with subdomains, * = any); checked when set, or with auth off on a loopback bind' },
-  TRUST_PROXY: { flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
-  METRICS_ENABLED: { flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
-  METRICS_TOKEN: { flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
+  REDIS_URL: { option: 'redisUrl', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
+  ALLOWED_ORIGINS: { option: 'http.allowedOrigins', flag: 'allowed-origins', value: '<origins>', default: '', description: 'comma-separated origins whose pages may connect, besides the hub\'s own and localhost ones (* = any)' },
+  ALLOWED_HOSTS: { option: 'http.allowedHosts', flag: 'allowed-hosts', value: '<hosts>', default: '', description: 'comma-separated Host names answered besides loopback ones (.example.com = with subdomains, * = any); checked when set, or with auth off on a loopback bind' },
+  TRUST_PROXY: { option: 'trustProxy', flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
+  METRICS_ENABLED: { option: 'metrics.enabled', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
+  METRICS_TOKEN: { option: 'metrics.token', flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
 })
 const ENV = SERVER_ENV_OPTIONS
 

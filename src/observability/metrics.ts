@@ -52,6 +52,7 @@ export function createMetrics(hub: Hub, maxEventTypes: number, builtInTypes: rea
   })
   gauge('hub_peers_connected', 'Connected peers (any protocol, authenticated or not)', () => hub.peers.size)
   gauge('hub_modules_announced', 'Modules in the registry', () => hub.registry.size)
+  gauge('hub_required_modules_missing', 'Required modules (the modules option) announced on no node: /readyz is 503 while above 0', () => hub.catalog.missing().length)
   gauge('hub_sockets_open', 'Open WebSockets (any protocol; a Phoenix socket counts once, whatever its channels)', () => hub.admission.sockets)
   const received = new Counter({ name: 'hub_events_received_total', help: 'Events received from peers, by type', labelNames: ['type'], registers })
   const delivered = new Counter({ name: 'hub_events_delivered_total', help: 'Routed event deliveries to peers, by type', labelNames: ['type'], registers })

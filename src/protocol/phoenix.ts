@@ -92,7 +92,7 @@ export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
 
 /** The Phoenix gateway's env-configurable options. */
 export const PHOENIX_ENV_OPTIONS = envOptions({
-  PHOENIX_MAX_CHANNELS: { flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
+  PHOENIX_MAX_CHANNELS: { option: 'phoenix.maxChannels', flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
 })
 
 /** Resolves the gateway's options once. Throws `HubError('invalid_option')`. */
@@ -232,7 +232,8 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
     return reply(phoenix, frame, errorReply('unauthorized'))
   }
   phoenix.channels.set(topic, { joinRef, session })
-  reply(phoenix, frame, okReply())
+  const config = hub.catalog.optionsOf(name)
+  reply(phoenix, frame, okReply(config && { config }))
   connection.open()
 }
 

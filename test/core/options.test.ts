@@ -1,6 +1,7 @@
 import type { ErrorStage } from '../../src/errors.ts'
 import { describe, expect, it } from 'vitest'
 import { ENV_OPTIONS } from '../../src/cli.ts'
+import { CONFIG_ENV_OPTIONS } from '../../src/config-file.ts'
 import { createHub } from '../../src/hub.ts'
 import { LISTEN_ENV_OPTIONS, resolveListenOptions } from '../../src/listen.ts'
 import { HUB_ENV_OPTIONS, resolveHubOptions } from '../../src/options.ts'
@@ -44,7 +45,7 @@ describe('options', () => {
   })
 
   it('lists every owner\'s env options on the command line, once each', () => {
-    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS, PHOENIX_ENV_OPTIONS].flatMap(options => Object.values(options))
+    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS, PHOENIX_ENV_OPTIONS, CONFIG_ENV_OPTIONS].flatMap(options => Object.values(options))
     expect(new Set(ENV_OPTIONS)).toEqual(new Set(declared))
     expect(ENV_OPTIONS).toHaveLength(declared.length)
     expect(new Set(ENV_OPTIONS.map(option => option.flag)).size).toBe(ENV_OPTIONS.length)
