@@ -5,9 +5,11 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import process from 'node:process'
 import { parseEnv } from 'node:util'
+import { CONFIG_ENV_OPTIONS, loadConfigFile, underEnv } from './config-file.ts'
 import { HubError } from './errors.ts'
 import { LISTEN_ENV_OPTIONS, listenHub, resolveListenOptions } from './listen.ts'
 import { HUB_ENV_OPTIONS } from './options.ts'
+import { PHOENIX_ENV_OPTIONS } from './protocol/phoenix.ts'
 import { createServer, SERVER_ENV_OPTIONS } from './server.ts'
 
 /**
@@ -15,6 +17,7 @@ import { createServer, SERVER_ENV_OPTIONS } from './server.ts'
  * `.env.example` list them: the single spec behind the command's flags, its `--help` and `.env.example`.
  */
 export const ENV_OPTIONS: readonly EnvOption[] = [
+  CONFIG_ENV_OPTIONS.HUB_SERVER_CONFIG,
   LISTEN_ENV_OPTIONS.PORT,
   LISTEN_ENV_OPTIONS.HOST,
   HUB_ENV_OPTIONS.AUTHENTICATION_TOKEN,
@@ -30,11 +33,12 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   HUB_ENV_OPTIONS.RATE_LIMIT_EVENTS_PER_SEC,
   HUB_ENV_OPTIONS.RATE_LIMIT_BURST,
   HUB_ENV_OPTIONS.RATE_LIMIT_BYTES_PER_SEC,
-  HUB_ENV_OPTIONS.TRUST_PROXY,
+  SERVER_ENV_OPTIONS.TRUST_PROXY,
   LISTEN_ENV_OPTIONS.HEADERS_TIMEOUT_MS,
-  HUB_ENV_OPTIONS.PHOENIX_MAX_CHANNELS,
+  PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS,
   SERVER_ENV_OPTIONS.REDIS_URL,
   HUB_ENV_OPTIONS.CLUSTER_NODE_TIMEOUT_MS,
+  HUB_ENV_OPTIONS.REQUIRED_TIMEOUT_MS,
   SERVER_ENV_OPTIONS.ALLOWED_ORIGINS,
   SERVER_ENV_OPTIONS.ALLOWED_HOSTS,
   SERVER_ENV_OPTIONS.METRICS_ENABLED,
@@ -45,7 +49,7 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
 export interface CommandLine {
   help: boolean
   version: boolean
-  /** What the hub resolves its options from: flags over the environment over `.env`. */
+  /** What the hub resolves its options from: flags over the environment over `.env` (over the config file). */
   env: Env
 }
 
@@ -102,6 +106,8 @@ function help(): string {
     '',
     'Serves the hub: WebSocket /ws (AIRI), Phoenix /socket, GET /healthz, /readyz and /metrics.',
     'Each option is a flag or an environment variable (also read from ./.env); flags win.',
+    'A config file (hub-server.config.{ts,js,mjs,json,yaml}, or --config) may set any createServer',
+    'option, modules included; flags, env and .env win over it.',
     '',
     ...lines,
     `  ${'--help, --version'.padEnd(width)}  this help, the version`,
@@ -122,8 +128,11 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       process.stdout.write(commandLine.help ? help() : `${version()}\n`)
       return 0
     }
+    const config = await loadConfigFile(commandLine.env.HUB_SERVER_CONFIG, process.cwd())
     listen = resolveListenOptions({ env: commandLine.env })
-    server = createServer({ env: commandLine.env })
+    server = createServer({ ...underEnv(config.options, commandLine.env, ENV_OPTIONS), env: commandLine.env })
+    if (config.file)
+      server.hub.options.logger.log(`config loaded from ${config.file}`)
   }
   catch (error) {
     if (!(error instanceof HubError))
@@ -144,6 +153,14 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
   for (const url of listener.urls)
     logger.log(`hub-server listening on ${url.replace(/^http/, 'ws')}ws`)
+  // Missing required modules are logged, and the hub keeps serving: they may come later.
+  const required = server.hub.options.modules.filter(module => module.required).map(module => module.name)
+  if (required.length > 0) {
+    server.hub.ready().then(
+      () => logger.log(`required modules announced: ${required.join(', ')}`),
+      (error: Error) => logger.warn(`${error.message}; serving anyway (/readyz is 503 until they are announced)`),
+    )
+  }
 
   let stopping = false
   const stop = (signal: string): void => {

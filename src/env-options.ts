@@ -5,6 +5,8 @@ export type Env = Record<string, string | undefined>
 /** One setting of the `hub-server` command: its env variable, its flag and its help line. */
 export interface EnvOption {
   env: string
+  /** The `createServer()` option it sets (a dotted path), when it sets one: a config file's value gives way to it. */
+  option?: string
   flag: string
   /** Placeholder of the flag's value in `--help`. */
   value: string

@@ -5,6 +5,7 @@ export type HubErrorCode
     | 'invalid_token'
     | 'not_authenticated'
     | 'module_not_found'
+    | 'module_forbidden'
     | 'rate_limited'
     | 'limit_exceeded'
     | 'reserved_event'

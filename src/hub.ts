@@ -1,6 +1,7 @@
 import type { Cluster } from './backplane/cluster.ts'
 import type { Admission } from './core/admission.ts'
 import type { Announcements } from './core/announcements.ts'
+import type { ModuleCatalog } from './core/module-catalog.ts'
 import type { Observers } from './core/observers.ts'
 import type { Publish } from './core/publish.ts'
 import type { Registry } from './core/registry.ts'
@@ -18,6 +19,7 @@ import { CLOSE } from './core/close.ts'
 import { createConsumers } from './core/consumers.ts'
 import { announcedIdentity, markPlainJson, perIdentity } from './core/event.ts'
 import { createLiveness } from './core/liveness.ts'
+import { createModuleCatalog } from './core/module-catalog.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
 import { createPublish } from './core/publish.ts'
@@ -85,6 +87,10 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
    * the hub depends on registers one (`listening` by `listenHub`, a backplane its connection).
    */
   readonly readiness: Map<string, () => boolean>
+  /** The known modules (`modules` option): their tokens, options, labels and which are required. */
+  readonly catalog: ModuleCatalog
+  /** Starts the hub, and resolves once every required module is announced (on any node); rejects after `requiredTimeoutMs` naming the missing ones. */
+  ready: () => Promise<void>
 }
 
 /** The hub core: wiring of sessions, registry, routing, remote peers and liveness; it knows nothing of sockets. */
@@ -101,6 +107,7 @@ export function createHub(input: HubOptions = {}): Hub {
 
   // What routing reads: the tables below are filled by sessions, announcements and remote peers.
   const registry = createRegistry()
+  const catalog = createModuleCatalog({ modules: options.modules, registry, requiredTimeoutMs: options.requiredTimeoutMs })
   const peers = new Map<string, Session>()
   const authenticated = new Map<string, Session>()
   const remote = new Map<string, RemotePeer>()
@@ -154,8 +161,8 @@ export function createHub(input: HubOptions = {}): Hub {
     observers,
     onLagging: (session, waiting) => logger.debug(`peer ${session.id} is behind on the registry (${waiting} bytes unsent): its deltas wait for one sync`),
   })
-  const announcements = createAnnouncements({ registry, feed, consumers, selfNamed, refusals, limits, logger, cluster })
-  const sessions = createSessions({ auth: options.auth, onError, devtoolsTokens: options.routing.devtoolsTokens, maxNameLength: limits.maxNameLength, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, cluster, send })
+  const announcements = createAnnouncements({ registry, feed, consumers, selfNamed, refusals, limits, logger, catalog, cluster, send })
+  const sessions = createSessions({ auth: options.auth, onError, devtoolsTokens: options.routing.devtoolsTokens, maxNameLength: limits.maxNameLength, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, catalog, cluster, send })
   const remotePeers = createRemotePeers({ peers: remote, isLocal: id => peers.has(id), registry, feed, aliases, selfNamed, consumers, maxConsumersPerPeer: limits.maxConsumersPerPeer, observers, logger })
   const liveness = createLiveness({ heartbeat: options.heartbeat, authTimeout: sessions.authRequired ? options.auth.timeoutMs : 0, sessions: () => peers.values(), feed, consumers, observers, cluster, close: sessions.close })
   const publish = createPublish({ router, registry, peers, refusals, observers, forward: cluster?.forward, createEvent })
@@ -193,7 +200,13 @@ export function createHub(input: HubOptions = {}): Hub {
     observers,
     admission: createAdmission(limits),
     // A clustered hub serves its own peers while the backplane is down, but is not ready.
-    readiness: new Map(cluster ? [['backplane', () => cluster.ready]] : []),
+    readiness: new Map([...(cluster ? [['backplane', () => cluster.ready] as const] : []), ...catalog.readiness]),
+    catalog,
+    // Waiting for required modules means serving: the cluster must be joined to see them.
+    ready() {
+      start()
+      return catalog.ready()
+    },
     start,
     authRequired: sessions.authRequired,
     verifyToken: sessions.verifyToken,

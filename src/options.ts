@@ -2,13 +2,15 @@ import type { ConsolaInstance } from 'consola'
 import type { Backplane } from './backplane/types.ts'
 import type { ShapeLimits } from './core/bounds.ts'
 import type { RoutingMiddleware } from './core/middleware.ts'
+import type { KnownModule } from './core/module-catalog.ts'
 import type { RoutingPolicy } from './core/policy.ts'
 import type { Env } from './env-options.ts'
 import type { ErrorStage } from './errors.ts'
 import type { LogFormat, LogLevel } from './observability/logger.ts'
 import process from 'node:process'
 import { nanoid } from 'nanoid'
-import { bool, envOptions, invalid, listOf, oneOf, positiveInt } from './env-options.ts'
+import { resolveKnownModules } from './core/module-catalog.ts'
+import { envOptions, invalid, oneOf, positiveInt } from './env-options.ts'
 import { createLogger, LOG_FORMATS, LOG_LEVELS } from './observability/logger.ts'
 
 export interface HubOptions {
@@ -159,37 +161,23 @@ export interface HubOptions {
      */
     maxDataDepth?: number
   }
-  /**
-   * Behind a reverse proxy: a peer's address is the last one in `X-Forwarded-For` (the one
-   * the proxy added), not the proxy's. Only set it when every connection comes through the proxy.
-   * @default env `TRUST_PROXY`, else false
-   */
-  trustProxy?: boolean
-  phoenix?: {
-    /**
-     * Endpoints of the Phoenix Channels gateway; each is also served with the `/websocket`
-     * suffix the `phoenix` client appends. `[]` turns the gateway off.
-     * @default ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
-     */
-    paths?: string[]
-    /**
-     * Topic prefixes a channel may join as `<prefix>:<module name>`.
-     * @default ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
-     */
-    topics?: string[]
-    /**
-     * Channels one socket may have joined at once; a join past this is answered
-     * `{status: "error", response: {reason: "too many channels"}}`.
-     * @default env `PHOENIX_MAX_CHANNELS`, else 100
-     */
-    maxChannels?: number
-  }
   logger?: {
     /** @default env `LOG_LEVEL`, else 'log' */
     level?: LogLevel
     /** @default env `LOG_FORMAT`, else 'pretty' */
     format?: LogFormat
   }
+  /**
+   * Modules the hub knows by name: their own tokens, whether readiness waits for them, the
+   * options they are configured with on announce, and labels they always carry.
+   * @default []
+   */
+  modules?: KnownModule[]
+  /**
+   * How long `hub.ready()` waits for the `required` modules before it rejects naming them.
+   * @default env `REQUIRED_TIMEOUT_MS`, else 4000
+   */
+  requiredTimeoutMs?: number
   /** A backplane to cluster through; wins over `createServer()`'s `redisUrl` (e.g. a memory backplane for hubs in one process). */
   backplane?: Backplane
   cluster?: {
@@ -224,11 +212,11 @@ export interface ResolvedHubOptions {
   readonly heartbeat: { readonly readTimeout: number, readonly message: string }
   readonly routing: { readonly policy?: RoutingPolicy, readonly middleware: RoutingMiddleware[], readonly allowBypass: boolean, readonly devtoolsTokens: string[] }
   readonly limits: Readonly<ResolvedLimits>
-  readonly trustProxy: boolean
   /** Set when clustered. */
   readonly backplane?: Backplane
   readonly cluster: { readonly nodeTimeoutMs: number, readonly heartbeatMs: number, readonly prefix: string }
-  readonly phoenix: { readonly paths: string[], readonly topics: string[], readonly maxChannels: number }
+  readonly modules: readonly KnownModule[]
+  readonly requiredTimeoutMs: number
   readonly logger: ConsolaInstance
   readonly onError: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
 }
@@ -269,28 +257,25 @@ export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_NODE_TIMEOUT_MS = 10_000
 export const DEFAULT_CLUSTER_PREFIX = 'hub-server'
-export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
-export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
-export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
+export const DEFAULT_REQUIRED_TIMEOUT_MS = 4000
 
 /** The hub's env-configurable options. */
 export const HUB_ENV_OPTIONS = envOptions({
-  AUTHENTICATION_TOKEN: { flag: 'token', value: '<token>', default: '', description: 'token peers must present (empty = auth off)' },
-  SERVER_INSTANCE_ID: { flag: 'instance-id', value: '<id>', default: '', description: 'the hub\'s metadata.source.instanceId (empty = a generated id)' },
-  LOG_LEVEL: { flag: 'log-level', value: '<level>', default: 'log', description: LOG_LEVELS.join(' | ') },
-  LOG_FORMAT: { flag: 'log-format', value: '<format>', default: 'pretty', description: LOG_FORMATS.join(' | ') },
-  HEARTBEAT_TIMEOUT_MS: { flag: 'heartbeat-timeout', value: '<ms>', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), description: 'silence before a peer is unhealthy; closed at twice this' },
-  MAX_PAYLOAD_BYTES: { flag: 'max-payload', value: '<bytes>', default: String(DEFAULT_MAX_PAYLOAD_BYTES), description: 'largest inbound frame' },
-  MAX_BUFFERED_BYTES: { flag: 'max-buffered', value: '<bytes>', default: String(DEFAULT_MAX_BUFFERED_BYTES), description: 'unsent bytes a peer may leave unread before it is closed with 1013' },
-  MAX_PEERS: { flag: 'max-peers', value: '<n>', default: String(DEFAULT_MAX_PEERS), description: 'open sockets; past this an upgrade gets HTTP 503' },
-  MAX_PENDING_PER_ADDRESS: { flag: 'max-pending-per-address', value: '<n>', default: String(DEFAULT_MAX_PENDING_PER_ADDRESS), description: 'unauthenticated sockets per client address; past this HTTP 429 (0 = no limit)' },
-  MAX_PENDING_PAYLOAD_BYTES: { flag: 'max-pending-payload', value: '<bytes>', default: String(DEFAULT_MAX_PENDING_PAYLOAD_BYTES), description: 'largest frame before a peer has authenticated' },
-  RATE_LIMIT_EVENTS_PER_SEC: { flag: 'rate-limit', value: '<n>', default: String(DEFAULT_RATE_LIMIT_EVENTS_PER_SEC), description: 'frames a socket may send per second; over it: error, then close 4029 (0 = no limit)' },
-  RATE_LIMIT_BURST: { flag: 'rate-limit-burst', value: '<n>', default: '', description: 'frames a socket may send at once (empty = twice the rate)' },
-  RATE_LIMIT_BYTES_PER_SEC: { flag: 'rate-limit-bytes', value: '<bytes>', default: String(DEFAULT_RATE_LIMIT_BYTES_PER_SEC), description: 'bytes a socket may send per second (0 = no limit)' },
-  TRUST_PROXY: { flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
-  PHOENIX_MAX_CHANNELS: { flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
-  CLUSTER_NODE_TIMEOUT_MS: { flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
+  AUTHENTICATION_TOKEN: { option: 'auth.token', flag: 'token', value: '<token>', default: '', description: 'token peers must present (empty = auth off)' },
+  SERVER_INSTANCE_ID: { option: 'instanceId', flag: 'instance-id', value: '<id>', default: '', description: 'the hub\'s metadata.source.instanceId (empty = a generated id)' },
+  LOG_LEVEL: { option: 'logger.level', flag: 'log-level', value: '<level>', default: 'log', description: LOG_LEVELS.join(' | ') },
+  LOG_FORMAT: { option: 'logger.format', flag: 'log-format', value: '<format>', default: 'pretty', description: LOG_FORMATS.join(' | ') },
+  HEARTBEAT_TIMEOUT_MS: { option: 'heartbeat.readTimeout', flag: 'heartbeat-timeout', value: '<ms>', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), description: 'silence before a peer is unhealthy; closed at twice this' },
+  MAX_PAYLOAD_BYTES: { option: 'limits.maxPayloadBytes', flag: 'max-payload', value: '<bytes>', default: String(DEFAULT_MAX_PAYLOAD_BYTES), description: 'largest inbound frame' },
+  MAX_BUFFERED_BYTES: { option: 'limits.maxBufferedBytes', flag: 'max-buffered', value: '<bytes>', default: String(DEFAULT_MAX_BUFFERED_BYTES), description: 'unsent bytes a peer may leave unread before it is closed with 1013' },
+  MAX_PEERS: { option: 'limits.maxPeers', flag: 'max-peers', value: '<n>', default: String(DEFAULT_MAX_PEERS), description: 'open sockets; past this an upgrade gets HTTP 503' },
+  MAX_PENDING_PER_ADDRESS: { option: 'limits.maxPendingPerAddress', flag: 'max-pending-per-address', value: '<n>', default: String(DEFAULT_MAX_PENDING_PER_ADDRESS), description: 'unauthenticated sockets per client address; past this HTTP 429 (0 = no limit)' },
+  MAX_PENDING_PAYLOAD_BYTES: { option: 'limits.maxPendingPayloadBytes', flag: 'max-pending-payload', value: '<bytes>', default: String(DEFAULT_MAX_PENDING_PAYLOAD_BYTES), description: 'largest frame before a peer has authenticated' },
+  RATE_LIMIT_EVENTS_PER_SEC: { option: 'limits.eventsPerSec', flag: 'rate-limit', value: '<n>', default: String(DEFAULT_RATE_LIMIT_EVENTS_PER_SEC), description: 'frames a socket may send per second; over it: error, then close 4029 (0 = no limit)' },
+  RATE_LIMIT_BURST: { option: 'limits.eventsBurst', flag: 'rate-limit-burst', value: '<n>', default: '', description: 'frames a socket may send at once (empty = twice the rate)' },
+  RATE_LIMIT_BYTES_PER_SEC: { option: 'limits.bytesPerSec', flag: 'rate-limit-bytes', value: '<bytes>', default: String(DEFAULT_RATE_LIMIT_BYTES_PER_SEC), description: 'bytes a socket may send per second (0 = no limit)' },
+  REQUIRED_TIMEOUT_MS: { option: 'requiredTimeoutMs', flag: 'required-timeout', value: '<ms>', default: String(DEFAULT_REQUIRED_TIMEOUT_MS), description: 'how long start-up waits for the config\'s required modules before it logs the missing ones (and keeps serving)' },
+  CLUSTER_NODE_TIMEOUT_MS: { option: 'cluster.nodeTimeoutMs', flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
 })
 const ENV = HUB_ENV_OPTIONS
 
@@ -306,10 +291,11 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
     level: oneOf(ENV.LOG_LEVEL, options.logger?.level, env, LOG_LEVELS, 'log'),
     format: oneOf(ENV.LOG_FORMAT, options.logger?.format, env, LOG_FORMATS, 'pretty'),
   })
+  const tokens = tokensOf(options.auth?.token, env.AUTHENTICATION_TOKEN)
   return {
     instanceId: options.instanceId || env.SERVER_INSTANCE_ID || nanoid(),
     auth: {
-      tokens: tokensOf(options.auth?.token, env.AUTHENTICATION_TOKEN),
+      tokens,
       timeoutMs: positiveInt('auth.timeoutMs', options.auth?.timeoutMs, env, DEFAULT_AUTH_TIMEOUT_MS, 0),
       maxFailures: positiveInt('auth.maxFailures', options.auth?.maxFailures, env, DEFAULT_AUTH_MAX_FAILURES),
     },
@@ -324,14 +310,10 @@ export function resolveHubOptions(options: HubOptions = {}): ResolvedHubOptions 
       devtoolsTokens: options.routing?.devtoolsTokens ?? [],
     },
     limits: resolveLimits(options.limits, env),
-    trustProxy: bool(ENV.TRUST_PROXY, options.trustProxy, env, false),
     backplane: options.backplane,
     cluster: resolveClusterOptions(options.cluster, env),
-    phoenix: {
-      paths: listOf('phoenix.paths', options.phoenix?.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
-      topics: listOf('phoenix.topics', options.phoenix?.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
-      maxChannels: positiveInt(ENV.PHOENIX_MAX_CHANNELS, options.phoenix?.maxChannels, env, DEFAULT_PHOENIX_MAX_CHANNELS),
-    },
+    modules: resolveKnownModules(options.modules, tokens),
+    requiredTimeoutMs: positiveInt(ENV.REQUIRED_TIMEOUT_MS, options.requiredTimeoutMs, env, DEFAULT_REQUIRED_TIMEOUT_MS),
     logger,
     onError: options.onError ?? ((error, { stage, peerId }) => logger.error(`[${stage}]${peerId ? ` peer ${peerId}:` : ''}`, error)),
   }

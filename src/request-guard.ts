@@ -63,11 +63,13 @@ function quote(value: string): string {
 
 /** `createServer()`'s `http` options, normalized: origins as `scheme://host[:port]` without a default port, hosts lowercase. */
 export interface GuardOptions {
+  /** Take the client's address from `X-Forwarded-For` (behind a proxy). */
+  trustProxy: boolean
   allowedOrigins: readonly string[]
   allowedHosts: readonly string[]
 }
 
-export function createRequestGuard(hub: Hub, { allowedOrigins, allowedHosts }: GuardOptions): RequestGuard {
+export function createRequestGuard(hub: Hub, { allowedOrigins, allowedHosts, trustProxy }: GuardOptions): RequestGuard {
   const anyOrigin = allowedOrigins.includes('*')
   const origins = new Set(allowedOrigins)
   const anyHost = allowedHosts.includes('*')
@@ -97,7 +99,7 @@ export function createRequestGuard(hub: Hub, { allowedOrigins, allowedHosts }: G
     // The path only: a query may carry a token.
     const path = new URL(request.url).pathname
     const what = isWebSocketUpgrade(request) ? `a WebSocket upgrade to ${path}` : `${request.method} ${path}`
-    logRefusal(hub, `refused ${what} from ${clientAddress(request, hub.options.trustProxy)}: ${why}`)
+    logRefusal(hub, `refused ${what} from ${clientAddress(request, trustProxy)}: ${why}`)
     return new Response(status === 421 ? 'Misdirected Request: this hub does not serve that host' : 'Forbidden: origin not allowed', { status })
   }
 

@@ -3,7 +3,8 @@ import type { Env } from './env-options.ts'
 import type { Hub } from './hub.ts'
 import type { MetricsOptions } from './observability/endpoints.ts'
 import type { HubOptions } from './options.ts'
-import type { GatewayHooks } from './protocol/ws.ts'
+import type { Gateway, GatewayHooks } from './protocol/gateway.ts'
+import type { PhoenixGatewayOptions } from './protocol/phoenix.ts'
 import type { GuardOptions, RequestGuard } from './request-guard.ts'
 import process from 'node:process'
 import { defineWebSocketHandler, H3 } from 'h3'
@@ -12,17 +13,32 @@ import { bool, commaList, envOptions, invalid, positiveInt } from './env-options
 import { HubError } from './errors.ts'
 import { createHub } from './hub.ts'
 import { addOpsEndpoints } from './observability/endpoints.ts'
-import { createPhoenixHooks } from './protocol/phoenix.ts'
-import { createAiriHooks } from './protocol/ws.ts'
+import { airiGateway, DEFAULT_AIRI_PATH } from './protocol/airi-gateway.ts'
+import { createGatewayHooks } from './protocol/gateway.ts'
+import { phoenixGateway } from './protocol/phoenix.ts'
 import { createRequestGuard, isWebSocketUpgrade, normalizeOrigin } from './request-guard.ts'
 
 /** The hub's options, and those of its edge: endpoints, request guard, Redis. */
 export interface ServerOptions extends HubOptions {
   /**
-   * Path of the native (AIRI) WebSocket endpoint.
+   * The wire protocols served, each on its own paths; an embedder's own gateway (`defineGateway`)
+   * goes here too.
+   * @default [airiGateway({ path }), phoenixGateway(phoenix)]
+   */
+  gateways?: Gateway[]
+  /**
+   * Path of the native (AIRI) WebSocket endpoint, when `gateways` is not given.
    * @default '/ws'
    */
   path?: string
+  /** Options of the Phoenix Channels gateway, when `gateways` is not given. */
+  phoenix?: Omit<PhoenixGatewayOptions, 'env'>
+  /**
+   * Behind a reverse proxy: a peer's address is the last one in `X-Forwarded-For` (the one
+   * the proxy added), not the proxy's. Only set it when every connection comes through the proxy.
+   * @default env `TRUST_PROXY`, else false
+   */
+  trustProxy?: boolean
   http?: {
     /**
      * Web origins whose pages may open the WebSocket endpoints and call the ops endpoints,
@@ -67,23 +83,23 @@ export interface ServerOptions extends HubOptions {
 }
 
 export interface ResolvedServerOptions {
-  path: string
+  gateways: Gateway[]
   http: GuardOptions
   metrics: MetricsOptions
   /** Set when clustered through Redis. */
   redisUrl?: string
 }
 
-export const DEFAULT_PATH = '/ws'
 export const DEFAULT_METRICS_MAX_EVENT_TYPES = 50
 
 /** The edge's env-configurable options. */
 export const SERVER_ENV_OPTIONS = envOptions({
-  REDIS_URL: { flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
-  ALLOWED_ORIGINS: { flag: 'allowed-origins', value: '<origins>', default: '', description: 'comma-separated origins whose pages may connect, besides the hub\'s own and localhost ones (* = any)' },
-  ALLOWED_HOSTS: { flag: 'allowed-hosts', value: '<hosts>', default: '', description: 'comma-separated Host names answered besides loopback ones (.example.com = with subdomains, * = any); checked when set, or with auth off on a loopback bind' },
-  METRICS_ENABLED: { flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
-  METRICS_TOKEN: { flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
+  REDIS_URL: { option: 'redisUrl', flag: 'redis-url', value: '<url>', default: '', description: 'Redis backplane for a multi-node hub (empty = single node)' },
+  ALLOWED_ORIGINS: { option: 'http.allowedOrigins', flag: 'allowed-origins', value: '<origins>', default: '', description: 'comma-separated origins whose pages may connect, besides the hub\'s own and localhost ones (* = any)' },
+  ALLOWED_HOSTS: { option: 'http.allowedHosts', flag: 'allowed-hosts', value: '<hosts>', default: '', description: 'comma-separated Host names answered besides loopback ones (.example.com = with subdomains, * = any); checked when set, or with auth off on a loopback bind' },
+  TRUST_PROXY: { option: 'trustProxy', flag: 'trust-proxy', value: '<bool>', default: 'false', description: 'take the client address from X-Forwarded-For (only behind a proxy)' },
+  METRICS_ENABLED: { option: 'metrics.enabled', flag: 'metrics', value: '<bool>', default: 'true', description: 'serve GET /metrics (Prometheus)' },
+  METRICS_TOKEN: { option: 'metrics.token', flag: 'metrics-token', value: '<token>', default: '', description: 'bearer token /metrics requires (empty = open)' },
 })
 const ENV = SERVER_ENV_OPTIONS
 
@@ -98,8 +114,9 @@ export function resolveRedisUrl(options: Pick<ServerOptions, 'redisUrl' | 'env'>
   return url
 }
 
-function resolveHttpOptions(http: ServerOptions['http'], env: Env): GuardOptions {
+function resolveHttpOptions({ http, trustProxy }: ServerOptions, env: Env): GuardOptions {
   return {
+    trustProxy: bool(ENV.TRUST_PROXY, trustProxy, env, false),
     allowedOrigins: commaList(ENV.ALLOWED_ORIGINS, http?.allowedOrigins, env).map(origin =>
       (origin === '*' ? origin : typeof origin === 'string' && normalizeOrigin(origin))
       || invalid(ENV.ALLOWED_ORIGINS, origin, 'origins like "https://app.example", or *')),
@@ -112,8 +129,8 @@ function resolveHttpOptions(http: ServerOptions['http'], env: Env): GuardOptions
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const env = options.env ?? process.env
   return {
-    path: options.path ?? DEFAULT_PATH,
-    http: resolveHttpOptions(options.http, env),
+    gateways: options.gateways ?? [airiGateway({ path: options.path ?? DEFAULT_AIRI_PATH }), phoenixGateway({ ...options.phoenix, env })],
+    http: resolveHttpOptions(options, env),
     metrics: {
       enabled: bool(ENV.METRICS_ENABLED, options.metrics?.enabled, env, true),
       token: options.metrics?.token || env.METRICS_TOKEN || undefined,
@@ -168,20 +185,17 @@ function dispatchByPath(gateways: ReadonlyMap<string, GatewayHooks>, guard: Requ
 
 /** The hub as an h3 app with its WebSocket endpoints. */
 export function createServer(options: ServerOptions = {}): HubServer {
-  const { path, http, metrics, redisUrl } = resolveServerOptions(options)
+  const { gateways: served, http, metrics, redisUrl } = resolveServerOptions(options)
   const hub = createHub(redisUrl ? { ...options, backplane: createRedisBackplane({ url: redisUrl }) } : options)
-  const gateways = new Map<string, GatewayHooks>([
-    [path, createAiriHooks(hub)],
-  ])
-  const phoenix = createPhoenixHooks(hub)
-  for (const path of hub.options.phoenix.paths) {
-    // The `phoenix` client appends `/websocket` to the URL it is given.
-    for (const endpoint of [path, `${path}/websocket`]) {
-      if (gateways.has(endpoint)) {
+  const gateways = new Map<string, GatewayHooks>()
+  for (const gateway of served) {
+    const hooks = createGatewayHooks(hub, gateway, http)
+    for (const path of gateway.paths) {
+      if (gateways.has(path)) {
         hub.close() // its heartbeat timer must not outlive a server that never was
-        throw new HubError('invalid_option', `Invalid phoenix.paths: ${endpoint} is already an endpoint`)
+        throw new HubError('invalid_option', `Invalid ${gateway.name} paths: ${path} is already an endpoint`)
       }
-      gateways.set(endpoint, phoenix)
+      gateways.set(path, hooks)
     }
   }
 
@@ -196,7 +210,7 @@ export function createServer(options: ServerOptions = {}): HubServer {
   })
   for (const [path, hooks] of gateways)
     app.get(path, defineWebSocketHandler(guarded(hooks, guard)))
-  addOpsEndpoints(app, hub, metrics)
+  addOpsEndpoints(app, hub, metrics, served.flatMap(gateway => gateway.events ?? []))
 
   return {
     app,

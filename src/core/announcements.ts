@@ -3,6 +3,7 @@ import type { HubError } from '../errors.ts'
 import type { DeannounceReason, Identity, ModuleEntry } from '../types.ts'
 import type { SelfNamedIndex } from './aliases.ts'
 import type { ConsumerRegistration, Consumers } from './consumers.ts'
+import type { ModuleCatalog } from './module-catalog.ts'
 import type { Refusals } from './refusals.ts'
 import type { RegistryFeed } from './registry-feed.ts'
 import type { Registry } from './registry.ts'
@@ -27,7 +28,11 @@ export interface AnnouncementsOptions {
   refusals: Refusals
   limits: { maxModulesPerPeer: number, maxNameLength: number }
   logger: ConsolaInstance
+  /** Known modules: who may announce them, their labels, the options each is sent on announce. */
+  catalog: Pick<ModuleCatalog, 'refusal' | 'labelled' | 'optionsOf'>
   cluster?: ClusterLink
+  /** Sends a hub-originated event to one peer. */
+  send: (session: Session, type: string, data: Record<string, unknown>) => void
 }
 
 export interface Announcements {
@@ -43,7 +48,7 @@ export interface Announcements {
 
 /** What a local peer offers: its modules, its own identity, the events it consumes. */
 export function createAnnouncements(options: AnnouncementsOptions): Announcements {
-  const { registry, feed, consumers, selfNamed, refusals, limits, logger, cluster } = options
+  const { registry, feed, consumers, selfNamed, refusals, limits, logger, catalog, cluster, send } = options
 
   /** The registry changed under `session`: its own list follows, and so do the other nodes. */
   function modulesChanged(session: Session, reason?: DeannounceReason): void {
@@ -67,13 +72,14 @@ export function createAnnouncements(options: AnnouncementsOptions): Announcement
   return {
     deannounce,
 
-    announce(session, { name, index, identity, alongside }) {
+    announce(session, { name, index, identity: announced, alongside }) {
       const unauthenticated = refusals.requireAuth(session)
       if (unauthenticated)
         return unauthenticated
-      const refused = refusals.ofAnnouncement(name, identity)
+      const refused = refusals.ofAnnouncement(name, announced) ?? catalog.refusal(session, name)
       if (refused)
         return refusals.refuse(session, refused)
+      const identity = catalog.labelled(name, announced)
       const current = session.modules.find(entry => entry.name === name && entry.index === index)
       const same = current !== undefined && JSON.stringify(current.identity) === JSON.stringify(identity)
       // A peer of one module replaces it; a peer of several replaces only the one of this name and index.
@@ -91,6 +97,9 @@ export function createAnnouncements(options: AnnouncementsOptions): Announcement
       feed.sync(session)
       if (entry)
         feed.announced(entry, session)
+      const config = catalog.optionsOf(name)
+      if (config)
+        send(session, 'module:configure', { config })
     },
 
     identify(session, identity) {

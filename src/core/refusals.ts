@@ -35,7 +35,7 @@ export function createRefusals(options: { limits: ResolvedLimits, instanceId: st
   function refuse(session: Session, error: HubError): HubError {
     observers.emit('error', error.code)
     // Logged once per peer: its frames are the peer's to repeat (the metric counts them all).
-    if ((error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity') && !logged.has(session)) {
+    if ((error.code === 'limit_exceeded' || error.code === 'reserved_event' || error.code === 'reserved_identity' || error.code === 'module_forbidden') && !logged.has(session)) {
       logged.add(session)
       logger.info(`peer ${session.id}: ${error.message} (its further refused frames are not logged)`)
     }

@@ -3,6 +3,7 @@ import type { Close, Connection, DeannounceReason, Identity } from '../types.ts'
 import type { AliasIndex, SelfNamedIndex } from './aliases.ts'
 import type { Announcements } from './announcements.ts'
 import type { Consumers } from './consumers.ts'
+import type { ModuleCatalog } from './module-catalog.ts'
 import type { Refusals } from './refusals.ts'
 import type { RegistryFeed } from './registry-feed.ts'
 import type { ClusterLink } from './session.ts'
@@ -37,6 +38,8 @@ export interface SessionsOptions extends Pick<ResolvedHubOptions, 'auth' | 'onEr
   aliases: AliasIndex
   selfNamed: SelfNamedIndex
   consumers: Consumers
+  /** Known modules: their own tokens authenticate too, and bind the peer to the module names they open. */
+  catalog: Pick<ModuleCatalog, 'tokens' | 'bind'>
   cluster?: ClusterLink
   /** Sends a hub-originated event to one peer. */
   send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
@@ -57,9 +60,9 @@ export interface Sessions {
 
 /** Sessions and admission: a peer connects, authenticates (or is admitted at once) and leaves. */
 export function createSessions(options: SessionsOptions): Sessions {
-  const { auth, onError, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, cluster, send } = options
+  const { auth, onError, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, catalog, cluster, send } = options
   const authRequired = auth.tokens.length > 0
-  const verifyToken = createTokenVerifier([...auth.tokens, ...options.devtoolsTokens])
+  const verifyToken = createTokenVerifier([...auth.tokens, ...options.devtoolsTokens, ...catalog.tokens])
   const isDevtoolsToken = createTokenVerifier(options.devtoolsTokens)
 
   function admit(session: Session, token: unknown, parentId?: string, handshake: Handshake = {}): void {
@@ -125,6 +128,7 @@ export function createSessions(options: SessionsOptions): Sessions {
     connect(connection, init) {
       const session = new Session(nanoid(), connection, Date.now())
       peers.set(session.id, session)
+      catalog.bind(session, init?.token)
       if (!authRequired || (init?.token !== undefined && verifyToken(init.token)))
         admit(session, init?.token)
       return session
@@ -135,6 +139,7 @@ export function createSessions(options: SessionsOptions): Sessions {
       if (refused)
         return refusals.refuse(session, refused)
       if (!authRequired || verifyToken(token)) {
+        catalog.bind(session, token)
         admit(session, token, parentId, handshake)
         return
       }

@@ -7,23 +7,6 @@ export interface Metrics {
   readonly contentType: string
 }
 
-/** Event types the hub itself speaks; always labelled by name. */
-const BUILT_IN_TYPES = [
-  'module:authenticate',
-  'module:announce',
-  'extension:module:announce',
-  'peer:authenticate',
-  'extension:authenticate',
-  'extension:announce',
-  'ui:configure',
-  'module:consumer:register',
-  'module:consumer:unregister',
-  'transport:connection:heartbeat',
-  'phx_join',
-  'phx_leave',
-  'heartbeat',
-]
-
 /** Longer type names are labelled `other`: a label is kept for good, so it must stay small. */
 const MAX_TYPE_LABEL_LENGTH = 64
 
@@ -32,8 +15,8 @@ const MAX_TYPE_LABEL_LENGTH = 64
  * authenticated peers; every later, longer or unauthenticated type is `other`, so no client
  * can grow the series without limit or take the names before anyone has logged in.
  */
-function createTypeLabeler(max: number): (type: string, authenticated?: boolean) => string {
-  const known = new Set(BUILT_IN_TYPES)
+function createTypeLabeler(max: number, builtIn: readonly string[] = []): (type: string, authenticated?: boolean) => string {
+  const known = new Set(builtIn)
   let others = 0
   return (type, authenticated = true) => {
     if (known.has(type))
@@ -47,14 +30,15 @@ function createTypeLabeler(max: number): (type: string, authenticated?: boolean)
 }
 
 /**
- * Prometheus metrics of one hub, in a registry of their own, fed by the hub's observers;
- * `maxEventTypes` event types (and consumer groups) are labelled by name, the rest as `other`.
+ * Prometheus metrics of one hub, in a registry of their own, fed by the hub's observers. The
+ * event types the gateways speak themselves (`builtInTypes`) are labelled by name, then the
+ * first `maxEventTypes` others (and consumer groups); the rest as `other`.
  */
-export function createMetrics(hub: Hub, maxEventTypes: number): Metrics {
+export function createMetrics(hub: Hub, maxEventTypes: number, builtInTypes: readonly string[] = []): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
-  const label = createTypeLabeler(maxEventTypes)
+  const label = createTypeLabeler(maxEventTypes, builtInTypes)
   const groupLabel = createTypeLabeler(maxEventTypes)
 
   // Gauges are read from the hub on each scrape.
@@ -68,6 +52,7 @@ export function createMetrics(hub: Hub, maxEventTypes: number): Metrics {
   })
   gauge('hub_peers_connected', 'Connected peers (any protocol, authenticated or not)', () => hub.peers.size)
   gauge('hub_modules_announced', 'Modules in the registry', () => hub.registry.size)
+  gauge('hub_required_modules_missing', 'Required modules (the modules option) announced on no node: /readyz is 503 while above 0', () => hub.catalog.missing().length)
   gauge('hub_sockets_open', 'Open WebSockets (any protocol; a Phoenix socket counts once, whatever its channels)', () => hub.admission.sockets)
   const received = new Counter({ name: 'hub_events_received_total', help: 'Events received from peers, by type', labelNames: ['type'], registers })
   const delivered = new Counter({ name: 'hub_events_delivered_total', help: 'Routed event deliveries to peers, by type', labelNames: ['type'], registers })

@@ -306,11 +306,6 @@ function invalidEvent(): HubError {
   return new HubError('invalid_event', 'invalid event format')
 }
 
-/** The `error` event that tells a peer why the hub refused its event `parentId`. */
-export function errorEvent(hub: Hub, error: HubError, parentId?: string): HubEvent {
-  return hub.event('error', { message: error.message }, parentId)
-}
-
 /** Tells the peer why the hub refused its event, if it did and the peer is still there. */
 function answer(session: Session, refused: HubError | undefined, parentId: string | undefined): refused is HubError {
   if (refused && session.state !== 'closed')
@@ -328,7 +323,6 @@ function dataOf<T extends v.GenericSchema>(hub: Hub, session: Session, schema: T
 
 /** Handles one text frame from an AIRI peer: the built-in events, else routing. */
 export function handleAiriFrame(hub: Hub, session: Session, text: string): void | Promise<unknown> {
-  hub.touch(session)
   // Raw `ping`/`pong` text frames are liveness only.
   if (text === 'ping' || text === 'pong')
     return

@@ -1,18 +1,18 @@
-import type { Peer } from 'crossws'
-import type { Ticket } from '../core/admission.ts'
 import type { Session } from '../core/session.ts'
+import type { Env } from '../env-options.ts'
 import type { Hub } from '../hub.ts'
-import type { Close, Connection, EventEncoder } from '../types.ts'
-import type { RateLimitedSocket } from './limits.ts'
-import type { GatewayHooks } from './ws.ts'
+import type { Connection, EventEncoder } from '../types.ts'
+import type { Gateway, GatewaySocket } from './gateway.ts'
 import { Buffer } from 'node:buffer'
+import process from 'node:process'
 import * as v from 'valibot'
 import { CLOSE } from '../core/close.ts'
 import { isPlainJson } from '../core/event.ts'
+import { envOptions, listOf, positiveInt } from '../env-options.ts'
 import { HubError } from '../errors.ts'
-import { ConsumerRegistration, Data, DataDestinations, errorEvent } from './airi.ts'
-import { clientAddress, isFrameTooBig, logRefusal, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
-import { isOversized, upgradeToken } from './ws.ts'
+import { ConsumerRegistration, Data, DataDestinations } from './airi.ts'
+import { defineGateway, failureEvent } from './gateway.ts'
+import { logRefusal } from './limits.ts'
 
 // --- Codec -----------------------------------------------------------------------------
 
@@ -57,6 +57,55 @@ export const phoenixEncoder: EventEncoder = {
   encode: event => `${JSON.stringify(event.type)},${JSON.stringify(event.data, isPlainJson(event) ? undefined : jsonSafe)}]`,
 }
 
+// --- Options ---------------------------------------------------------------------------
+
+export interface PhoenixGatewayOptions {
+  /**
+   * Endpoints of the Phoenix Channels gateway; each is also served with the `/websocket`
+   * suffix the `phoenix` client appends. `[]` turns the gateway off.
+   * @default ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
+   */
+  paths?: string[]
+  /**
+   * Topic prefixes a channel may join as `<prefix>:<module name>`.
+   * @default ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
+   */
+  topics?: string[]
+  /**
+   * Channels one socket may have joined at once; a join past this is answered
+   * `{status: "error", response: {reason: "too many channels"}}`.
+   * @default env `PHOENIX_MAX_CHANNELS`, else 100
+   */
+  maxChannels?: number
+  /** Where env-configurable options are read. @default process.env */
+  env?: Env
+}
+
+export interface ResolvedPhoenixOptions {
+  readonly paths: string[]
+  readonly topics: string[]
+  readonly maxChannels: number
+}
+
+export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
+export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
+export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
+
+/** The Phoenix gateway's env-configurable options. */
+export const PHOENIX_ENV_OPTIONS = envOptions({
+  PHOENIX_MAX_CHANNELS: { option: 'phoenix.maxChannels', flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
+})
+
+/** Resolves the gateway's options once. Throws `HubError('invalid_option')`. */
+export function resolvePhoenixOptions(options: PhoenixGatewayOptions = {}): ResolvedPhoenixOptions {
+  const env = options.env ?? process.env
+  return {
+    paths: listOf('phoenix.paths', options.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
+    topics: listOf('phoenix.topics', options.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
+    maxChannels: positiveInt(PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS, options.maxChannels, env, DEFAULT_PHOENIX_MAX_CHANNELS),
+  }
+}
+
 // --- Channels --------------------------------------------------------------------------
 
 const HEARTBEAT_TOPIC = 'phoenix'
@@ -65,6 +114,7 @@ const PushPayload = v.pipe(Data, v.check(data => v.is(DataDestinations, data.des
 const JoinPayload = v.looseObject({ consumers: v.optional(v.array(ConsumerRegistration)) })
 const INVALID_CONSUMER = 'invalid consumer: expected {event, group?, priority?, mode?}'
 const CONSUMER_EVENTS = new Set(['module:consumer:register', 'module:consumer:unregister'])
+const INVALID_FRAME = { ...CLOSE.invalidFrame, reason: 'invalid frame: expected [join_ref, ref, topic, event, payload]' }
 
 interface Channel {
   joinRef: PhoenixRef
@@ -73,69 +123,23 @@ interface Channel {
 
 /**
  * One Phoenix socket: its joined channels by topic, each a hub session of its own, in the
- * order they joined. Admission and the rate limit are the socket's, whatever its channels.
+ * order they joined. The plumbing holds its admission, rate limit, liveness and write bound.
  */
-interface PhoenixSocket extends RateLimitedSocket {
-  peer: Peer
-  /** The hub it belongs to: its limits, logger and observers. */
+interface PhoenixSocket {
+  socket: GatewaySocket
   hub: Hub
-  token?: string
-  /** The client's address (behind a trusted proxy, the one it forwarded). */
-  address: string
-  ticket: Ticket
+  options: ResolvedPhoenixOptions
   channels: Map<string, Channel>
-  /** Closes the socket after silence while it has no channel: no hub session watches it then. */
-  idle?: ReturnType<typeof setTimeout>
-  /** Set once it is being closed: nothing more is written to it or taken from it. */
-  closed?: boolean
-}
-
-/** The socket in log lines: its id and client address. */
-function describeSocket({ peer, address }: PhoenixSocket): string {
-  return `phoenix socket ${peer.id} (${address})`
-}
-
-/**
- * Every frame to a socket leaves through here (replies, `phx_close`, channel pushes, join
- * backlogs), so none escapes the slow-consumer bound: a socket that leaves more than
- * `maxBufferedBytes` unsent is closed with 1013 and all its channels de-announced, as a /ws
- * peer is. Replies count too: a client that keeps sending heartbeats but never reads would
- * otherwise grow the hub without end.
- */
-function write(socket: PhoenixSocket, frame: string): void {
-  if (socket.closed)
-    return
-  socket.peer.send(frame)
-  const { hub } = socket
-  const { maxBufferedBytes } = hub.options.limits
-  if (socket.peer.bufferedAmount <= maxBufferedBytes)
-    return
-  hub.options.logger.warn(`${describeSocket(socket)} is not reading (over ${maxBufferedBytes} bytes unsent): closing it`)
-  hub.observers.emit('error', 'slow_consumer')
-  closeSocket(hub, socket, CLOSE.slowConsumer)
 }
 
 type Reply = { status: 'ok', response: Record<string, unknown> } | { status: 'error', response: { reason: string } }
 
-function reply(socket: PhoenixSocket, [joinRef, ref, topic]: PhoenixFrame, payload: Reply): void {
-  write(socket, encodePhoenixFrame(joinRef, ref, topic, 'phx_reply', payload))
+function reply({ socket }: PhoenixSocket, [joinRef, ref, topic]: PhoenixFrame, payload: Reply): void {
+  socket.write(encodePhoenixFrame(joinRef, ref, topic, 'phx_reply', payload))
 }
 
 const okReply = (response: Record<string, unknown> = {}): Reply => ({ status: 'ok', response })
 const errorReply = (reason: string): Reply => ({ status: 'error', response: { reason } })
-
-// The hub closes a channel's session for reasons that concern the whole socket (heartbeat,
-// shutdown): its other channels are de-announced for the same reason.
-function closeSocket(hub: Hub, socket: PhoenixSocket, close: Close): void {
-  if (socket.closed)
-    return
-  socket.closed = true
-  const channels = [...socket.channels.values()]
-  socket.channels.clear()
-  for (const { session } of channels)
-    hub.disconnect(session, close.deannounce)
-  socket.peer.close(close.code, close.reason)
-}
 
 /** Registry changes: the same for every channel of a socket. */
 const REGISTRY_EVENT_PREFIXES = ['"module:announced",', '"module:de-announced",', '"registry:']
@@ -146,165 +150,168 @@ const REGISTRY_EVENT_PREFIXES = ['"module:announced",', '"module:de-announced",'
  * channel only: registry changes (a socket with N channels would otherwise get each one N
  * times) and the hub's pings when the socket falls silent.
  */
-function isLead(socket: PhoenixSocket, topic: string): boolean {
-  const oldest = socket.channels.keys().next().value
+function isLead(phoenix: PhoenixSocket, topic: string): boolean {
+  const oldest = phoenix.channels.keys().next().value
   return oldest === undefined || oldest === topic
 }
 
 /** The port one channel gives the hub; frames wait until the join reply is out. */
-function channelConnection(hub: Hub, socket: PhoenixSocket, joinRef: PhoenixRef, topic: string): Connection & { open: () => void } {
+function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string): Connection & { open: () => void } {
+  const { socket } = phoenix
   const prefix = `[${JSON.stringify(joinRef)},null,${JSON.stringify(topic)},`
   let backlog: string[] | undefined = []
+  const base = socket.connection(phoenixEncoder)
   const connection: Connection & { open: () => void } = {
-    encoder: phoenixEncoder,
+    ...base,
+    // A failure after a push was accepted (no consumer, undeliverable): an `error` push on this channel.
+    fail: (error, parentId) => connection.send(phoenixEncoder.encode(failureEvent(phoenix.hub, error, parentId))),
     send(tail) {
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
         return 0
       const registryChange = REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p))
-      if (registryChange && !isLead(socket, topic))
+      if (registryChange && !isLead(phoenix, topic))
         return 0
-      if (backlog)
+      if (backlog) {
         backlog.push(prefix + tail)
-      else if (!registryChange)
-        write(socket, prefix + tail)
-      else if (!socket.closed)
-        socket.peer.send(prefix + tail)
+        return 0
+      }
       // `write` holds the slow-consumer bound for the whole socket, replies included; registry
       // changes are paced by the hub's registry feed instead, which is told what waits.
-      return registryChange ? socket.peer.bufferedAmount : 0
+      if (registryChange)
+        return socket.closed ? 0 : socket.send(prefix + tail)
+      socket.write(prefix + tail)
+      return 0
     },
-    buffered: () => socket.peer.bufferedAmount,
-    close: close => closeSocket(hub, socket, close),
     ping() {
-      if (isLead(socket, topic))
-        socket.peer.ping('hub')
+      if (isLead(phoenix, topic))
+        socket.ping()
     },
-    // A failure after a push was accepted (no consumer, undeliverable): an `error` push on the channel.
-    fail: (error, parentId) => connection.send(phoenixEncoder.encode(errorEvent(hub, error, parentId))),
     open() {
       const frames = backlog ?? []
       backlog = undefined
       for (const frame of frames)
-        write(socket, frame)
+        socket.write(frame)
     },
   }
   return connection
 }
 
-function join(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void {
+function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
+  const { hub, socket, options } = phoenix
   const [joinRef, , topic, , payload] = frame
   const colon = topic.indexOf(':')
   const prefix = topic.slice(0, colon)
   const name = topic.slice(colon + 1)
-  if (colon === -1 || name === '' || !hub.options.phoenix.topics.includes(prefix))
-    return reply(socket, frame, errorReply('unmatched topic'))
-  if (socket.channels.has(topic))
-    return reply(socket, frame, errorReply('already joined'))
-  const { maxChannels } = hub.options.phoenix
-  if (socket.channels.size >= maxChannels) {
-    logRefusal(hub, `${describeSocket(socket)} refused a join: it has ${maxChannels} channels already`)
+  if (colon === -1 || name === '' || !options.topics.includes(prefix))
+    return reply(phoenix, frame, errorReply('unmatched topic'))
+  if (phoenix.channels.has(topic))
+    return reply(phoenix, frame, errorReply('already joined'))
+  const { maxChannels } = options
+  if (phoenix.channels.size >= maxChannels) {
+    logRefusal(hub, `${socket.describe()} refused a join: it has ${maxChannels} channels already`)
     hub.observers.emit('error', 'too_many_channels')
-    return reply(socket, frame, errorReply('too many channels'))
+    return reply(phoenix, frame, errorReply('too many channels'))
   }
   if (!v.is(Data, payload))
-    return reply(socket, frame, errorReply('invalid payload'))
+    return reply(phoenix, frame, errorReply('invalid payload'))
   const params = v.safeParse(JoinPayload, payload)
   if (!params.success)
-    return reply(socket, frame, errorReply(`${INVALID_CONSUMER} in consumers`))
+    return reply(phoenix, frame, errorReply(`${INVALID_CONSUMER} in consumers`))
 
-  const connection = channelConnection(hub, socket, joinRef, topic)
-  const session = hub.connect(connection, { token: socket.token })
+  const connection = channelConnection(phoenix, joinRef, topic)
+  const session = socket.connect(connection)
   // Consumers first: a refused one leaves no module announced and withdrawn in the registry.
   for (const registration of session.authenticated ? params.output.consumers ?? [] : []) {
     const refused = hub.registerConsumer(session, registration)
     if (refused) {
       hub.disconnect(session)
-      return reply(socket, frame, errorReply(refused.message))
+      return reply(phoenix, frame, errorReply(refused.message))
     }
   }
   const identity = { pluginId: name, instanceId: session.id, labels: { protocol: 'phoenix', topic: prefix } }
   hub.announce(session, { name, identity })
   if (!session.module) {
     hub.disconnect(session)
-    return reply(socket, frame, errorReply('unauthorized'))
+    return reply(phoenix, frame, errorReply('unauthorized'))
   }
-  socket.channels.set(topic, { joinRef, session })
-  reply(socket, frame, okReply())
+  phoenix.channels.set(topic, { joinRef, session })
+  const config = hub.catalog.optionsOf(name)
+  reply(phoenix, frame, okReply(config && { config }))
   connection.open()
 }
 
-function leave(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
+function leave(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
   const [joinRef, , topic] = frame
-  const wasLead = isLead(socket, topic)
-  socket.channels.delete(topic)
-  hub.disconnect(channel.session)
-  reply(socket, frame, okReply())
-  write(socket, encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
-  if (wasLead)
-    syncNewLead(hub, socket)
-}
-
-/** The channel that leads now had no registry changes before: it gets a full `registry:modules:sync` first. */
-function syncNewLead(hub: Hub, socket: PhoenixSocket): void {
-  const lead = socket.channels.values().next().value
+  const wasLead = isLead(phoenix, topic)
+  phoenix.channels.delete(topic)
+  phoenix.hub.disconnect(channel.session)
+  reply(phoenix, frame, okReply())
+  phoenix.socket.write(encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
+  // The channel that leads now had no registry changes before: it gets a full `registry:modules:sync` first.
+  const lead = wasLead ? phoenix.channels.values().next().value : undefined
   if (lead)
-    hub.sync(lead.session)
+    phoenix.hub.sync(lead.session)
 }
 
 /** `module:consumer:register` / `unregister`: answered ok, or with why the hub refused. */
-function consumerPush(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
+function consumerPush(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
+  const { hub } = phoenix
   const [, , , event, payload] = frame
   const registration = v.safeParse(ConsumerRegistration, payload)
   if (!registration.success)
-    return reply(socket, frame, errorReply(INVALID_CONSUMER))
+    return reply(phoenix, frame, errorReply(INVALID_CONSUMER))
   if (event === 'module:consumer:unregister') {
     hub.unregisterConsumer(channel.session, registration.output)
-    return reply(socket, frame, okReply())
+    return reply(phoenix, frame, okReply())
   }
   const refused = hub.registerConsumer(channel.session, registration.output)
-  reply(socket, frame, refused ? errorReply(refused.message) : okReply())
+  reply(phoenix, frame, refused ? errorReply(refused.message) : okReply())
 }
 
-async function push(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
+async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
+  const { hub } = phoenix
   const [, , , event, payload] = frame
   if (CONSUMER_EVENTS.has(event))
-    return consumerPush(hub, socket, frame, channel)
+    return consumerPush(phoenix, frame, channel)
   // Bounds before the schema: it recurses into destinations.
   const refused = hub.refusal({ type: event, data: payload })
   if (refused)
-    return reply(socket, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
+    return reply(phoenix, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
   if (!v.is(PushPayload, payload))
-    return reply(socket, frame, errorReply('invalid payload'))
+    return reply(phoenix, frame, errorReply('invalid payload'))
   let delivered: number | HubError
   try {
     delivered = await hub.publish(channel.session, { type: event, data: payload })
   }
   catch (cause) {
     hub.options.onError(cause, { stage: 'deliver', peerId: channel.session.id })
-    return reply(socket, frame, errorReply('internal error'))
+    return reply(phoenix, frame, errorReply('internal error'))
   }
-  reply(socket, frame, delivered instanceof HubError ? errorReply(delivered.message) : okReply({ delivered }))
+  reply(phoenix, frame, delivered instanceof HubError ? errorReply(delivered.message) : okReply({ delivered }))
 }
 
-/** Handles one decoded frame: heartbeat, join, leave, else a push into the hub. */
-function handleFrame(hub: Hub, socket: PhoenixSocket, frame: PhoenixFrame): void | Promise<void> {
+/** Handles one text frame: heartbeat, join, leave, else a push into the hub. */
+function handleFrame(phoenix: PhoenixSocket, text: string): void | Promise<void> {
+  const frame = decodePhoenixFrame(text)
+  if (!frame)
+    return phoenix.socket.close(INVALID_FRAME)
   const [joinRef, , topic, event] = frame
-  hub.observers.emit('received', event)
+  phoenix.hub.observers.emit('received', event)
   if (topic === HEARTBEAT_TOPIC && event === 'heartbeat')
-    return reply(socket, frame, okReply())
+    return reply(phoenix, frame, okReply())
   if (event === 'phx_join')
-    return join(hub, socket, frame)
-  const channel = socket.channels.get(topic)
+    return join(phoenix, frame)
+  const channel = phoenix.channels.get(topic)
   // A join_ref of an earlier join of this topic is stale.
   if (!channel || (joinRef !== null && joinRef !== channel.joinRef))
-    return reply(socket, frame, errorReply('unmatched topic'))
+    return reply(phoenix, frame, errorReply('unmatched topic'))
   if (event === 'phx_leave')
-    return leave(hub, socket, frame, channel)
-  return push(hub, socket, frame, channel)
+    return leave(phoenix, frame, channel)
+  return push(phoenix, frame, channel)
 }
 
-// --- crossws hooks ---------------------------------------------------------------------
+// --- Gateway ---------------------------------------------------------------------------
 
 const AUTH_PROTOCOL_PREFIX = 'base64url.bearer.phx.'
 
@@ -321,107 +328,33 @@ function subprotocolAuth(request: Request): { token?: string, protocol?: string 
   }
 }
 
-/** crossws hooks of the Phoenix Channels V2 endpoints (`/socket`, `/debug_socket`, …). */
-export function createPhoenixHooks(hub: Hub): GatewayHooks {
-  const sockets = new WeakMap<Peer, PhoenixSocket>()
-  const { maxPayloadBytes } = hub.options.limits
-  const { onError } = hub.options
-  const idleMs = 2 * hub.options.heartbeat.readTimeout
-
-  // Liveness is the socket's: any frame or native ping/pong keeps all its channels alive.
-  function touch(peer: Peer): void {
-    const socket = sockets.get(peer)
-    if (!socket || socket.closed)
-      return
-    for (const { session } of socket.channels.values())
-      hub.touch(session)
-    clearTimeout(socket.idle)
-    if (socket.channels.size === 0) {
-      socket.idle = setTimeout(() => closeSocket(hub, socket, CLOSE.heartbeatExpired), idleMs)
-      socket.idle.unref?.()
-    }
-  }
-
-  return {
+/** The Phoenix Channels V2 endpoints (`/socket`, `/debug_socket`, …): each joined channel is a hub session. */
+export function phoenixGateway(input: PhoenixGatewayOptions = {}): Gateway {
+  const options = resolvePhoenixOptions(input)
+  return defineGateway({
+    name: 'phoenix',
+    // The `phoenix` client appends `/websocket` to the URL it is given.
+    paths: options.paths.flatMap(path => [path, `${path}/websocket`]),
+    events: ['phx_join', 'phx_leave', 'heartbeat'],
+    // Phoenix clients have no in-band auth: a bad or missing key is refused before the upgrade.
+    auth: { params: ['api_key', 'token'], status: 403 },
     upgrade(request) {
       const vsn = new URL(request.url).searchParams.get('vsn')
       if (vsn !== null && !vsn.startsWith('2.'))
         return new Response('Unsupported vsn (only 2.x)', { status: 400 })
-      // Phoenix clients have no in-band auth: a bad key is refused before the upgrade.
-      const subprotocol = subprotocolAuth(request)
-      const token = upgradeToken(request, ['api_key', 'token']) ?? subprotocol.token
-      if (hub.authRequired && !hub.verifyToken(token))
-        return new Response('Forbidden', { status: 403 })
-      // Never pending: a Phoenix socket is authenticated at its upgrade, or auth is off.
-      const address = clientAddress(request, hub.options.trustProxy)
-      return refuseUpgrade(hub, address, false) ?? { context: { token, address }, protocol: subprotocol.protocol }
+      return subprotocolAuth(request)
     },
-    open(peer) {
-      const { token, address } = peer.context as { token?: string, address: string }
-      const socket: PhoenixSocket = {
-        peer,
-        hub,
-        token,
-        address,
-        channels: new Map(),
-        ticket: hub.admission.open(address, false),
-        rate: socketRateLimit(hub),
-        describe: () => describeSocket(socket),
-        tell(text) {
+    open(socket) {
+      const phoenix: PhoenixSocket = { socket, hub: socket.hub, options, channels: new Map() }
+      return {
+        message: text => handleFrame(phoenix, text),
+        rateLimited(text) {
           const frame = decodePhoenixFrame(text)
           if (frame)
-            reply(socket, frame, errorReply('rate limited'))
+            reply(phoenix, frame, errorReply('rate limited'))
         },
-        close: () => closeSocket(hub, socket, CLOSE.rateLimited),
-      }
-      sockets.set(peer, socket)
-      touch(peer)
-    },
-    message(peer, message) {
-      const socket = sockets.get(peer)
-      if (!socket || socket.closed)
-        return
-      try {
-        const text = message.text()
-        if (isOversized(text, maxPayloadBytes)) {
-          hub.observers.emit('error', 'payload_too_large')
-          return closeSocket(hub, socket, CLOSE.tooBig)
-        }
-        if (!withinRate(hub, socket, text))
-          return
-        const frame = decodePhoenixFrame(text)
-        if (!frame)
-          return closeSocket(hub, socket, CLOSE.invalidPhoenixFrame)
-        const pending = handleFrame(hub, socket, frame)
-        // After the frame: a join or leave changes whether the socket needs its idle timer.
-        touch(peer)
-        if (pending)
-          pending.catch(error => onError(error, { stage: 'hook', peerId: peer.id }))
-      }
-      catch (error) {
-        onError(error, { stage: 'decode', peerId: peer.id })
+        closed: () => phoenix.channels.clear(),
       }
     },
-    ping: touch,
-    pong: touch,
-    close(peer) {
-      const socket = sockets.get(peer)
-      if (!socket)
-        return
-      socket.ticket.close()
-      clearTimeout(socket.idle)
-      for (const { session } of socket.channels.values())
-        hub.disconnect(session)
-      socket.channels.clear()
-    },
-    error(peer, error) {
-      const socket = sockets.get(peer)
-      if (socket && isFrameTooBig(error)) {
-        hub.observers.emit('error', 'payload_too_large')
-        hub.options.logger.info(`${socket.describe()} sent a frame over the size limit: closed (1009)`)
-        return
-      }
-      onError(error, { stage: 'hook', peerId: peer.id })
-    },
-  }
+  })
 }

@@ -1,9 +1,11 @@
 import type { ErrorStage } from '../../src/errors.ts'
 import { describe, expect, it } from 'vitest'
 import { ENV_OPTIONS } from '../../src/cli.ts'
+import { CONFIG_ENV_OPTIONS } from '../../src/config-file.ts'
 import { createHub } from '../../src/hub.ts'
 import { LISTEN_ENV_OPTIONS, resolveListenOptions } from '../../src/listen.ts'
 import { HUB_ENV_OPTIONS, resolveHubOptions } from '../../src/options.ts'
+import { PHOENIX_ENV_OPTIONS } from '../../src/protocol/phoenix.ts'
 import { resolveServerOptions, SERVER_ENV_OPTIONS } from '../../src/server.ts'
 
 describe('options', () => {
@@ -31,8 +33,8 @@ describe('options', () => {
     expect(resolveHubOptions({ env: { HEARTBEAT_TIMEOUT_MS: '5000' } }).heartbeat.readTimeout).toBe(5000)
     expect(resolveListenOptions({ env: { PORT: '0', HOST: '0.0.0.0' } })).toMatchObject({ port: 0, host: '0.0.0.0' })
     expect(resolveServerOptions({ env: { ALLOWED_ORIGINS: 'https://App.example:443, *', METRICS_ENABLED: '0', REDIS_URL: 'redis://r:6379' } })).toEqual({
-      path: '/ws',
-      http: { allowedOrigins: ['https://app.example', '*'], allowedHosts: [] },
+      gateways: [expect.objectContaining({ name: 'airi', paths: ['/ws'] }), expect.objectContaining({ name: 'phoenix' })],
+      http: { allowedOrigins: ['https://app.example', '*'], allowedHosts: [], trustProxy: false },
       metrics: { enabled: false, token: undefined, maxEventTypes: 50 },
       redisUrl: 'redis://r:6379',
     })
@@ -44,7 +46,7 @@ describe('options', () => {
   })
 
   it('lists every owner\'s env options on the command line, once each', () => {
-    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS].flatMap(options => Object.values(options))
+    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS, PHOENIX_ENV_OPTIONS, CONFIG_ENV_OPTIONS].flatMap(options => Object.values(options))
     expect(new Set(ENV_OPTIONS)).toEqual(new Set(declared))
     expect(ENV_OPTIONS).toHaveLength(declared.length)
     expect(new Set(ENV_OPTIONS.map(option => option.flag)).size).toBe(ENV_OPTIONS.length)

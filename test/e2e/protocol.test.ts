@@ -167,6 +167,22 @@ describe('bad input', () => {
     expect(bad.closed).toBeUndefined()
   })
 
+  it('answers an invalid event with its id as parentId, whatever made it invalid', async () => {
+    const hub = await startHub()
+    const peer = await RawPeer.connect(hub.url())
+    await peer.join('peer')
+    const frames = [
+      '{"type":"x","data":[1,2],"metadata":{"event":{"id":"e1"}}}',
+      '{"json":{"type":"x","data":[1,2],"metadata":{"event":{"id":"e2"}}}}',
+      '{"type":"module:announce","data":{"name":7},"metadata":{"event":{"id":"e3"}}}',
+      '{"type":"transport:connection:heartbeat","data":{"kind":"nope"},"metadata":{"event":{"id":"e4"}}}',
+    ]
+    for (const frame of frames)
+      peer.sendRaw(frame)
+    await peer.waitFor(() => peer.ofType('error').length === frames.length)
+    expect(peer.ofType('error').map(e => [e.metadata?.event?.parentId, e.data.message])).toEqual(['e1', 'e2', 'e3', 'e4'].map(id => [id, 'invalid event format']))
+  })
+
   it('closes a peer that sends an oversized frame, and only that peer', async () => {
     const hub = await startHub({ limits: { maxPayloadBytes: 1024 } })
     const big = await RawPeer.connect(hub.url())
