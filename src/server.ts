@@ -192,7 +192,7 @@ export function createServer(options: ServerOptions = {}): HubServer {
     const hooks = createGatewayHooks(hub, gateway, http)
     for (const path of gateway.paths) {
       if (gateways.has(path)) {
-        hub.close() // its heartbeat timer must not outlive a server that never was
+        hub.close() // its backplane (a Redis connection) must not outlive a server that never was
         throw new HubError('invalid_option', `Invalid ${gateway.name} paths: ${path} is already an endpoint`)
       }
       gateways.set(path, hooks)
