@@ -34,12 +34,14 @@ export function lineGateway(path = '/lines'): Gateway {
           if (type === 'announce') {
             const name = String((data as { name?: unknown }).name ?? '')
             const identity = { pluginId: name, instanceId: session.id, labels: { protocol: 'lines' } }
-            return answer({ ok: name !== '' && hub.announce(session, { name, identity }) })
+            const refused = name === '' ? undefined : hub.announce(session, { name, identity })
+            return answer(name === '' || refused ? { ok: false, error: refused?.message ?? 'no name' } : { ok: true })
           }
           const refused = hub.refusal({ type, data })
           if (refused)
             return answer({ ok: false, error: refused.message })
-          answer({ ok: true, delivered: await hub.publish(session, { type, data: data as Record<string, unknown> }) })
+          const delivered = await hub.publish(session, { type, data: data as Record<string, unknown> })
+          answer(typeof delivered === 'number' ? { ok: true, delivered } : { ok: false, error: delivered.message })
         },
         rateLimited: () => answer({ ok: false, error: 'rate limited' }),
       }

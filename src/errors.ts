@@ -6,7 +6,6 @@ export type HubErrorCode
     | 'not_authenticated'
     | 'module_not_found'
     | 'module_forbidden'
-    | 'payload_too_large'
     | 'rate_limited'
     | 'limit_exceeded'
     | 'reserved_event'
@@ -14,7 +13,6 @@ export type HubErrorCode
     | 'undeliverable'
     | 'no_consumer'
     | 'invalid_option'
-    | 'internal'
 
 export class HubError extends Error {
   override readonly name = 'HubError'

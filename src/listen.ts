@@ -140,6 +140,7 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
 
   let listening = true
   server.hub.readiness.set('listening', () => listening)
+  server.hub.start()
   const urls = (await listener.getURLs()).map(entry => entry.url)
 
   return {

@@ -192,7 +192,7 @@ export function createServer(options: ServerOptions = {}): HubServer {
     const hooks = createGatewayHooks(hub, gateway, http)
     for (const path of gateway.paths) {
       if (gateways.has(path)) {
-        hub.close() // its heartbeat timer must not outlive a server that never was
+        hub.close() // its backplane (a Redis connection) must not outlive a server that never was
         throw new HubError('invalid_option', `Invalid ${gateway.name} paths: ${path} is already an endpoint`)
       }
       gateways.set(path, hooks)
@@ -203,7 +203,11 @@ export function createServer(options: ServerOptions = {}): HubServer {
   const app = new H3()
   // Upgrades are checked by the gateways' own upgrade hooks: a host that upgrades through the
   // app (Nitro) takes hooks from the route's answer, and a refusal here would carry none.
-  app.use(event => isWebSocketUpgrade(event.req) && gateways.has(event.url.pathname) ? undefined : guard.check(event.req))
+  app.use((event) => {
+    // A host that mounts the app (Nitro) never calls listenHub: the first request starts the hub.
+    hub.start()
+    return isWebSocketUpgrade(event.req) && gateways.has(event.url.pathname) ? undefined : guard.check(event.req)
+  })
   for (const [path, hooks] of gateways)
     app.get(path, defineWebSocketHandler(guarded(hooks, guard)))
   addOpsEndpoints(app, hub, metrics, served.flatMap(gateway => gateway.events ?? []))

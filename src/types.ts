@@ -1,3 +1,5 @@
+import type { HubError } from './errors.ts'
+
 /** A module's identity, normalised from whichever shape the client sent. */
 export interface Identity {
   pluginId: string
@@ -110,6 +112,16 @@ export interface HubEvent {
   route?: RouteConfig
 }
 
+/**
+ * Why a peer's socket is closed (an entry of `CLOSE`, core/close.ts): the code and reason on
+ * the wire, and the reason its modules are de-announced with when not `connection closed`.
+ */
+export interface Close {
+  readonly code: number
+  readonly reason: string
+  readonly deannounce?: DeannounceReason
+}
+
 /** Turns an event into the text frame of one wire protocol; the router calls it once per protocol per event. */
 export interface EventEncoder {
   encode: (event: HubEvent) => string
@@ -129,7 +141,12 @@ export interface Connection {
   send: (frame: string) => number
   /** The bytes waiting for this peer now (0 if unknown). */
   buffered?: () => number
-  close: (code: number, reason: string) => void
+  close: (close: Close) => void
+  /**
+   * Reports a failure that came after the call that caused it (a required consumer missing, an
+   * event undeliverable), answering the peer's event `parentId`; the gateway writes its own form.
+   */
+  fail: (error: HubError, parentId?: string) => void
   /** Probe a silent peer (a native ping); its answer counts as liveness. */
   ping?: () => void
 }

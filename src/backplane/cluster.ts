@@ -44,13 +44,17 @@ export interface ClusterOptions {
   heartbeatMs: number
   /** A node not heard from for this long is gone: its modules are de-announced. */
   nodeTimeoutMs: number
-  port: ClusterPort
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage }) => void
 }
 
 export interface Cluster {
   readonly nodeId: string
+  /**
+   * Joins: subscribes, starts the heartbeat timer, and from then on applies what the other
+   * nodes say through `port` (idempotent). Nothing is sent or received before it.
+   */
+  start: (port: ClusterPort) => void
   /** Joined, and the backplane is connected. */
   readonly ready: boolean
   /** The other nodes this one currently knows. */
@@ -113,11 +117,11 @@ interface Outgoing {
 }
 
 /** Counts what is dropped for `reason` and says so in the log, at most once per `DISCARD_LOG_INTERVAL_MS`. */
-function createDiscard(port: ClusterPort, logger: ConsolaInstance, reason: DiscardReason, what: string): (count: number, why: string) => void {
+function createDiscard(discard: ClusterPort['discard'], logger: ConsolaInstance, reason: DiscardReason, what: string): (count: number, why: string) => void {
   let loggedAt = -Infinity
   let unlogged = 0
   return (count, why) => {
-    port.discard(reason, count)
+    discard(reason, count)
     unlogged += count
     const now = Date.now()
     if (now - loggedAt < DISCARD_LOG_INTERVAL_MS)
@@ -136,12 +140,14 @@ function createDiscard(port: ClusterPort, logger: ConsolaInstance, reason: Disca
  * (`messages.ts`); no timer or handler here lets an error escape: each goes to `onError`.
  */
 export function createCluster(options: ClusterOptions): Cluster {
-  const { backplane, nodeId, port, logger, onError, heartbeatMs, nodeTimeoutMs } = options
+  const { backplane, nodeId, logger, onError, heartbeatMs, nodeTimeoutMs } = options
+  // Given at start: the hub's side of the cluster, which exists once the hub serves.
+  let port: ClusterPort = { localPeers: () => [], consumersOf: () => undefined, upsert() {}, remove() {}, health() {}, deliver() {}, discard() {} }
   const allChannel = `${options.prefix}:all`
   const nodeChannel = (node: string): string => `${options.prefix}:node:${node}`
   const views = new Map<string, NodeView>()
-  const dropInvalid = createDiscard(port, logger, 'backplane_invalid', 'invalid backplane message(s)')
-  const dropEvents = createDiscard(port, logger, 'backplane_dropped', 'event(s) for other nodes')
+  const dropInvalid = createDiscard((reason, count) => port.discard(reason, count), logger, 'backplane_invalid', 'invalid backplane message(s)')
+  const dropEvents = createDiscard((reason, count) => port.discard(reason, count), logger, 'backplane_dropped', 'event(s) for other nodes')
   // A tick this much later than due means this node did not run meanwhile: half the margin a
   // live node's heartbeats have before they would be taken for silence.
   const stallMs = (nodeTimeoutMs - heartbeatMs) / 2
@@ -150,6 +156,7 @@ export function createCluster(options: ClusterOptions): Cluster {
   let joined = false
   let closed = false
   let lastTick = Date.now()
+  let timer: ReturnType<typeof setInterval> | undefined
 
   /** `fn`, with whatever it throws reported instead of escaping into a timer or an engine's callback. */
   function guarded<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
@@ -374,27 +381,32 @@ export function createCluster(options: ClusterOptions): Cluster {
     publish(allChannel, state(true))
   }
 
-  backplane.onReadyChange(guarded((ready) => {
-    if (ready)
+  function start(given: ClusterPort): void {
+    if (timer || closed)
+      return
+    port = given
+    backplane.onReadyChange(guarded((ready) => {
+      if (ready)
+        join()
+      else if (joined && !closed)
+        logger.warn('cluster: backplane lost; serving local peers only until it is back')
+    }))
+    const onMessage = guarded(receive)
+    Promise.all([
+      backplane.subscribe(allChannel, onMessage),
+      backplane.subscribe(nodeChannel(nodeId), onMessage),
+    ]).then(guarded(() => {
+      subscribed = true
       join()
-    else if (joined && !closed)
-      logger.warn('cluster: backplane lost; serving local peers only until it is back')
-  }))
-
-  const onMessage = guarded(receive)
-  Promise.all([
-    backplane.subscribe(allChannel, onMessage),
-    backplane.subscribe(nodeChannel(nodeId), onMessage),
-  ]).then(guarded(() => {
-    subscribed = true
-    join()
-  }), error => onError(error, { stage: 'backplane' }))
-
-  const timer = setInterval(guarded(tick), heartbeatMs)
-  timer.unref()
+    }), error => onError(error, { stage: 'backplane' }))
+    lastTick = Date.now()
+    timer = setInterval(guarded(tick), heartbeatMs)
+    timer.unref()
+  }
 
   return {
     nodeId,
+    start,
     get ready() { return joined && backplane.ready },
     nodes: () => [...views.keys()],
     update(peer, reason) {

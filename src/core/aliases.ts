@@ -27,3 +27,25 @@ export function createAliasIndex(): AliasIndex {
     },
   }
 }
+
+/** Authenticated peers, local and remote, without modules but with an identity of their own (`PeerInfo.identity`). */
+export interface SelfNamedIndex {
+  readonly peers: ReadonlySet<PeerInfo>
+  /** Routing finds an authenticated peer by its own identity while it has no modules. */
+  update: (peer: PeerInfo) => void
+  remove: (peer: PeerInfo) => void
+}
+
+export function createSelfNamedIndex(): SelfNamedIndex {
+  const peers = new Set<PeerInfo>()
+  return {
+    peers,
+    update(peer) {
+      if (peer.identity && peer.authenticated && !peer.modules?.length)
+        peers.add(peer)
+      else
+        peers.delete(peer)
+    },
+    remove: peer => void peers.delete(peer),
+  }
+}

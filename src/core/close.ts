@@ -1,12 +1,6 @@
-import type { DeannounceReason } from '../types.ts'
+import type { Close } from '../types.ts'
 
-/** Why a socket is closed: its WebSocket close code and reason, and what its modules' de-announce says. */
-export interface Close {
-  readonly code: number
-  readonly reason: string
-  /** @default 'connection closed' */
-  readonly deannounce?: DeannounceReason
-}
+export type { Close } from '../types.ts'
 
 /** Every close the hub and its gateways make, in one table. */
 export const CLOSE = {
@@ -18,13 +12,3 @@ export const CLOSE = {
   tooBig: { code: 4009, reason: 'message too big' },
   rateLimited: { code: 4029, reason: 'rate limited' },
 } as const satisfies Record<string, Close>
-
-const byCode = new Map<number, Close>(Object.values(CLOSE).map(close => [close.code, close]))
-
-/**
- * The table entry of a close the core asks for as `(code, reason)`, until `Connection.close`
- * takes a `Close` itself.
- */
-export function closeOf(code: number, reason: string): Close {
-  return byCode.get(code) ?? { code, reason }
-}

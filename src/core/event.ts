@@ -156,3 +156,14 @@ export function stampedSource(identity: Identity): StampedSource {
     labels,
   }
 }
+
+/** `build`, once per identity: identities are immutable (a re-announce makes a new one), so each wire form is built once. */
+export function perIdentity<T>(build: (identity: Identity) => T): (identity: Identity) => T {
+  const built = new WeakMap<Identity, T>()
+  return (identity) => {
+    let value = built.get(identity)
+    if (value === undefined)
+      built.set(identity, value = build(identity))
+    return value
+  }
+}

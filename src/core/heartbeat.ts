@@ -17,6 +17,8 @@ export interface Heartbeat {
   /** Records liveness for a peer; a peer that was unhealthy becomes healthy again. */
   touch: (session: Session) => void
   sweep: () => void
+  /** Starts the sweep timer (idempotent). */
+  start: () => void
   stop: () => void
 }
 
@@ -51,8 +53,7 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
   }
 
   const period = Math.min(readTimeout / 4, authTimeout > 0 ? authTimeout / 2 : Infinity)
-  const timer = setInterval(sweep, Math.max(10, Math.floor(period)))
-  timer.unref()
+  let timer: ReturnType<typeof setInterval> | undefined
 
   return {
     touch(session) {
@@ -63,6 +64,12 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
       }
     },
     sweep,
-    stop: () => clearInterval(timer),
+    start() {
+      timer ??= setInterval(sweep, Math.max(10, Math.floor(period))).unref()
+    },
+    stop() {
+      clearInterval(timer)
+      timer = undefined
+    },
   }
 }

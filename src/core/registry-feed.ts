@@ -3,7 +3,8 @@ import type { Observers } from './observers.ts'
 import type { Registry } from './registry.ts'
 import type { Router } from './router.ts'
 import type { Session } from './session.ts'
-import { clearTimeout, setImmediate, setTimeout } from 'node:timers'
+// The turn's end is real (node:timers); the repair check is a global timer, which a test's fake clock drives.
+import { setImmediate } from 'node:timers'
 import { markPlainJson } from './event.ts'
 import { createTurnQueue } from './turn.ts'
 

@@ -1,4 +1,4 @@
-import type { Connection, Identity, ModuleEntry, PeerInfo } from '../types.ts'
+import type { Connection, DeannounceReason, Identity, ModuleEntry, PeerInfo } from '../types.ts'
 
 export type SessionState = 'pending' | 'authenticated' | 'closed'
 
@@ -35,4 +35,14 @@ export class Session implements PeerInfo {
   get module(): ModuleEntry | undefined {
     return this.modules[0]
   }
+}
+
+/** What the other hub nodes learn of this node's peers (the cluster, when the hub is clustered). */
+export interface ClusterLink {
+  /** A local peer authenticated, or its modules, identity or consumers changed (those gone left for `reason`). */
+  update: (peer: Session, reason?: DeannounceReason) => void
+  /** An authenticated local peer is gone. */
+  left: (id: string) => void
+  /** A local peer's modules went silent or came back. */
+  health: (id: string, healthy: boolean) => void
 }

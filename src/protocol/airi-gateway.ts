@@ -40,7 +40,7 @@ export function airiGateway({ path = DEFAULT_AIRI_PATH }: AiriGatewayOptions = {
       const session = socket.connect(socket.connection(airiEncoder))
       return {
         message: text => handleAiriFrame(hub, session, text),
-        rateLimited: text => hub.reject(session, new HubError('rate_limited', 'rate limited'), eventIdOfFrame(text)),
+        rateLimited: text => session.connection.fail(hub.refuse(session, new HubError('rate_limited', 'rate limited')), eventIdOfFrame(text)),
       }
     },
   })

@@ -306,12 +306,19 @@ function invalidEvent(): HubError {
   return new HubError('invalid_event', 'invalid event format')
 }
 
+/** Tells the peer why the hub refused its event, if it did and the peer is still there. */
+function answer(session: Session, refused: HubError | undefined, parentId: string | undefined): refused is HubError {
+  if (refused && session.state !== 'closed')
+    session.connection.fail(refused, parentId)
+  return refused !== undefined
+}
+
 /** A built-in event's data, or undefined once the peer was told `invalid event format`. */
 function dataOf<T extends v.GenericSchema>(hub: Hub, session: Session, schema: T, event: HubEvent): v.InferOutput<T> | undefined {
   const result = v.safeParse(schema, event.data)
   if (result.success)
     return result.output
-  hub.reject(session, invalidEvent(), event.metadata?.event?.id)
+  answer(session, hub.refuse(session, invalidEvent()), event.metadata?.event?.id)
 }
 
 /** Handles one text frame from an AIRI peer: the built-in events, else routing. */
@@ -326,9 +333,9 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
   catch (error) {
     // Anything but a HubError is internal: reported, and the peer gets the documented text.
     if (error instanceof HubError)
-      return hub.reject(session, error, error.parentId)
+      return void answer(session, hub.refuse(session, error), error.parentId)
     hub.options.onError(error, { stage: 'decode', peerId: session.id })
-    return hub.reject(session, invalidEvent())
+    return void answer(session, hub.refuse(session, invalidEvent()), undefined)
   }
   hub.observers.emit('received', event.type, session.authenticated)
   const parentId = event.metadata?.event?.id
@@ -336,10 +343,10 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
   switch (event.type) {
     case 'transport:connection:heartbeat':
       if (dataOf(hub, session, Heartbeat, event)?.kind === 'ping')
-        hub.pong(session, parentId)
+        hub.send(session, 'transport:connection:heartbeat', { kind: 'pong', message: hub.options.heartbeat.message, at: Date.now() }, parentId)
       return
     case 'module:authenticate':
-      hub.authenticate(session, data.token, parentId)
+      answer(session, hub.authenticate(session, data.token, parentId), parentId)
       return
     case 'peer:authenticate': {
       const auth = dataOf(hub, session, PeerAuthenticate, event)
@@ -347,7 +354,7 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
         return
       speaksLaterGeneration(session)
       const peerId = auth.peerId ?? session.id
-      hub.authenticate(session, auth.token, parentId, { reply: 'peer:authenticated', data: { peerId }, alias: peerId === session.id ? undefined : peerId })
+      answer(session, hub.authenticate(session, auth.token, parentId, { reply: 'peer:authenticated', data: { peerId }, alias: peerId === session.id ? undefined : peerId }), parentId)
       return
     }
     case 'extension:authenticate': {
@@ -355,18 +362,18 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
       if (!auth)
         return
       speaksLaterGeneration(session)
-      hub.authenticate(session, auth.token, parentId, { reply: 'extension:authenticated', data: { identity: auth.identity }, identity: extensionIdentity(auth.identity, session) })
+      answer(session, hub.authenticate(session, auth.token, parentId, { reply: 'extension:authenticated', data: { identity: auth.identity }, identity: extensionIdentity(auth.identity, session) }), parentId)
       return
     }
     case 'extension:announce': {
-      if (!hub.requireAuth(session, parentId))
+      if (answer(session, hub.requireAuth(session), parentId))
         return
       const announce = dataOf(hub, session, ExtensionAnnounce, event)
       if (!announce)
         return
       speaksLaterGeneration(session)
       const { identity, permissions } = announce
-      if (!hub.identify(session, extensionIdentity(identity, session), parentId))
+      if (answer(session, hub.identify(session, extensionIdentity(identity, session)), parentId))
         return
       hub.echo(session, 'extension:announced', echoOf({ identity, permissions }, { identity }), parentId)
       return
@@ -381,37 +388,36 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
       const alongside = event.type === 'extension:module:announce'
       if (alongside || (identity && !('instanceId' in identity)))
         speaksLaterGeneration(session)
-      if (hub.announce(session, { name, index, identity: normalizeIdentity(identity, name, session.id), alongside }, parentId) && alongside)
+      if (!answer(session, hub.announce(session, { name, index, identity: normalizeIdentity(identity, name, session.id), alongside }), parentId) && alongside)
         hub.send(session, 'extension:module:announced', echoOf(data, { name, index, identity }), parentId)
       return
     }
     case 'module:consumer:register':
     case 'module:consumer:unregister': {
-      if (!hub.requireAuth(session, parentId))
+      if (answer(session, hub.requireAuth(session), parentId))
         return
       const registration = dataOf(hub, session, ConsumerRegistration, event)
       if (!registration)
         return
-      if (event.type === 'module:consumer:register')
-        hub.registerConsumer(session, registration, parentId)
-      else
-        hub.unregisterConsumer(session, registration, parentId)
+      const register = event.type === 'module:consumer:register' ? hub.registerConsumer : hub.unregisterConsumer
+      answer(session, register(session, registration), parentId)
       return
     }
     case 'ui:configure': {
-      if (!hub.requireAuth(session, parentId))
+      if (answer(session, hub.requireAuth(session), parentId))
         return
       const configure = dataOf(hub, session, Configure, event)
       if (!configure)
         return
       const { moduleName, moduleIndex, identity, config } = configure
-      hub.configure(session, { moduleName, moduleIndex, instanceId: identity?.id, config }, parentId)
+      answer(session, hub.configure(session, { moduleName, moduleIndex, instanceId: identity?.id, config }, parentId), parentId)
       return
     }
     default: {
       const routed = hub.publish(session, event)
       if (routed instanceof Promise)
         return routed
+      answer(session, routed instanceof HubError ? routed : undefined, parentId)
     }
   }
 }

@@ -1,12 +1,13 @@
 import type { Hooks, Peer } from 'crossws'
 import type { Close } from '../core/close.ts'
 import type { Session } from '../core/session.ts'
+import type { HubError } from '../errors.ts'
 import type { Hub } from '../hub.ts'
-import type { Connection, EventEncoder } from '../types.ts'
+import type { Connection, EventEncoder, HubEvent } from '../types.ts'
 import type { Corkable } from './cork.ts'
 import type { RateLimitedSocket } from './limits.ts'
 import { Buffer } from 'node:buffer'
-import { CLOSE, closeOf } from '../core/close.ts'
+import { CLOSE } from '../core/close.ts'
 import { createTickCorker } from './cork.ts'
 import { clientAddress, isFrameTooBig, limitFrameSize, refuseUpgrade, socketRateLimit, withinRate } from './limits.ts'
 
@@ -181,6 +182,15 @@ interface OpenSocket {
   gone: () => void
 }
 
+/**
+ * A failure the hub reports after the call that caused it (`Connection.fail`), as every
+ * gateway's connection sends it by default: an `error` event `{message}` answering `parentId`,
+ * in the connection's own encoding.
+ */
+export function failureEvent(hub: Hub, error: HubError, parentId?: string): HubEvent {
+  return hub.event('error', { message: error.message }, parentId)
+}
+
 /** The crossws hooks of one gateway over `hub`: the plumbing around its handler. */
 export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: { trustProxy: boolean }): GatewayHooks {
   const sockets = new WeakMap<Peer, OpenSocket>()
@@ -220,13 +230,17 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
         sessions.add(session)
         return session
       },
-      connection: encoder => ({
-        encoder,
-        send: socket.send,
-        buffered: socket.buffered,
-        close: (code, reason) => socket.close(closeOf(code, reason)),
-        ping: socket.ping,
-      }),
+      connection(encoder) {
+        const connection: Connection = {
+          encoder,
+          send: socket.send,
+          buffered: socket.buffered,
+          close: socket.close,
+          ping: socket.ping,
+          fail: (error, parentId) => connection.send(connection.encoder.encode(failureEvent(hub, error, parentId))),
+        }
+        return connection
+      },
       send(frame) {
         if (!tcp) {
           peer.send(frame)

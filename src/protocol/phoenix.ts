@@ -9,8 +9,9 @@ import * as v from 'valibot'
 import { CLOSE } from '../core/close.ts'
 import { isPlainJson } from '../core/event.ts'
 import { envOptions, listOf, positiveInt } from '../env-options.ts'
+import { HubError } from '../errors.ts'
 import { ConsumerRegistration, Data, DataDestinations } from './airi.ts'
-import { defineGateway } from './gateway.ts'
+import { defineGateway, failureEvent } from './gateway.ts'
 import { logRefusal } from './limits.ts'
 
 // --- Codec -----------------------------------------------------------------------------
@@ -160,8 +161,10 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
   const prefix = `[${JSON.stringify(joinRef)},null,${JSON.stringify(topic)},`
   let backlog: string[] | undefined = []
   const base = socket.connection(phoenixEncoder)
-  return {
+  const connection: Connection & { open: () => void } = {
     ...base,
+    // A failure after a push was accepted (no consumer, undeliverable): an `error` push on this channel.
+    fail: (error, parentId) => connection.send(phoenixEncoder.encode(failureEvent(phoenix.hub, error, parentId))),
     send(tail) {
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
@@ -191,6 +194,7 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
         socket.write(frame)
     },
   }
+  return connection
 }
 
 function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
@@ -276,7 +280,7 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
     return reply(phoenix, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
   if (!v.is(PushPayload, payload))
     return reply(phoenix, frame, errorReply('invalid payload'))
-  let delivered: number
+  let delivered: number | HubError
   try {
     delivered = await hub.publish(channel.session, { type: event, data: payload })
   }
@@ -284,7 +288,7 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
     hub.options.onError(cause, { stage: 'deliver', peerId: channel.session.id })
     return reply(phoenix, frame, errorReply('internal error'))
   }
-  reply(phoenix, frame, okReply({ delivered }))
+  reply(phoenix, frame, delivered instanceof HubError ? errorReply(delivered.message) : okReply({ delivered }))
 }
 
 /** Handles one text frame: heartbeat, join, leave, else a push into the hub. */

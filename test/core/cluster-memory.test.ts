@@ -19,6 +19,7 @@ let backplanes: Backplane[]
 function startNode(bus: ReturnType<typeof createMemoryBus>): Hub {
   const backplane = createMemoryBackplane(bus)
   const hub = createHub({ env: {}, logger: { level: 'silent' }, heartbeat: { readTimeout: READ_TIMEOUT_MS }, backplane, cluster: { prefix: 'core', nodeTimeoutMs: NODE_TIMEOUT_MS, heartbeatMs: HEARTBEAT_MS } })
+  hub.start()
   hubs.push(hub)
   backplanes.push(backplane)
   return hub

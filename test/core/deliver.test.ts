@@ -1,12 +1,16 @@
+import type { HubError } from '../../src/errors.ts'
 import type { Connection, HubEvent } from '../../src/types.ts'
 import { describe, expect, it } from 'vitest'
 import { createHub } from '../../src/hub.ts'
 
 /** A fake connection recording the events it was sent, with an encoder of its own. */
-function connection(encode: (event: HubEvent) => string = JSON.stringify): Connection & { events: HubEvent[] } {
+function connection(encode: (event: HubEvent) => string = JSON.stringify): Connection & { events: HubEvent[], failures: Array<[HubError, string?]> } {
   const events: HubEvent[] = []
+  const failures: Array<[HubError, string?]> = []
   return {
     events,
+    failures,
+    fail: (error, parentId) => failures.push([error, parentId]),
     encoder: { encode },
     send: (frame) => {
       events.push(JSON.parse(frame))
@@ -36,10 +40,7 @@ describe('delivery', () => {
     expect(delivered).toBe(1)
     expect(healthy.events.filter(e => e.type === 'custom')).toHaveLength(1)
     expect(errors).toEqual([{ stage: 'deliver', peerId: broken[0]!.id }])
-    const told = sender.events.filter(e => e.type === 'error')
-    expect(told).toHaveLength(1)
-    expect(told[0]!.data).toEqual({ message: 'event could not be delivered' })
-    expect(told[0]!.metadata?.event?.parentId).toBe('e1')
+    expect(sender.failures.map(([error, parentId]) => [error.code, error.message, parentId])).toEqual([['undeliverable', 'event could not be delivered', 'e1']])
     await hub.close()
   })
 })

@@ -1,28 +1,14 @@
-import type { Hub } from '../../src/hub.ts'
-import type { HubOptions } from '../../src/options.ts'
 import type { Destination } from '../../src/types.ts'
 import type { FakePeer } from '../helpers/fake-connection.ts'
-import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createHub } from '../../src/hub.ts'
-import { connectPeer, identityOf, joinPeer, nextTurn, openSockets } from '../helpers/fake-connection.ts'
+import { describe, expect, it, vi } from 'vitest'
+import { HubError } from '../../src/errors.ts'
+import { connectPeer, identityOf, joinPeer, nextTurn, useSocketFreeHubs } from '../helpers/fake-connection.ts'
 
 // Socket-free: each hub is driven through its public interface by fake connections.
-const hubs: Hub[] = []
-afterEach(async () => {
-  expect(openSockets()).toEqual([])
-  await Promise.all(hubs.splice(0).map(hub => hub.close()))
-  vi.useRealTimers()
-})
+const hubOf = useSocketFreeHubs()
 
-function hubOf(options: HubOptions = {}): Hub {
-  const hub = createHub({ env: {}, logger: { level: 'silent' }, ...options })
-  hubs.push(hub)
-  return hub
-}
-
-function errorsOf(peer: FakePeer): Array<{ message: unknown, parentId?: string }> {
-  return peer.connection.ofType('error').map(event => ({ message: event.data.message, parentId: event.metadata?.event?.parentId }))
-}
+/** What a refusal tells the gateway: its code and message (`undefined` when the call was taken). */
+const refusalOf = (error: HubError | undefined): { code: string, message: string } | undefined => error && { code: error.code, message: error.message }
 
 const namesIn = (peer: FakePeer, type: string): unknown[] => peer.connection.ofType(type).map(event => event.data.name)
 
@@ -36,16 +22,18 @@ describe('authentication', () => {
     expect(peer.connection.ofType('registry:modules:sync').map(event => event.data)).toEqual([{ modules: [] }])
   })
 
-  it('answers a bad token with an error naming the event, and a good one with module:authenticated', () => {
+  it('answers a bad token with the refusal, and a good one with module:authenticated', () => {
     const hub = hubOf({ auth: { token: 'secret' } })
     const peer = connectPeer(hub)
     expect(peer.connection.events).toEqual([])
 
-    expect(hub.authenticate(peer.session, 'wrong', 'a1')).toBe(false)
-    expect(errorsOf(peer)).toEqual([{ message: 'invalid token', parentId: 'a1' }])
+    expect(refusalOf(hub.authenticate(peer.session, 'wrong', 'a1'))).toEqual({ code: 'invalid_token', message: 'invalid token' })
+    // The core writes no error frame: the gateway maps the refusal to its own.
+    expect(peer.connection.events).toEqual([])
+    expect(peer.connection.failures).toEqual([])
     expect(peer.session.authenticated).toBe(false)
 
-    expect(hub.authenticate(peer.session, 'secret', 'a2')).toBe(true)
+    expect(hub.authenticate(peer.session, 'secret', 'a2')).toBeUndefined()
     const [authenticated] = peer.connection.ofType('module:authenticated')
     expect(authenticated?.data).toEqual({ authenticated: true })
     expect(authenticated?.metadata?.event?.parentId).toBe('a2')
@@ -61,31 +49,37 @@ describe('authentication', () => {
     expect(wrong.connection.events).toEqual([])
   })
 
-  it('closes a peer with 4001 after maxFailures bad tokens, and forgets it', () => {
+  it('closes a peer with 4001 after maxFailures bad tokens, telling it why first, and forgets it', () => {
     const hub = hubOf({ auth: { token: 'secret', maxFailures: 2 } })
     const peer = connectPeer(hub)
-    hub.authenticate(peer.session, 'wrong-1')
+    expect(hub.authenticate(peer.session, 'wrong-1', 'a1')?.code).toBe('invalid_token')
     expect(peer.connection.closes).toEqual([])
-    hub.authenticate(peer.session, 'wrong-2')
+    expect(peer.connection.failures).toEqual([])
+    expect(hub.authenticate(peer.session, 'wrong-2', 'a2')?.code).toBe('invalid_token')
     expect(peer.connection.closes).toEqual([{ code: 4001, reason: 'authentication failed' }])
-    expect(errorsOf(peer).map(error => error.message)).toEqual(['invalid token', 'invalid token'])
+    // The last refusal closes the peer: the core fails it on the connection before the close.
+    expect(peer.connection.failures).toEqual([{ code: 'invalid_token', message: 'invalid token', parentId: 'a2' }])
+    expect(peer.session.state).toBe('closed')
     expect(hub.peers.has(peer.session.id)).toBe(false)
   })
 
-  it('refuses what a peer sends before it authenticated, naming the event', () => {
+  it('refuses what a peer sends before it authenticated', () => {
     const hub = hubOf({ auth: { token: 'secret' } })
     const listener = connectPeer(hub, { token: 'secret' })
     const peer = connectPeer(hub)
-    expect(hub.announce(peer.session, { name: 'early', identity: identityOf('early') }, 'n1')).toBe(false)
-    expect(hub.publish(peer.session, { type: 'hello', data: {}, metadata: { event: { id: 'p1' } } })).toBe(0)
-    expect(errorsOf(peer)).toEqual([{ message: 'not authenticated', parentId: 'n1' }, { message: 'not authenticated', parentId: 'p1' }])
+    const notAuthenticated = { code: 'not_authenticated', message: 'not authenticated' }
+    expect(refusalOf(hub.announce(peer.session, { name: 'early', identity: identityOf('early') }))).toEqual(notAuthenticated)
+    expect(refusalOf(hub.publish(peer.session, { type: 'hello', data: {}, metadata: { event: { id: 'p1' } } }) as HubError)).toEqual(notAuthenticated)
+    expect(refusalOf(hub.registerConsumer(peer.session, { event: 'hello' }))).toEqual(notAuthenticated)
+    expect(refusalOf(hub.configure(peer.session, { moduleName: 'x', config: {} }))).toEqual(notAuthenticated)
+    expect(peer.connection.events).toEqual([])
     expect(hub.registry.size).toBe(0)
     expect(listener.connection.ofType('hello')).toEqual([])
   })
 
   it('closes a peer still pending at the authentication deadline with 4001, and only that one', () => {
     vi.useFakeTimers()
-    // Timers start with the hub: fake time must be installed before it is created.
+    // Timers start when the hub starts serving (its first peer): fake time must be installed by then.
     const hub = hubOf({ auth: { token: 'secret', timeoutMs: 1000 } })
     const pending = connectPeer(hub)
     const admitted = connectPeer(hub)
@@ -99,6 +93,22 @@ describe('authentication', () => {
     expect(hub.peers.has(pending.session.id)).toBe(false)
     expect(admitted.connection.closes).toEqual([])
     expect(hub.peers.has(admitted.session.id)).toBe(true)
+  })
+})
+
+describe('refusals', () => {
+  it('counts every refusal once, the core\'s own and those a gateway makes, and writes no frame for either', () => {
+    const hub = hubOf({ auth: { token: 'secret' } })
+    const counted: string[] = []
+    hub.observers.on('error', reason => counted.push(reason))
+    const peer = connectPeer(hub)
+    hub.authenticate(peer.session, 'wrong')
+    hub.publish(peer.session, { type: 'hello', data: {} })
+    const own = new HubError('rate_limited', 'rate limited')
+    expect(hub.refuse(peer.session, own)).toBe(own)
+    expect(counted).toEqual(['invalid_token', 'not_authenticated', 'rate_limited'])
+    expect(peer.connection.events).toEqual([])
+    expect(peer.connection.failures).toEqual([])
   })
 })
 
@@ -171,22 +181,20 @@ describe('announce and the registry feed', () => {
   it('refuses the hub\'s own identity', () => {
     const hub = hubOf({ instanceId: 'the-hub' })
     const peer = connectPeer(hub)
-    expect(hub.announce(peer.session, { name: 'fake', identity: { pluginId: 'hub-server', instanceId: 'x', labels: {} } }, 'r1')).toBe(false)
-    expect(hub.announce(peer.session, { name: 'fake', identity: { pluginId: 'x', instanceId: 'the-hub', labels: {} } }, 'r2')).toBe(false)
-    expect(errorsOf(peer)).toEqual([{ message: 'reserved identity', parentId: 'r1' }, { message: 'reserved identity', parentId: 'r2' }])
+    const reserved = { code: 'reserved_identity', message: 'reserved identity' }
+    expect(refusalOf(hub.announce(peer.session, { name: 'fake', identity: { pluginId: 'hub-server', instanceId: 'x', labels: {} } }))).toEqual(reserved)
+    expect(refusalOf(hub.announce(peer.session, { name: 'fake', identity: { pluginId: 'x', instanceId: 'the-hub', labels: {} } }))).toEqual(reserved)
     expect(hub.registry.size).toBe(0)
   })
 })
 
 describe('publish', () => {
-  it('refuses reserved types with an error naming the event, and routes nothing', () => {
+  it('refuses reserved types, and routes nothing', () => {
     const hub = hubOf()
     const sender = joinPeer(hub, 'sender')
     const other = joinPeer(hub, 'other')
     for (const type of ['module:announced', 'registry:modules:sync', 'error', 'phx_join', 'transport:connection:heartbeat'])
-      expect(hub.publish(sender.session, { type, data: {}, metadata: { event: { id: `id-${type}` } } })).toBe(0)
-    expect(errorsOf(sender)).toEqual(['module:announced', 'registry:modules:sync', 'error', 'phx_join', 'transport:connection:heartbeat']
-      .map(type => ({ message: 'reserved event type', parentId: `id-${type}` })))
+      expect(refusalOf(hub.publish(sender.session, { type, data: {}, metadata: { event: { id: `id-${type}` } } }) as HubError)).toEqual({ code: 'reserved_event', message: 'reserved event type' })
     expect(other.connection.ofType('error')).toEqual([])
     expect(other.connection.ofType('registry:modules:sync')).toEqual([])
   })
@@ -299,14 +307,14 @@ describe('consumer delivery', () => {
     expect([a, b].map(peer => peer.connection.ofType('input:text').map(event => event.data.text))).toEqual([['before'], ['before', 'after']])
   })
 
-  it('answers a required delivery nobody can take with an error naming the event, and skips a consumer that left', () => {
+  it('fails a required delivery nobody can take on the sender\'s connection, naming the event, and skips a consumer that left', () => {
     const hub = hubOf()
     const sender = joinPeer(hub, 'sender')
     const consumer = joinPeer(hub, 'consumer')
     hub.registerConsumer(consumer.session, { event: 'job' })
     hub.disconnect(consumer.session)
     expect(hub.publish(sender.session, { type: 'job', data: {}, metadata: { event: { id: 'j1' } }, route: { delivery: { mode: 'consumer', required: true } } })).toBe(0)
-    expect(errorsOf(sender)).toEqual([{ message: 'no consumer registered for requested event delivery', parentId: 'j1' }])
+    expect(sender.connection.failures).toEqual([{ code: 'no_consumer', message: 'no consumer registered for requested event delivery', parentId: 'j1' }])
     expect(consumer.connection.ofType('job')).toEqual([])
   })
 })

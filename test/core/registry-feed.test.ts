@@ -1,6 +1,6 @@
 import type { Backlog } from '../../src/core/router.ts'
 import type { Connection, HubEvent, ModuleEntry } from '../../src/types.ts'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createObservers } from '../../src/core/observers.ts'
 import { createRegistryFeed, REPAIR_CHECK_MS } from '../../src/core/registry-feed.ts'
 import { createRegistry } from '../../src/core/registry.ts'
@@ -19,6 +19,7 @@ function fakePeer(id: string): Session & { types: string[], waiting: number } {
     },
     buffered: () => peer.waiting,
     close: () => {},
+    fail: () => {},
   }
   peer = Object.assign(new Session(id, connection, 0), { types: [] as string[], waiting: 0, state: 'authenticated' as const })
   return peer
@@ -63,8 +64,6 @@ function setup() {
   return { feed, peers, counts, announce }
 }
 
-const after = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
 describe('createRegistryFeed', () => {
   it('sends every delta, in order, to peers that keep up', () => {
     const { feed, peers: [a], announce } = setup()
@@ -75,7 +74,9 @@ describe('createRegistryFeed', () => {
     feed.stop()
   })
 
-  it('coalesces a lagging peer\'s deltas into one sync once it drained, then the health it missed', async () => {
+  it('coalesces a lagging peer\'s deltas into one sync once it drained, then the health it missed', () => {
+    // The repair check runs on fake time; the turn's end stays real (no turn passes here).
+    vi.useFakeTimers()
     const { feed, peers: [a, b], counts, announce } = setup()
     a!.waiting = LAGGING + 1
     const m1 = announce('m1')
@@ -86,15 +87,16 @@ describe('createRegistryFeed', () => {
     expect(b!.types).toEqual(['module:announced', 'module:announced', 'registry:modules:health:unhealthy'])
     expect(counts.skipped).toBe(2)
 
-    await after(REPAIR_CHECK_MS * 2)
+    vi.advanceTimersByTime(REPAIR_CHECK_MS * 2)
     expect(a!.types).toEqual(['module:announced'])
     a!.waiting = 0
-    await after(REPAIR_CHECK_MS * 2)
+    vi.advanceTimersByTime(REPAIR_CHECK_MS * 2)
     expect(a!.types).toEqual(['module:announced', 'registry:modules:sync', 'registry:modules:health:unhealthy'])
     expect(counts.repaired).toBe(1)
     announce('m3')
     expect(a!.types.at(-1)).toBe('module:announced')
     feed.stop()
+    vi.useRealTimers()
   })
 
   it('counts what one turn queued: a burst marks a peer lagging before its connection can tell', () => {

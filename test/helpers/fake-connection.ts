@@ -1,21 +1,26 @@
 import type { Session } from '../../src/core/session.ts'
 import type { Hub } from '../../src/hub.ts'
+import type { HubOptions } from '../../src/options.ts'
 import type { Connection, EventEncoder, HubEvent, Identity } from '../../src/types.ts'
 import process from 'node:process'
 import { setImmediate } from 'node:timers'
 import superjson from 'superjson'
+import { afterEach, expect, vi } from 'vitest'
+import { createHub } from '../../src/hub.ts'
 
 /**
  * Fakes for socket-free tests of the hub core: a `Connection` that records what the core
  * asked of it, and peers made of one. No port, no socket, no gateway.
  */
 
-/** What a gateway's connection would do, recorded: every event sent (decoded), every close and ping asked for. */
+/** What a gateway's connection would do, recorded: every event sent (decoded), every close, failure and ping asked for. */
 export interface FakeConnection extends Connection {
   /** Every event the core sent, decoded, oldest first (sends after a close included: a socket would drop them). */
   readonly events: HubEvent[]
-  /** Every `close(code, reason)` the core asked for. */
+  /** The code and reason of every close the core asked for. */
   readonly closes: Array<{ code: number, reason: string }>
+  /** Every failure the core reported later than the call that caused it (`fail`), oldest first. */
+  readonly failures: Array<{ code: string, message: string, parentId?: string }>
   /** Native pings the core asked for. */
   pings: number
   /** Bytes this connection says are waiting (set it to play a peer that does not read). */
@@ -42,6 +47,7 @@ export function fakeConnection(encoder: EventEncoder = superjsonEncoder): FakeCo
     encoder,
     events,
     closes: [],
+    failures: [],
     pings: 0,
     waiting: 0,
     send(frame) {
@@ -49,11 +55,14 @@ export function fakeConnection(encoder: EventEncoder = superjsonEncoder): FakeCo
       return connection.waiting
     },
     buffered: () => connection.waiting,
-    close(code, reason) {
+    close({ code, reason }) {
       connection.closes.push({ code, reason })
     },
     ping() {
       connection.pings++
+    },
+    fail(error, parentId) {
+      connection.failures.push(parentId === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, parentId })
     },
     ofType: type => events.filter(event => event.type === type),
     types: () => events.map(event => event.type),
@@ -97,4 +106,22 @@ export function nextTurn(): Promise<void> {
 /** The network handles this process holds (TCP and UDP): none, for a test that needs no port. */
 export function openSockets(): string[] {
   return process.getActiveResourcesInfo().filter(resource => /^(?:TCP|UDP)/.test(resource))
+}
+
+/**
+ * Hubs for socket-free tests (silent, no env): each is closed after its test, which must have
+ * opened no socket; real timers are back after each test.
+ */
+export function useSocketFreeHubs(): (options?: HubOptions) => Hub {
+  const hubs: Hub[] = []
+  afterEach(async () => {
+    expect(openSockets()).toEqual([])
+    await Promise.all(hubs.splice(0).map(hub => hub.close()))
+    vi.useRealTimers()
+  })
+  return (options = {}) => {
+    const hub = createHub({ env: {}, logger: { level: 'silent' }, ...options })
+    hubs.push(hub)
+    return hub
+  }
 }
