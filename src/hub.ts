@@ -24,6 +24,7 @@ import { createModuleCatalog } from './core/module-catalog.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
 import { createPublish } from './core/publish.ts'
+import { createReceipts } from './core/receipts.ts'
 import { createRefusals, HUB_PLUGIN } from './core/refusals.ts'
 import { createRegistryFeed } from './core/registry-feed.ts'
 import { createRegistry } from './core/registry.ts'
@@ -155,6 +156,8 @@ export function createHub(input: HubOptions = {}): Hub {
   })
   const send: Hub['send'] = (session, type, data, parentId) => router.deliver(hubEvent(type, data, parentId), [session])
   const requests = createRequests({ limits, refusals, observers, logger, deliver: router.deliver })
+  // The other nodes' counts are waited for one cluster heartbeat at most: a node that misses it counts 0.
+  const receipts = createReceipts({ send, waitMs: options.cluster.heartbeatMs })
 
   const feed = createRegistryFeed({
     registry,
@@ -170,7 +173,7 @@ export function createHub(input: HubOptions = {}): Hub {
   const sessions = createSessions({ auth: options.auth, onError, devtoolsTokens: options.routing.devtoolsTokens, maxNameLength: limits.maxNameLength, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, requests, catalog, cluster, send })
   const remotePeers = createRemotePeers({ peers: remote, isLocal: id => peers.has(id), registry, feed, aliases, selfNamed, consumers, requests, maxConsumersPerPeer: limits.maxConsumersPerPeer, observers, logger })
   const liveness = createLiveness({ heartbeat: options.heartbeat, authTimeout: sessions.authRequired ? options.auth.timeoutMs : 0, sessions: () => peers.values(), feed, consumers, observers, cluster, close: sessions.close })
-  const publish = createPublish({ router, registry, peers, refusals, requests, observers, forward: cluster?.forward, createEvent })
+  const publish = createPublish({ router, registry, peers, refusals, requests, receipts, observers, forward: cluster?.forward, createEvent })
 
   // The one cycle, as a hoisted function: sessions deliver through the router, and the router
   // closes a slow one through them (only ever once peers are served).
@@ -250,6 +253,7 @@ export function createHub(input: HubOptions = {}): Hub {
       for (const session of [...peers.values()])
         sessions.close(session, CLOSE.shutdown)
       requests.stop()
+      receipts.stop()
       await leaving
     },
   }

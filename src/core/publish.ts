@@ -1,5 +1,6 @@
 import type { HubEvent, Identity, StampedSource } from '../types.ts'
 import type { Observers } from './observers.ts'
+import type { Receipts } from './receipts.ts'
 import type { Refusals } from './refusals.ts'
 import type { Registry } from './registry.ts'
 import type { Requests } from './requests.ts'
@@ -15,6 +16,7 @@ export interface PublishOptions {
   peers: ReadonlyMap<string, Session>
   refusals: Refusals
   requests: Requests
+  receipts: Receipts
   observers: Observers
   /** Sends an event to some peers of another node (clustered only). */
   forward?: (node: string, event: HubEvent, peerIds: string[]) => void
@@ -31,7 +33,7 @@ export interface Publish {
 
 /** What peers send into the hub for others: routed events, and configuration for a module. */
 export function createPublish(options: PublishOptions): Publish {
-  const { router, registry, peers, refusals, requests, observers, forward, createEvent } = options
+  const { router, registry, peers, refusals, requests, receipts, observers, forward, createEvent } = options
   const sourceOf = perIdentity(stampedSource)
 
   function sourceOfSender(session: Session, claimed: unknown): StampedSource {
@@ -68,15 +70,22 @@ export function createPublish(options: PublishOptions): Publish {
           return refusals.refuse(session, refused)
       }
       const pick: Pick | undefined = request ? recipients => requests.open(session, event, recipients) : undefined
-      if (!observers.has('routed'))
+      const ack = event.route?.ack === true
+      if (ack)
+        receipts.track(session, event)
+      const observed = observers.has('routed')
+      if (!observed && !ack)
         return router.route(session, event, pick)
       const started = performance.now()
-      const observe = (delivered: number): number => {
-        observers.emit('routed', event.type, delivered, (performance.now() - started) / 1000)
+      const done = (delivered: number): number => {
+        if (observed)
+          observers.emit('routed', event.type, delivered, (performance.now() - started) / 1000)
+        if (ack)
+          receipts.routed(event, delivered)
         return delivered
       }
       const delivered = router.route(session, event, pick)
-      return delivered instanceof Promise ? delivered.then(observe) : observe(delivered)
+      return delivered instanceof Promise ? delivered.then(done) : done(delivered)
     },
 
     configure(session, { moduleName, moduleIndex, instanceId, config }, parentId) {

@@ -116,3 +116,22 @@ describe('requests with replies', () => {
     expect(responder.ofType('tool:invoke')).toHaveLength(2)
   })
 })
+
+describe('delivery receipts', () => {
+  it('answers route.ack with event:ack {delivered}, 0 included', async () => {
+    const hub = await startHub()
+    const [sender, a, b] = await Promise.all([joined(hub, 'sender'), joined(hub, 'a'), joined(hub, 'b')])
+    const all = sender.send({ type: 'note', data: {}, route: { ack: true } })
+    expect(await sender.waitFor(e => e.type === 'event:ack' && e.metadata?.event?.parentId === all)).toMatchObject({ data: { delivered: 2 }, metadata: { source: { plugin: 'hub-server' } } })
+    const one = sender.send({ type: 'note', data: {}, route: { destinations: ['plugin:a'], ack: true } })
+    expect((await sender.waitFor(e => e.type === 'event:ack' && e.metadata?.event?.parentId === one)).data).toEqual({ delivered: 1 })
+    const none = sender.send({ type: 'note', data: {}, route: { destinations: ['plugin:nobody'], ack: true } })
+    expect((await sender.waitFor(e => e.type === 'event:ack' && e.metadata?.event?.parentId === none)).data).toEqual({ delivered: 0 })
+    // Without route.ack, no receipt.
+    sender.send({ type: 'note', data: {} })
+    await b.waitFor(() => b.ofType('note').length === 2)
+    await settle()
+    expect(sender.ofType('event:ack')).toHaveLength(3)
+    expect(a.ofType('event:ack')).toEqual([])
+  })
+})
