@@ -144,7 +144,7 @@ export function createHub(input: HubOptions = {}): Hub {
       if (!peer && delivery.required)
         refusals.fail(sender, new HubError('no_consumer', 'no consumer registered for requested event delivery'), event.metadata?.event?.id)
     },
-    forward: (node, event, peerIds) => cluster?.forward(node, event, peerIds),
+    forward: forwardRouted,
     maxBufferedBytes: limits.maxBufferedBytes,
     onSlowConsumer: closeSlowConsumer,
     onDeliveryError: (error, event, recipient, sender) => {
@@ -155,7 +155,7 @@ export function createHub(input: HubOptions = {}): Hub {
     },
   })
   const send: Hub['send'] = (session, type, data, parentId) => router.deliver(hubEvent(type, data, parentId), [session])
-  const requests = createRequests({ limits, refusals, observers, logger, deliver: router.deliver })
+  const requests = createRequests({ limits, refusals, observers, logger, deliver: router.deliver, replyTo: cluster?.reply })
   // The other nodes' counts are waited for one cluster heartbeat at most: a node that misses it counts 0.
   const receipts = createReceipts({ send, waitMs: options.cluster.heartbeatMs })
 
@@ -182,6 +182,11 @@ export function createHub(input: HubOptions = {}): Hub {
     sessions.close(session, CLOSE.slowConsumer)
   }
 
+  // Routing forwards through the cluster, telling a receipt that counts the event which node owes it a count.
+  function forwardRouted(node: string, event: HubEvent, peerIds: string[]): void {
+    cluster?.forward(node, event, peerIds, receipts.forwarded(event, node, peerIds.length))
+  }
+
   // A closed hub stays closed: a late request or peer starts nothing.
   let closed = false
   function start(): void {
@@ -192,7 +197,15 @@ export function createHub(input: HubOptions = {}): Hub {
       ...remotePeers,
       localPeers: () => authenticated.values(),
       consumersOf: consumers.of,
-      deliver: (event, peerIds) => router.deliver(event, peerIds.map(id => authenticated.get(id)).filter(session => session !== undefined)),
+      deliver(event, peerIds, node) {
+        const recipients = peerIds.map(id => authenticated.get(id)).filter(session => session !== undefined)
+        // A request is forwarded to its one responder: its reply goes back to the requester's node.
+        if (event.route?.reply !== undefined && recipients.length === 1)
+          requests.served(node, event, recipients[0]!)
+        return router.deliver(event, recipients)
+      },
+      reply: requests.remoteReply,
+      ack: receipts.answer,
       discard: (reason, count) => {
         for (let i = 0; i < count; i++)
           observers.emit('error', reason)
