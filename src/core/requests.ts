@@ -175,11 +175,9 @@ export function createRequests(options: RequestsOptions): Requests {
 
   return {
     check(session, event) {
-      if ((byRequester.get(session)?.size ?? 0) >= limits.maxPendingRequestsPerPeer) {
-        const error = refusals.limitExceeded('pending requests')
-        logger.debug(`peer ${session.id}: over limits.maxPendingRequestsPerPeer (${limits.maxPendingRequestsPerPeer})`)
-        return error
-      }
+      // Counted and logged (once per peer, naming it) where the refusal is answered.
+      if ((byRequester.get(session)?.size ?? 0) >= limits.maxPendingRequestsPerPeer)
+        return refusals.limitExceeded('pending requests')
       if (pending.has(event.metadata!.event!.id!))
         return new HubError('invalid_event', 'request id already pending')
     },

@@ -9,7 +9,7 @@ import { nanoid } from 'nanoid'
 import * as v from 'valibot'
 import { CLOSE } from '../core/close.ts'
 import { isPlainJson } from '../core/event.ts'
-import { envOptions, listOf, positiveInt } from '../env-options.ts'
+import { envOptions, invalid, listOf, positiveInt } from '../env-options.ts'
 import { HubError } from '../errors.ts'
 import { ConsumerRegistration, Data, DataDestinations, Reply as RequestReply } from './airi.ts'
 import { defineGateway, failureEvent } from './gateway.ts'
@@ -127,8 +127,17 @@ export function resolvePhoenixOptions(options: PhoenixGatewayOptions = {}): Reso
     paths: listOf('phoenix.paths', options.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
     topics: listOf('phoenix.topics', options.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
     maxChannels: positiveInt(PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS, options.maxChannels, env, DEFAULT_PHOENIX_MAX_CHANNELS),
-    replies: options.replies ?? DEFAULT_PHOENIX_REPLIES,
+    replies: repliesOf(options.replies ?? DEFAULT_PHOENIX_REPLIES),
   }
+}
+
+function repliesOf(replies: Record<string, PhoenixReplyRule>): Record<string, PhoenixReplyRule> {
+  const named = (value: unknown): boolean => typeof value === 'string' && value !== '' && !value.startsWith('phx_')
+  for (const [type, rule] of Object.entries(replies)) {
+    if (!named(type) || typeof rule !== 'object' || rule === null || !named(rule.reply) || !named(rule.correlate) || (rule.error !== undefined && !named(rule.error)))
+      invalid(`phoenix.replies.${type}`, rule, '{reply, error?, correlate}: event names and a payload field, none empty or phx_*')
+  }
+  return { ...replies }
 }
 
 // --- Channels --------------------------------------------------------------------------

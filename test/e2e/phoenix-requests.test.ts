@@ -1,6 +1,7 @@
 import type { Channel } from 'phoenix'
 import type { RunningHub, WireEvent } from '../helpers/hub.ts'
 import { describe, expect, it } from 'vitest'
+import { phoenixGateway } from '../../src/protocol/phoenix.ts'
 import { RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { outcome, phoenixSocket, RawPhoenix } from '../helpers/phoenix.ts'
 import { sdkClient, syncListing } from '../helpers/sdk.ts'
@@ -77,6 +78,20 @@ describe('requests to and from Phoenix channels', () => {
     expect(await ask({ a: 1, b: 1 })).toEqual({ status: 'ok', response: { delivered: 1 } })
     // The hub took `reply` out of the data the responder got.
     expect(responder.ofType('tool:invoke')[0]!.data).toEqual({ destinations: ['plugin:tool'], a: 1, b: 2 })
+  })
+
+  it('a Phoenix channel pushing invoke_tool asks a Phoenix plugin without payload.reply', async () => {
+    const hub = await startHub()
+    const plugin = await joinChannel(hub, 'plugin:search')
+    plugin.on('invoke_tool', ({ request_id }) => {
+      plugin.push('invoke_tool_response', { request_id, data: { ok: true } })
+    })
+    const agent = await joinChannel(hub, 'plugin:agent')
+    expect(await outcome(agent.push('invoke_tool', { request_id: 'r', destinations: ['plugin:search'] }))).toEqual({ status: 'ok', response: { request_id: 'r', data: { ok: true } } })
+  })
+
+  it('refuses replies rules that name no events', () => {
+    expect(() => phoenixGateway({ replies: { invoke_tool: { reply: '', correlate: 'request_id' } } })).toThrow('Invalid phoenix.replies.invoke_tool')
   })
 
   it('answers a Phoenix request that timed out with an error reply', async () => {
