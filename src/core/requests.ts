@@ -10,7 +10,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from '../options.ts'
 
 /** Request types whose round-robin turn is remembered; the oldest is forgotten past it. */
 export const MAX_ROUND_ROBIN_TYPES = 10_000
-/** Answered requests remembered, so that a second reply from their responder is dropped (and counted), not routed. */
+/** Answered requests remembered (at least half as many), so that a second reply from their responder is dropped (and counted), not routed. */
 export const MAX_ANSWERED_REQUESTS = 10_000
 
 /** How a request ended, as `hub_requests_total{outcome}` counts it. */
@@ -84,21 +84,19 @@ export function createRequests(options: RequestsOptions): Requests {
   const byResponder = new Map<string, Set<string>>()
   // Round-robin turns by request type: instances of one plugin share the load.
   const turns = new Map<string, number>()
-  const answered = new Map<string, string>()
+  // Answered requests by id → their responder, in two generations: the older one is dropped
+  // whole once the newer is full (deleting a Map's oldest entry one by one is slow in V8).
+  let answered = new Map<string, string>()
+  let answeredBefore = new Map<string, string>()
   let local = 0
 
+  // A peer's set stays while it is connected (emptied and refilled, not rebuilt); `leave` drops it.
   function index<K>(map: Map<K, Set<string>>, key: K, id: string): void {
     const ids = map.get(key)
     if (ids)
       ids.add(id)
     else
-      map.set(key, new Set([id]))
-  }
-
-  function unindex<K>(map: Map<K, Set<string>>, key: K, id: string): void {
-    const ids = map.get(key)
-    if (ids?.delete(id) && ids.size === 0)
-      map.delete(key)
+      map.set(key, new Set<string>().add(id))
   }
 
   function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
@@ -111,15 +109,20 @@ export function createRequests(options: RequestsOptions): Requests {
   function settle(request: Pending, outcome?: RequestOutcome): void {
     pending.delete(request.id)
     clearTimeout(request.timer)
-    unindex(byResponder, request.responderId, request.id)
+    byResponder.get(request.responderId)?.delete(request.id)
     if (typeof request.requester !== 'string') {
       local--
-      unindex(byRequester, request.requester, request.id)
+      byRequester.get(request.requester)?.delete(request.id)
       if (outcome)
         observers.emit('request', request.type, outcome)
     }
-    if (outcome === 'replied' || outcome === 'timeout')
-      remember(answered, request.id, request.responderId, MAX_ANSWERED_REQUESTS)
+    if (outcome === 'replied' || outcome === 'timeout') {
+      if (answered.size >= MAX_ANSWERED_REQUESTS / 2) {
+        answeredBefore = answered
+        answered = new Map()
+      }
+      answered.set(request.id, request.responderId)
+    }
   }
 
   function fail(requester: Session, id: string, error: HubError): void {
@@ -201,7 +204,7 @@ export function createRequests(options: RequestsOptions): Requests {
         return undefined
       const request = pending.get(id)
       if (!request) {
-        const responder = answered.get(id)
+        const responder = answered.get(id) ?? answeredBefore.get(id)
         return responder === session.id ? dropped(event.type, id, session.id) : undefined
       }
       if (request.responderId !== session.id || request.responderNode !== undefined)
@@ -236,12 +239,14 @@ export function createRequests(options: RequestsOptions): Requests {
     leave(peer) {
       for (const id of byRequester.get(peer as Session) ?? [])
         settle(pending.get(id)!)
+      byRequester.delete(peer as Session)
       for (const id of byResponder.get(peer.id) ?? []) {
         const request = pending.get(id)!
         settle(request, typeof request.requester === 'string' ? undefined : 'responder_gone')
         if (typeof request.requester !== 'string')
           fail(request.requester, id, new HubError('responder_gone', 'responder gone'))
       }
+      byResponder.delete(peer.id)
     },
 
     get pending() {
