@@ -285,7 +285,7 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
     delivered = await hub.publish(channel.session, { type: event, data: payload })
   }
   catch (cause) {
-    hub.options.onError(cause, { stage: 'deliver', peerId: channel.session.id })
+    hub.report(cause, { stage: 'deliver', peerId: channel.session.id })
     return reply(phoenix, frame, errorReply('internal error'))
   }
   reply(phoenix, frame, delivered instanceof HubError ? errorReply(delivered.message) : okReply({ delivered }))
