@@ -12,11 +12,14 @@ const DOC = readFileSync(join(ROOT, 'docs/architecture.md'), 'utf8')
 const FENCE = /^```([\w-]*)\n([\s\S]*?)^```/gm
 const PATH = /^(?:src|test|examples|docs|bench|deploy)\//
 
-/** The files of a folder of the repository, relative to the repository, recursively. */
+/** The files of a folder of the repository, relative to the repository, recursively (installed packages aside). */
 function filesUnder(dir: string, ext: string): string[] {
-  return readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' })
-    .filter(file => file.endsWith(ext))
-    .map(file => `${dir}/${file}`)
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
+    const path = `${dir}/${entry.name}`
+    if (entry.isDirectory())
+      return entry.name === 'node_modules' ? [] : filesUnder(path, ext)
+    return entry.name.endsWith(ext) ? [path] : []
+  })
 }
 
 /** The files of the tree block (the ```text block that starts with `src/`), as repository paths. */
