@@ -33,9 +33,11 @@ export function lineGateway(path = '/lines'): Gateway {
             return answer({ ok: false, error: 'expected {"type": string, "data": object}' })
           if (type === 'announce') {
             const name = String((data as { name?: unknown }).name ?? '')
+            if (name === '')
+              return answer({ ok: false, error: 'no name' })
             const identity = { pluginId: name, instanceId: session.id, labels: { protocol: 'lines' } }
-            const refused = name === '' ? undefined : hub.announce(session, { name, identity })
-            return answer(name === '' || refused ? { ok: false, error: refused?.message ?? 'no name' } : { ok: true })
+            const refused = hub.announce(session, { name, identity })
+            return answer(refused ? { ok: false, error: refused.message } : { ok: true })
           }
           const refused = hub.refusal({ type, data })
           if (refused)

@@ -100,14 +100,13 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
 
 /** The hub core: wiring of sessions, registry, routing, remote peers and liveness; it knows nothing of sockets. */
 export function createHub(input: HubOptions = {}): Hub {
-  const resolved = resolveHubOptions(input)
+  const options = resolveHubOptions(input)
   const observers = createObservers()
-  // Every swallowed error, from the core or an edge (`hub.report`, or `hub.options.onError` until every gateway uses it), is also counted.
+  // Every swallowed error, from the core or a gateway (`hub.report`), is also counted.
   const onError: ResolvedHubOptions['onError'] = (error, context) => {
     observers.emit('error', context.stage)
-    resolved.onError(error, context)
+    options.onError(error, context)
   }
-  const options: ResolvedHubOptions = { ...resolved, onError }
   const { logger, limits } = options
 
   // What routing reads: the tables below are filled by sessions, announcements and remote peers.

@@ -342,7 +342,7 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
     // Anything but a HubError is internal: reported, and the peer gets the documented text.
     if (error instanceof HubError)
       return void answer(session, hub.refuse(session, error), error.parentId)
-    hub.options.onError(error, { stage: 'decode', peerId: session.id })
+    hub.report(error, { stage: 'decode', peerId: session.id })
     return void answer(session, hub.refuse(session, invalidEvent()), undefined)
   }
   hub.observers.emit('received', event.type, session.authenticated)

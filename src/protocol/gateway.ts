@@ -195,7 +195,8 @@ export function failureEvent(hub: Hub, error: HubError, parentId?: string): HubE
 export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: { trustProxy: boolean }): GatewayHooks {
   const sockets = new WeakMap<Peer, OpenSocket>()
   const { maxPayloadBytes, maxPendingPayloadBytes, maxBufferedBytes } = hub.options.limits
-  const { logger, onError } = hub.options
+  const { logger } = hub.options
+  const onError = hub.report
   const { params, inBand = false, status = 403 } = gateway.auth ?? {}
   const cork = createTickCorker()
   const bytesOf = createFrameBytes()

@@ -368,7 +368,7 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
   }
   catch (cause) {
     channel.requests.awaiting.delete(id)
-    hub.options.onError(cause, { stage: 'deliver', peerId: channel.session.id })
+    hub.report(cause, { stage: 'deliver', peerId: channel.session.id })
     return reply(phoenix, frame, errorReply('internal error'))
   }
   if (delivered instanceof HubError) {

@@ -1,22 +1,11 @@
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ENV_OPTIONS } from '../../src/cli.ts'
 import { onCleanup, RawPeer } from '../helpers/hub.ts'
-import { freePort, ROOT, runCli } from '../helpers/process.ts'
-
-const LISTENING = /listening on (ws:\/\/[^\s"]+)/
-
-function tempDir(files: Record<string, string> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hub-cli-'))
-  onCleanup(() => rmSync(dir, { recursive: true, force: true }))
-  for (const [name, text] of Object.entries(files))
-    writeFileSync(join(dir, name), text)
-  return dir
-}
+import { freePort, LISTENING, ROOT, runCli, tempDir } from '../helpers/process.ts'
 
 describe('hub-server command', () => {
   it('prints help naming every flag and variable, and the version', async () => {

@@ -1,22 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ENV_OPTIONS } from '../../src/cli.ts'
 import { loadConfigFile, underEnv } from '../../src/config-file.ts'
 import { createServer } from '../../src/server.ts'
 import { onCleanup, RawPeer } from '../helpers/hub.ts'
-import { freePort, ROOT, runCli } from '../helpers/process.ts'
-
-const LISTENING = /listening on (ws:\/\/[^\s"]+)/
-
-function tempDir(files: Record<string, string> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hub-config-'))
-  onCleanup(() => rmSync(dir, { recursive: true, force: true }))
-  for (const [name, text] of Object.entries(files))
-    writeFileSync(join(dir, name), text)
-  return dir
-}
+import { freePort, LISTENING, ROOT, runCli, tempDir } from '../helpers/process.ts'
 
 describe('config file', () => {
   it('hub-server.config.example.ts loads and validates, every option in it', async () => {

@@ -317,6 +317,8 @@ describe('aIRI HEAD peers across hub nodes', () => {
 
     await ext.close()
     await until(() => b.server.registry.size === 2, 'node b to drop both modules')
+    // The registry changes before the feed's frames reach the watcher's socket.
+    await until(() => watcher.ofType('extension:module:de-announced').length === 2, 'the watcher to hear both de-announced')
     expect(watcher.ofType('extension:module:de-announced').map(e => e.data.name).sort()).toEqual(['text', 'voice'])
   })
 })

@@ -1,12 +1,26 @@
 import type { ChildProcess } from 'node:child_process'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import process from 'node:process'
 import { onCleanup } from './hub.ts'
 
 export const ROOT = join(import.meta.dirname, '../..')
+
+/** The URL in the CLI's "listening on" line. */
+export const LISTENING = /listening on (ws:\/\/[^\s"]+)/
+
+/** A temporary directory holding `files`, removed after the test. */
+export function tempDir(files: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hub-test-'))
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }))
+  for (const [name, text] of Object.entries(files))
+    writeFileSync(join(dir, name), text)
+  return dir
+}
 
 /** A port that was free a moment ago (bound to port 0, then released). */
 export async function freePort(): Promise<number> {
