@@ -69,15 +69,25 @@ export function createPublish(options: PublishOptions): Publish {
         if (refused)
           return refusals.refuse(session, refused)
       }
-      const pick: Pick | undefined = request ? recipients => requests.open(session, event, recipients) : undefined
+      // Routing asks for the one responder once it knows the recipients; a middleware that drops
+      // the event (or fails) never asks: the requester still hears `no responder`.
+      let picked = false
+      const pick: Pick | undefined = request
+        ? (recipients) => {
+            picked = true
+            return requests.open(session, event, recipients)
+          }
+        : undefined
       const ack = event.route?.ack === true
       if (ack)
         receipts.track(session, event)
       const observed = observers.has('routed')
-      if (!observed && !ack)
-        return router.route(session, event, pick)
+      if (!observed && !ack && !request)
+        return router.route(session, event)
       const started = performance.now()
       const done = (delivered: number): number => {
+        if (request && !picked)
+          requests.open(session, event, new Set())
         if (observed)
           observers.emit('routed', event.type, delivered, (performance.now() - started) / 1000)
         if (ack)

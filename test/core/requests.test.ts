@@ -82,6 +82,25 @@ describe('pending requests', () => {
     expect(request(other, hub, 'same', true)).toMatchObject({ code: 'invalid_event', message: 'request id already pending' })
   })
 
+  it('answers "no responder" when a middleware drops the request, or fails', async () => {
+    const hub = createHub({ routing: { middleware: [async (context, next) => {
+      if (context.event.data.fail)
+        throw new Error('middleware failed')
+      if (context.event.data.drop)
+        return context.drop()
+      await next()
+    }] } })
+    const asker = joinPeer(hub, 'asker')
+    joinPeer(hub, 'tool')
+    for (const [id, data] of [['d', { drop: true }], ['f', { fail: true }]] as const)
+      await hub.publish(asker.session, { type: 'tool:invoke', data, metadata: { event: { id } }, route: { destinations: ['plugin:tool'], reply: true } })
+    expect(asker.connection.failures).toEqual([
+      { code: 'no_responder', message: 'no responder', parentId: 'd' },
+      { code: 'no_responder', message: 'no responder', parentId: 'f' },
+    ])
+    expect(hub.requests.pending).toBe(0)
+  })
+
   it('prefers healthy responders', () => {
     vi.useFakeTimers()
     const hub = createHub({ heartbeat: { readTimeout: 1000 } })
