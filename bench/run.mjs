@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only=hub,ws] [--scenarios=fanout,routed,slow] [--n=500,2000] [--pairs=250]`
+// `npm run bench [-- --quick] [--only=hub,ws] [--scenarios=fanout,routed,requests,slow] [--n=500,2000] [--pairs=250]`
 // Runs every scenario against each target (servers pinned to core 0, this load generator to
 // core 1), then writes bench/results/<stamp>.json, an SVG chart, and a table in bench/RESULTS.md.
 import { spawnSync } from 'node:child_process'
@@ -8,6 +8,7 @@ import { pinned } from './lib/process.mjs'
 import { writeReport } from './lib/report.mjs'
 import { runsIn, targets, TOKEN } from './lib/targets.mjs'
 import { fanout } from './scenarios/fanout.mjs'
+import { requests } from './scenarios/requests.mjs'
 import { routed } from './scenarios/routed.mjs'
 import { slowConsumer } from './scenarios/slow-consumer.mjs'
 
@@ -15,7 +16,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string', default: 'ws,socketio,hub,hub2' },
-    scenarios: { type: 'string', default: 'fanout,routed,slow' },
+    scenarios: { type: 'string', default: 'fanout,routed,requests,slow' },
     n: { type: 'string' },
     pairs: { type: 'string' },
     duration: { type: 'string' },
@@ -70,7 +71,7 @@ function rounds(scenario, n) {
   return Array.from({ length: config.repeat }, (_, round) => order.map(name => [round, name])).flat().filter(([, name]) => runsIn(targets[name], scenario, n))
 }
 
-const results = { config, fanout: [], routed: [], slow: [] }
+const results = { config, fanout: [], routed: [], requests: [], slow: [] }
 for (const name of order) {
   if (!targets[name])
     throw new Error(`unknown target ${name} (have ${Object.keys(targets).join(', ')})`)
@@ -92,6 +93,14 @@ async function main() {
       log(`routed ${name} pairs=${config.pairs}`)
       const result = await routed({ target: targets[name], token: TOKEN, pairs: config.pairs, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor('routed', name === 'ws') })
       results.routed.push({ target: name, round, ...result })
+      log(JSON.stringify(result.runs.map(r => ({ size: r.size, perSec: r.throughput.eventsPerSec, ...r.fixed.latency }))))
+    }
+  }
+  if (scenarios.has('requests')) {
+    for (const [round, name] of rounds('requests')) {
+      log(`requests ${name} pairs=${config.pairs}`)
+      const result = await requests({ target: targets[name], token: TOKEN, pairs: config.pairs, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor('requests', false) })
+      results.requests.push({ target: name, round, ...result })
       log(JSON.stringify(result.runs.map(r => ({ size: r.size, perSec: r.throughput.eventsPerSec, ...r.fixed.latency }))))
     }
   }

@@ -12,6 +12,9 @@ export type HubErrorCode
     | 'reserved_identity'
     | 'undeliverable'
     | 'no_consumer'
+    | 'no_responder'
+    | 'request_timeout'
+    | 'responder_gone'
     | 'invalid_option'
 
 export class HubError extends Error {

@@ -5,6 +5,7 @@ import type { ModuleCatalog } from './core/module-catalog.ts'
 import type { Observers } from './core/observers.ts'
 import type { Publish } from './core/publish.ts'
 import type { Registry } from './core/registry.ts'
+import type { Requests } from './core/requests.ts'
 import type { RemotePeer } from './core/router.ts'
 import type { Session } from './core/session.ts'
 import type { Sessions } from './core/sessions.ts'
@@ -23,10 +24,12 @@ import { createModuleCatalog } from './core/module-catalog.ts'
 import { createObservers } from './core/observers.ts'
 import { compilePolicy } from './core/policy.ts'
 import { createPublish } from './core/publish.ts'
+import { createReceipts } from './core/receipts.ts'
 import { createRefusals, HUB_PLUGIN } from './core/refusals.ts'
 import { createRegistryFeed } from './core/registry-feed.ts'
 import { createRegistry } from './core/registry.ts'
 import { createRemotePeers } from './core/remote-peers.ts'
+import { createRequests } from './core/requests.ts'
 import { createRouter } from './core/router.ts'
 import { createSessions } from './core/sessions.ts'
 import { HubError } from './errors.ts'
@@ -89,6 +92,8 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
   readonly readiness: Map<string, () => boolean>
   /** The known modules (`modules` option): their tokens, options, labels and which are required. */
   readonly catalog: ModuleCatalog
+  /** Requests (`route.reply`) of this node's peers waiting for their reply. */
+  readonly requests: Pick<Requests, 'pending'>
   /** Starts the hub, and resolves once every required module is announced (on any node); rejects after `requiredTimeoutMs` naming the missing ones. */
   ready: () => Promise<void>
 }
@@ -138,7 +143,7 @@ export function createHub(input: HubOptions = {}): Hub {
       if (!peer && delivery.required)
         refusals.fail(sender, new HubError('no_consumer', 'no consumer registered for requested event delivery'), event.metadata?.event?.id)
     },
-    forward: (node, event, peerIds) => cluster?.forward(node, event, peerIds),
+    forward: forwardRouted,
     maxBufferedBytes: limits.maxBufferedBytes,
     onSlowConsumer: closeSlowConsumer,
     onDeliveryError: (error, event, recipient, sender) => {
@@ -149,6 +154,9 @@ export function createHub(input: HubOptions = {}): Hub {
     },
   })
   const send: Hub['send'] = (session, type, data, parentId) => router.deliver(hubEvent(type, data, parentId), [session])
+  const requests = createRequests({ limits, refusals, observers, logger, deliver: router.deliver, replyTo: cluster?.reply })
+  // The other nodes' counts are waited for one cluster heartbeat at most: a node that misses it counts 0.
+  const receipts = createReceipts({ send, waitMs: options.cluster.heartbeatMs })
 
   const feed = createRegistryFeed({
     registry,
@@ -161,16 +169,21 @@ export function createHub(input: HubOptions = {}): Hub {
     onLagging: (session, waiting) => logger.debug(`peer ${session.id} is behind on the registry (${waiting} bytes unsent): its deltas wait for one sync`),
   })
   const announcements = createAnnouncements({ registry, feed, consumers, selfNamed, refusals, limits, logger, catalog, cluster, send })
-  const sessions = createSessions({ auth: options.auth, onError, devtoolsTokens: options.routing.devtoolsTokens, maxNameLength: limits.maxNameLength, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, catalog, cluster, send })
-  const remotePeers = createRemotePeers({ peers: remote, isLocal: id => peers.has(id), registry, feed, aliases, selfNamed, consumers, maxConsumersPerPeer: limits.maxConsumersPerPeer, observers, logger })
+  const sessions = createSessions({ auth: options.auth, onError, devtoolsTokens: options.routing.devtoolsTokens, maxNameLength: limits.maxNameLength, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, requests, catalog, cluster, send })
+  const remotePeers = createRemotePeers({ peers: remote, isLocal: id => peers.has(id), registry, feed, aliases, selfNamed, consumers, requests, maxConsumersPerPeer: limits.maxConsumersPerPeer, observers, logger })
   const liveness = createLiveness({ heartbeat: options.heartbeat, authTimeout: sessions.authRequired ? options.auth.timeoutMs : 0, sessions: () => peers.values(), feed, consumers, observers, cluster, close: sessions.close })
-  const publish = createPublish({ router, registry, peers, refusals, observers, forward: cluster?.forward, createEvent })
+  const publish = createPublish({ router, registry, peers, refusals, requests, receipts, observers, forward: cluster?.forward, createEvent })
 
   // The one cycle, as a hoisted function: sessions deliver through the router, and the router
   // closes a slow one through them (only ever once peers are served).
   function closeSlowConsumer(session: Session): void {
     logger.warn(`peer ${session.id} is not reading (over ${limits.maxBufferedBytes} bytes unsent): closing it`)
     sessions.close(session, CLOSE.slowConsumer)
+  }
+
+  // Routing forwards through the cluster, telling a receipt that counts the event which node owes it a count.
+  function forwardRouted(node: string, event: HubEvent, peerIds: string[]): void {
+    cluster?.forward(node, event, peerIds, receipts.forwarded(event, node, peerIds.length))
   }
 
   // A closed hub stays closed: a late request or peer starts nothing.
@@ -183,7 +196,15 @@ export function createHub(input: HubOptions = {}): Hub {
       ...remotePeers,
       localPeers: () => authenticated.values(),
       consumersOf: consumers.of,
-      deliver: (event, peerIds) => router.deliver(event, peerIds.map(id => authenticated.get(id)).filter(session => session !== undefined)),
+      deliver(event, peerIds, node) {
+        const recipients = peerIds.map(id => authenticated.get(id)).filter(session => session !== undefined)
+        // A request is forwarded to its one responder: its reply goes back to the requester's node.
+        if (event.route?.reply !== undefined && recipients.length === 1)
+          requests.served(node, event, recipients[0]!)
+        return router.deliver(event, recipients)
+      },
+      reply: requests.remoteReply,
+      ack: receipts.answer,
       discard: (reason, count) => {
         for (let i = 0; i < count; i++)
           observers.emit('error', reason)
@@ -201,6 +222,7 @@ export function createHub(input: HubOptions = {}): Hub {
     // A clustered hub serves its own peers while the backplane is down, but is not ready.
     readiness: new Map([...(cluster ? [['backplane', () => cluster.ready] as const] : []), ...catalog.readiness]),
     catalog,
+    requests,
     // Waiting for required modules means serving: the cluster must be joined to see them.
     ready() {
       start()
@@ -242,6 +264,8 @@ export function createHub(input: HubOptions = {}): Hub {
       const leaving = cluster?.close()
       for (const session of [...peers.values()])
         sessions.close(session, CLOSE.shutdown)
+      requests.stop()
+      receipts.stop()
       await leaving
     },
   }

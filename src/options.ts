@@ -139,6 +139,17 @@ export interface HubOptions {
      */
     maxConsumersPerPeer?: number
     /**
+     * Requests (`route.reply`) one peer may have waiting for a reply at once; one more gets
+     * `error {message: "limit exceeded: pending requests"}`.
+     * @default 256
+     */
+    maxPendingRequestsPerPeer?: number
+    /**
+     * Longest a request waits for its reply; a longer `route.reply.timeoutMs` is cut to this.
+     * @default 300000 (5 min)
+     */
+    maxRequestTimeoutMs?: number
+    /**
      * Destinations one event may list.
      * @default 64
      */
@@ -234,6 +245,8 @@ export interface ResolvedLimits extends ShapeLimits {
   rateLimitGraceMs: number
   maxModulesPerPeer: number
   maxConsumersPerPeer: number
+  maxPendingRequestsPerPeer: number
+  maxRequestTimeoutMs: number
 }
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
@@ -249,6 +262,10 @@ export const DEFAULT_MAX_NAME_LENGTH = 256
 export const DEFAULT_MAX_LABELS = 64
 export const DEFAULT_MAX_MODULES_PER_PEER = 64
 export const DEFAULT_MAX_CONSUMERS_PER_PEER = 64
+export const DEFAULT_MAX_PENDING_REQUESTS_PER_PEER = 256
+export const DEFAULT_MAX_REQUEST_TIMEOUT_MS = 300_000
+/** How long a request waits for its reply when `route.reply` names no `timeoutMs`. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 export const DEFAULT_MAX_DESTINATIONS = 64
 export const DEFAULT_MAX_EXPRESSION_DEPTH = 8
 export const DEFAULT_MAX_ROUTE_ITEMS = 256
@@ -340,6 +357,8 @@ function resolveLimits(limits: HubOptions['limits'], env: Env): ResolvedLimits {
     maxLabels: positiveInt('limits.maxLabels', limits?.maxLabels, env, DEFAULT_MAX_LABELS, 0),
     maxModulesPerPeer: positiveInt('limits.maxModulesPerPeer', limits?.maxModulesPerPeer, env, DEFAULT_MAX_MODULES_PER_PEER),
     maxConsumersPerPeer: positiveInt('limits.maxConsumersPerPeer', limits?.maxConsumersPerPeer, env, DEFAULT_MAX_CONSUMERS_PER_PEER),
+    maxPendingRequestsPerPeer: positiveInt('limits.maxPendingRequestsPerPeer', limits?.maxPendingRequestsPerPeer, env, DEFAULT_MAX_PENDING_REQUESTS_PER_PEER),
+    maxRequestTimeoutMs: positiveInt('limits.maxRequestTimeoutMs', limits?.maxRequestTimeoutMs, env, DEFAULT_MAX_REQUEST_TIMEOUT_MS),
     maxDestinations: positiveInt('limits.maxDestinations', limits?.maxDestinations, env, DEFAULT_MAX_DESTINATIONS, 0),
     maxExpressionDepth: positiveInt('limits.maxExpressionDepth', limits?.maxExpressionDepth, env, DEFAULT_MAX_EXPRESSION_DEPTH),
     maxRouteItems: positiveInt('limits.maxRouteItems', limits?.maxRouteItems, env, DEFAULT_MAX_ROUTE_ITEMS),

@@ -96,6 +96,10 @@ export interface RouteConfig {
   bypass?: boolean
   /** Deliver to exactly one registered consumer instead (`core/consumers.ts`). */
   delivery?: Delivery
+  /** A request: delivered to exactly one responder, whose answer (`parentId` = this event's id) comes back to the sender only (`core/requests.ts`). */
+  reply?: true | { timeoutMs?: number }
+  /** A delivery receipt: the sender gets `event:ack {delivered}` counting recipients on every node. */
+  ack?: boolean
 }
 
 export interface EventMetadata {
@@ -149,6 +153,13 @@ export interface Connection {
   fail: (error: HubError, parentId?: string) => void
   /** Probe a silent peer (a native ping); its answer counts as liveness. */
   ping?: () => void
+  /**
+   * Takes the reply to this peer's request `requestId` in the gateway's own form (a Phoenix
+   * `phx_reply`); without it, the reply is delivered as any event.
+   */
+  reply?: (event: HubEvent, requestId: string) => void
+  /** Told of each request delivered to this peer, so that a gateway can correlate a reply made in its own terms (Atomemo's `request_id`). */
+  requested?: (event: HubEvent) => void
 }
 
 /** What middleware and policy may know about a peer. */

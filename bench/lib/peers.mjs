@@ -41,7 +41,7 @@ function createView(name, onChange) {
 }
 
 /** A raw `ws` peer speaking AIRI superjson frames (the hub and the ws relay). */
-function createAiriPeer({ url, name, token, onBench, onView = () => {} }) {
+function createAiriPeer({ url, name, token, onBench, onView = () => {}, respond = false }) {
   const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true })
   const view = createView(name, onView)
   const peer = { bytes: 0, ready: view.ready, view, closed: undefined }
@@ -52,6 +52,11 @@ function createAiriPeer({ url, name, token, onBench, onView = () => {} }) {
     if (startsWith(data, ANNOUNCED))
       return view.add()
     if (startsWith(data, BENCH)) {
+      // A responder answers each request with its data, as the reply (parentId = the request's id).
+      if (respond) {
+        const { data: payload, metadata } = JSON.parse(data).json
+        return send({ type: BENCH_TYPE, data: payload, metadata: { event: { parentId: metadata.event.id } } })
+      }
       const at = data.indexOf(SEQ) + SEQ.length
       return onBench?.(Number.parseInt(data.toString('latin1', at, at + 16)), performance.now())
     }
@@ -73,6 +78,7 @@ function createAiriPeer({ url, name, token, onBench, onView = () => {} }) {
   return Object.assign(peer, {
     broadcast: (seq, pad) => ws.send(`{"json":{"type":"bench","data":{"seq":${seq},"pad":"${pad}"}}}`),
     sendTo: (target, seq, pad) => ws.send(`{"json":{"type":"bench","route":{"destinations":["plugin:${target}"]},"data":{"seq":${seq},"pad":"${pad}"}}}`),
+    request: (target, seq, pad) => ws.send(`{"json":{"type":"bench","route":{"destinations":["plugin:${target}"],"reply":true},"data":{"seq":${seq},"pad":"${pad}"}}}`),
     pause: () => ws._socket.pause(),
     resume: () => ws._socket.resume(),
     close: () => ws.terminate(),

@@ -39,7 +39,7 @@ const cell = value => value === null || value === undefined ? '–' : String(val
 const ratio = value => value === null ? '–' : `${value}x`
 
 function markdown(results, meta, chartFile) {
-  const names = Object.keys(targets).filter(name => results.fanout.some(r => r.target === name) || results.routed.some(r => r.target === name) || results.slow.some(r => r.target === name))
+  const names = Object.keys(targets).filter(name => results.fanout.some(r => r.target === name) || results.routed.some(r => r.target === name) || results.requests?.some(r => r.target === name) || results.slow.some(r => r.target === name))
   const head = ['scenario', 'metric', ...names.map(n => targets[n].label), 'hub/ws', 'hub/Socket.IO', '2 nodes/1 node', 'target']
   const lines = [
     `## ${meta.date}${results.config.quick ? ' (--quick)' : ''}`,
@@ -76,6 +76,8 @@ function chartGroups(results) {
   }
   for (const size of results.routed.length > 0 ? results.config.sizes : [])
     groups.push({ title: `routed / ${size} B`, bars: latencyBars(results.routed, fixedLatency(size)) })
+  for (const size of results.requests?.length > 0 ? results.config.sizes : [])
+    groups.push({ title: `request/reply / ${size} B`, bars: latencyBars(results.requests, fixedLatency(size)) })
   if (results.slow.length > 0)
     groups.push({ title: 'slow consumer: others', bars: latencyBars(results.slow, e => e.slowed) })
   return groups

@@ -49,6 +49,17 @@ export function tableRows(results) {
     const rate = entries.map(e => run(e)?.fixed.rate).find(Boolean)
     rows.push(row(name, `latency p99 ms at ${rate} msg/s`, entries, e => run(e)?.fixed.latency.p99))
   }
+  for (const size of results.config.sizes) {
+    const entries = results.requests ?? []
+    if (entries.length === 0)
+      break
+    const run = entry => entry.runs.find(r => r.size === size)
+    const name = `request/reply ${entries[0].pairs} pairs, ${kib(size)}`
+    rows.push(row(name, 'round trips/s (closed loop)', entries, e => run(e)?.throughput.eventsPerSec, 'beside routed msgs/s'))
+    rows.push(row(name, 'server CPU ms per 1000 round trips', entries, e => run(e)?.throughput.serverCpuMsPer1000))
+    const rate = entries.map(e => run(e)?.fixed.rate).find(Boolean)
+    rows.push(row(name, `round trip p99 ms at ${rate} req/s`, entries, e => run(e)?.fixed.latency.p99))
+  }
   if (results.slow.length > 0) {
     const { others, size, rate } = results.slow[0]
     const name = `slow consumer (${others} others, ${kib(size)} at ${rate}/s)`

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import { round } from '../lib/stats.mjs'
 import { urlOf } from '../lib/targets.mjs'
 
-export async function joinStorm({ target, ports, token, names, sink, concurrency = 500, timeoutMs = 120_000 }) {
+export async function joinStorm({ target, ports, token, names, sink, responders = () => false, concurrency = 500, timeoutMs = 120_000 }) {
   const total = names.length
   // With several nodes, peers alternate between them in the order of `names`.
   const urls = ports.map(port => urlOf(target, port))
@@ -23,6 +23,7 @@ export async function joinStorm({ target, ports, token, names, sink, concurrency
       name,
       token,
       onBench: sink?.report,
+      respond: responders(name),
       onView: (size) => {
         if (!done && size >= total) {
           done = true

@@ -25,8 +25,12 @@ export interface ClusterPort {
   remove: (node: string, id: string, reason: DeannounceReason) => void
   /** The modules of a peer of `node` went silent (`healthy: false`) or came back. */
   health: (node: string, id: string, healthy: boolean) => void
-  /** Delivers an event routed on another node to some of this node's peers. */
-  deliver: (event: HubEvent, peerIds: readonly string[]) => void
+  /** Delivers an event routed on `node` to some of this node's peers; how many it reached. */
+  deliver: (event: HubEvent, peerIds: readonly string[], node: string) => number
+  /** The reply of `responder`, a peer of `node`, to a request of a local peer. */
+  reply: (node: string, responder: string, event: HubEvent) => void
+  /** `node` delivered the event of receipt `token` to `delivered` of its peers. */
+  ack: (node: string, token: string, delivered: number) => void
   /** Counts what the cluster dropped (a metric): received messages, or routed events it could not forward. */
   discard: (reason: DiscardReason, count: number) => void
 }
@@ -68,8 +72,10 @@ export interface Cluster {
   left: (id: string) => void
   /** Tells the other nodes that a local peer's modules went silent or came back. */
   health: (id: string, healthy: boolean) => void
-  /** Sends an event to some peers of one other node (to that node only). */
-  forward: (node: string, event: HubEvent, peerIds: readonly string[]) => void
+  /** Sends an event to some peers of one other node (to that node only); with `ack`, that node answers how many it reached. */
+  forward: (node: string, event: HubEvent, peerIds: readonly string[], ack?: string) => void
+  /** Sends the reply of local `responder` to a requester on `node`. */
+  reply: (node: string, responder: string, event: HubEvent) => void
   /** Says goodbye (the others de-announce this node's modules at once) and disconnects. */
   close: () => Promise<void>
 }
@@ -142,7 +148,7 @@ function createDiscard(discard: ClusterPort['discard'], logger: ConsolaInstance,
 export function createCluster(options: ClusterOptions): Cluster {
   const { backplane, nodeId, logger, onError, heartbeatMs, nodeTimeoutMs } = options
   // Given at start: the hub's side of the cluster, which exists once the hub serves.
-  let port: ClusterPort = { localPeers: () => [], consumersOf: () => undefined, upsert() {}, remove() {}, health() {}, deliver() {}, discard() {} }
+  let port: ClusterPort = { localPeers: () => [], consumersOf: () => undefined, upsert() {}, remove() {}, health() {}, deliver: () => 0, reply() {}, ack() {}, discard() {} }
   const allChannel = `${options.prefix}:all`
   const nodeChannel = (node: string): string => `${options.prefix}:node:${node}`
   const views = new Map<string, NodeView>()
@@ -294,8 +300,17 @@ export function createCluster(options: ClusterOptions): Cluster {
     if (message.node === nodeId || closed)
       return
     switch (message.type) {
-      case 'route':
-        port.deliver(message.event, message.to)
+      case 'route': {
+        const delivered = port.deliver(message.event, message.to, message.node)
+        if (message.ack !== undefined)
+          publish(nodeChannel(message.node), { type: 'ack', node: nodeId, token: message.ack, delivered })
+        return
+      }
+      case 'reply':
+        port.reply(message.node, message.responder, message.event)
+        return
+      case 'ack':
+        port.ack(message.node, message.token, message.delivered)
         return
       case 'health': {
         // The health in the fingerprint is stale now: the peer's next state is applied whatever it says.
@@ -420,8 +435,14 @@ export function createCluster(options: ClusterOptions): Cluster {
     health(id, healthy) {
       publish(allChannel, { type: 'health', node: nodeId, id, healthy })
     },
-    forward(node, event, peerIds) {
-      publish(nodeChannel(node), { type: 'route', node: nodeId, to: [...peerIds], event }, node)
+    forward(node, event, peerIds, ack) {
+      const message: ClusterMessage = { type: 'route', node: nodeId, to: [...peerIds], event }
+      if (ack !== undefined)
+        message.ack = ack
+      publish(nodeChannel(node), message, node)
+    },
+    reply(node, responder, event) {
+      publish(nodeChannel(node), { type: 'reply', node: nodeId, responder, event }, node)
     },
     async close() {
       clearInterval(timer)

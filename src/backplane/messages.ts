@@ -91,12 +91,17 @@ const Message: v.GenericSchema<unknown, ClusterMessage> = v.variant('type', [
   v.object({ type: v.literal('health'), node: Id, id: Id, healthy: v.boolean() }),
   v.object({ type: v.literal('sync'), node: Id }),
   v.object({ type: v.literal('bye'), node: Id }),
-  v.object({ type: v.literal('route'), node: Id, to: bounded(Id, MAX_PEERS), event: Event }),
+  v.object({ type: v.literal('route'), node: Id, to: bounded(Id, MAX_PEERS), event: Event, ack: v.optional(Id) }),
+  v.object({ type: v.literal('reply'), node: Id, responder: Id, event: Event }),
+  v.object({ type: v.literal('ack'), node: Id, token: Id, delivered: v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(MAX_PEERS)) }),
 ])
 
-/** One message as it travels: superjson text (only a routed event may hold values that need superjson, a Date, a Map). */
+/** The messages that carry a peer's event: only they may hold values that need superjson. */
+const carriesEvent = (type: unknown): boolean => type === 'route' || type === 'reply'
+
+/** One message as it travels: superjson text (only a peer's event may hold values that need superjson, a Date, a Map). */
 export function encodeClusterMessage(message: ClusterMessage): string {
-  return toSuperjson(message, message.type !== 'route' || isPlainJson(message.event))
+  return toSuperjson(message, !(message.type === 'route' || message.type === 'reply') || isPlainJson(message.event))
 }
 
 /** What one received batch holds: its valid messages, in order, and what was wrong with the rest. */
@@ -140,8 +145,8 @@ function decodeClusterMessage(payload: unknown): ClusterMessage | string {
   if (!isPlainObject(payload))
     return 'an entry that is not a superjson payload'
   const { json, meta } = payload
-  // Nothing but a routed event needs superjson's meta: elsewhere it can only be a trick.
-  if (meta !== undefined && !(isPlainObject(json) && json.type === 'route'))
+  // Nothing but a peer's event needs superjson's meta: elsewhere it can only be a trick.
+  if (meta !== undefined && !(isPlainObject(json) && carriesEvent(json.type)))
     return 'superjson meta outside a routed event'
   let value: unknown
   let plain: boolean
@@ -161,7 +166,7 @@ function decodeClusterMessage(payload: unknown): ClusterMessage | string {
   }
   const message = result.output
   // Keeps the fast path on this node too: its peers' frames are encoded without a walk.
-  if (plain && message.type === 'route')
+  if (plain && (message.type === 'route' || message.type === 'reply'))
     markPlainJson(message.event)
   return message
 }

@@ -64,4 +64,9 @@ export type ClusterMessage
     | { type: 'health', node: string, id: string, healthy: boolean }
     | { type: 'sync', node: string }
     | { type: 'bye', node: string }
-    | { type: 'route', node: string, to: string[], event: HubEvent }
+    /** An event routed to some peers of the receiving node; `ack` is the token of the sender's receipt, to answer with the count. */
+    | { type: 'route', node: string, to: string[], event: HubEvent, ack?: string }
+    /** The reply of `responder` (a peer of `node`) to a request of a peer of the receiving node. */
+    | { type: 'reply', node: string, responder: string, event: HubEvent }
+    /** How many peers of `node` a routed event with a receipt reached. */
+    | { type: 'ack', node: string, token: string, delivered: number }

@@ -14,6 +14,10 @@ export interface HubObservations {
   rateLimited: [action: 'dropped' | 'closed']
   /** A consumer delivery of `event` in `group` reached its one consumer, or found none. */
   consumerDelivery: [event: string, group: string, outcome: 'delivered' | 'missed']
+  /** A request (`route.reply`) of a local requester ended: replied, timed out, found no responder, or lost it. */
+  request: [type: string, outcome: 'replied' | 'timeout' | 'no_responder' | 'responder_gone']
+  /** A reply was dropped: a second one, one after the timeout, or one from a peer that is not the request's responder. */
+  replyDropped: [type: string]
   /** Registry deltas not sent to peers that fell behind (a full sync repairs them later). */
   registryDeltasSkipped: [count: number]
   /** Peers that fell behind on the registry got the full sync that repairs their view. */

@@ -1,8 +1,10 @@
 import type { HubEvent, Identity, StampedSource } from '../types.ts'
 import type { Observers } from './observers.ts'
+import type { Receipts } from './receipts.ts'
 import type { Refusals } from './refusals.ts'
 import type { Registry } from './registry.ts'
-import type { Router } from './router.ts'
+import type { Requests } from './requests.ts'
+import type { Pick, Router } from './router.ts'
 import type { Session } from './session.ts'
 import { nanoid } from 'nanoid'
 import { HubError } from '../errors.ts'
@@ -13,6 +15,8 @@ export interface PublishOptions {
   registry: Registry
   peers: ReadonlyMap<string, Session>
   refusals: Refusals
+  requests: Requests
+  receipts: Receipts
   observers: Observers
   /** Sends an event to some peers of another node (clustered only). */
   forward?: (node: string, event: HubEvent, peerIds: string[]) => void
@@ -29,7 +33,7 @@ export interface Publish {
 
 /** What peers send into the hub for others: routed events, and configuration for a module. */
 export function createPublish(options: PublishOptions): Publish {
-  const { router, registry, peers, refusals, observers, forward, createEvent } = options
+  const { router, registry, peers, refusals, requests, receipts, observers, forward, createEvent } = options
   const sourceOf = perIdentity(stampedSource)
 
   function sourceOfSender(session: Session, claimed: unknown): StampedSource {
@@ -48,23 +52,50 @@ export function createPublish(options: PublishOptions): Publish {
       const unauthenticated = refusals.requireAuth(session)
       if (unauthenticated)
         return unauthenticated
-      const refused = refusals.ofType(event.type)
-      if (refused)
-        return refusals.refuse(session, refused)
-      const parentId = event.metadata?.event?.id
       // The registry is authoritative: the hub stamps the sender's source, whatever it claimed;
       // a peer of several modules may name which of its own sends (by the claimed source's id).
       const source = sourceOfSender(session, event.metadata?.source)
-      event.metadata = { ...event.metadata, source, event: { ...event.metadata?.event, id: parentId ?? nanoid() } }
-      if (!observers.has('routed'))
+      event.metadata = { ...event.metadata, source, event: { ...event.metadata?.event, id: event.metadata?.event?.id ?? nanoid() } }
+      // A reply goes to its requester only; a responder may answer with an `error`, reserved otherwise.
+      const replied = requests.reply(session, event)
+      if (replied !== undefined)
+        return replied
+      const refused = refusals.ofType(event.type)
+      if (refused)
+        return refusals.refuse(session, refused)
+      const request = event.route?.reply !== undefined
+      if (request) {
+        const refused = requests.check(session, event)
+        if (refused)
+          return refusals.refuse(session, refused)
+      }
+      // Routing asks for the one responder once it knows the recipients; a middleware that drops
+      // the event (or fails) never asks: the requester still hears `no responder`.
+      let picked = false
+      const pick: Pick | undefined = request
+        ? (recipients) => {
+            picked = true
+            return requests.open(session, event, recipients)
+          }
+        : undefined
+      const ack = event.route?.ack === true
+      if (ack)
+        receipts.track(session, event)
+      const observed = observers.has('routed')
+      if (!observed && !ack && !request)
         return router.route(session, event)
       const started = performance.now()
-      const observe = (delivered: number): number => {
-        observers.emit('routed', event.type, delivered, (performance.now() - started) / 1000)
+      const done = (delivered: number): number => {
+        if (request && !picked)
+          requests.open(session, event, new Set())
+        if (observed)
+          observers.emit('routed', event.type, delivered, (performance.now() - started) / 1000)
+        if (ack)
+          receipts.routed(event, delivered)
         return delivered
       }
-      const delivered = router.route(session, event)
-      return delivered instanceof Promise ? delivered.then(observe) : observe(delivered)
+      const delivered = router.route(session, event, pick)
+      return delivered instanceof Promise ? delivered.then(done) : done(delivered)
     },
 
     configure(session, { moduleName, moduleIndex, instanceId, config }, parentId) {

@@ -6,6 +6,7 @@ import type { Consumers, TimedRegistration } from './consumers.ts'
 import type { Observers } from './observers.ts'
 import type { RegistryFeed } from './registry-feed.ts'
 import type { Registry } from './registry.ts'
+import type { Requests } from './requests.ts'
 import type { RemotePeer } from './router.ts'
 
 export interface RemotePeersOptions {
@@ -18,6 +19,8 @@ export interface RemotePeersOptions {
   aliases: AliasIndex
   selfNamed: SelfNamedIndex
   consumers: Consumers
+  /** Requests: those a peer that left was to answer fail (its node died, or it disconnected there). */
+  requests: Pick<Requests, 'leave'>
   maxConsumersPerPeer: number
   observers: Observers
   logger: ConsolaInstance
@@ -34,7 +37,7 @@ export interface RemotePeers {
 const fingerprint = (module: RemoteModule): string => JSON.stringify({ name: module.name, index: module.index, identity: module.identity })
 
 export function createRemotePeers(options: RemotePeersOptions): RemotePeers {
-  const { peers, isLocal, registry, feed, aliases, selfNamed, consumers, maxConsumersPerPeer, observers, logger } = options
+  const { peers, isLocal, registry, feed, aliases, selfNamed, consumers, requests, maxConsumersPerPeer, observers, logger } = options
 
   /**
    * A remote peer's registrations move to its new entry as its node sent them (their times kept,
@@ -94,6 +97,7 @@ export function createRemotePeers(options: RemotePeersOptions): RemotePeers {
       aliases.remove(peer)
       selfNamed.remove(peer)
       consumers.removePeer(peer)
+      requests.leave(peer)
       for (const entry of registry.deletePeer(id))
         feed.deannounced(entry, reason)
     },

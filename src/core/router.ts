@@ -50,12 +50,18 @@ export interface RouterOptions {
   onDeliveryError: (error: unknown, event: HubEvent, recipient: Session, sender?: Session) => void
 }
 
+/** Takes the one recipient of an event among those destinations, policy and middleware selected; none drops it. */
+export type Pick = (recipients: ReadonlySet<PeerInfo>) => PeerInfo | undefined
+
 /** Told, for each recipient, the bytes its connection had waiting and the length of the frame just queued. */
 export type Backlog = (session: Session, waiting: number, frameLength: number) => void
 
 export interface Router {
-  /** Routes one event from `sender`; returns how many peers it was delivered to (async if a middleware is). */
-  route: (sender: Session, event: HubEvent) => number | Promise<number>
+  /**
+   * Routes one event from `sender`; returns how many peers it was delivered to (async if a
+   * middleware is). With `pick`, it goes to the one recipient `pick` takes of those selected (a request).
+   */
+  route: (sender: Session, event: HubEvent, pick?: Pick) => number | Promise<number>
   /**
    * Delivers one event (from `sender`, if a peer sent it) to the given sessions, encoding it
    * once per wire protocol. Each recipient's waiting bytes go to `onBacklog` when given, else to
@@ -293,13 +299,19 @@ export function createRouter(options: RouterOptions): Router {
     return delivered
   }
 
-  function route(sender: Session, event: HubEvent): number | Promise<number> {
+  function route(sender: Session, event: HubEvent, pick?: Pick): number | Promise<number> {
     const delivery = deliveryOf(event)
     let recipients = delivery ? selectConsumer(sender, event, delivery) : select(sender, event)
     const clustered = remoteSelected
+    const send = (event: HubEvent, recipients: Set<PeerInfo>): number => {
+      if (!pick)
+        return dispatch(sender, event, recipients, clustered)
+      const one = pick(recipients)
+      return dispatch(sender, event, new Set(one ? [one] : []), clustered)
+    }
     const bypass = allowBypass && sender.trusted && event.route?.bypass === true
     if (bypass)
-      return dispatch(sender, event, recipients, clustered)
+      return send(event, recipients)
     if (policy) {
       for (const session of recipients) {
         if (!policy(session))
@@ -307,7 +319,7 @@ export function createRouter(options: RouterOptions): Router {
       }
     }
     if (!runMiddleware)
-      return dispatch(sender, event, recipients, clustered)
+      return send(event, recipients)
 
     let dropped = false
     const context: RouteContext = {
@@ -326,7 +338,7 @@ export function createRouter(options: RouterOptions): Router {
         if (allowed.has(peer))
           recipients.add(peer)
       }
-      delivered = dispatch(sender, context.event, recipients, clustered)
+      delivered = send(context.event, recipients)
     }
     const result = runMiddleware(context, final)
     if (result instanceof Promise) {

@@ -6,6 +6,7 @@ import type { Consumers } from './consumers.ts'
 import type { ModuleCatalog } from './module-catalog.ts'
 import type { Refusals } from './refusals.ts'
 import type { RegistryFeed } from './registry-feed.ts'
+import type { Requests } from './requests.ts'
 import type { ClusterLink } from './session.ts'
 import { nanoid } from 'nanoid'
 import { HubError } from '../errors.ts'
@@ -38,6 +39,8 @@ export interface SessionsOptions extends Pick<ResolvedHubOptions, 'auth' | 'onEr
   aliases: AliasIndex
   selfNamed: SelfNamedIndex
   consumers: Consumers
+  /** Requests: a peer that leaves drops its own and fails those it was to answer. */
+  requests: Pick<Requests, 'leave'>
   /** Known modules: their own tokens authenticate too, and bind the peer to the module names they open. */
   catalog: Pick<ModuleCatalog, 'tokens' | 'bind'>
   cluster?: ClusterLink
@@ -60,7 +63,7 @@ export interface Sessions {
 
 /** Sessions and admission: a peer connects, authenticates (or is admitted at once) and leaves. */
 export function createSessions(options: SessionsOptions): Sessions {
-  const { auth, onError, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, catalog, cluster, send } = options
+  const { auth, onError, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, requests, catalog, cluster, send } = options
   const authRequired = auth.tokens.length > 0
   const verifyToken = createTokenVerifier([...auth.tokens, ...options.devtoolsTokens, ...catalog.tokens])
   const isDevtoolsToken = createTokenVerifier(options.devtoolsTokens)
@@ -90,6 +93,7 @@ export function createSessions(options: SessionsOptions): Sessions {
     aliases.remove(session)
     selfNamed.remove(session)
     consumers.removePeer(session)
+    requests.leave(session)
     if (authenticated.delete(session.id))
       cluster?.left(session.id)
   }

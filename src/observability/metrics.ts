@@ -53,6 +53,7 @@ export function createMetrics(hub: Hub, maxEventTypes: number, builtInTypes: rea
   gauge('hub_peers_connected', 'Connected peers (any protocol, authenticated or not)', () => hub.peers.size)
   gauge('hub_modules_announced', 'Modules in the registry', () => hub.registry.size)
   gauge('hub_required_modules_missing', 'Required modules (the modules option) announced on no node: /readyz is 503 while above 0', () => hub.catalog.missing().length)
+  gauge('hub_requests_pending', 'Requests (route.reply) of this node\'s peers waiting for their reply', () => hub.requests.pending)
   gauge('hub_sockets_open', 'Open WebSockets (any protocol; a Phoenix socket counts once, whatever its channels)', () => hub.admission.sockets)
   const received = new Counter({ name: 'hub_events_received_total', help: 'Events received from peers, by type', labelNames: ['type'], registers })
   const delivered = new Counter({ name: 'hub_events_delivered_total', help: 'Routed event deliveries to peers, by type', labelNames: ['type'], registers })
@@ -63,6 +64,8 @@ export function createMetrics(hub: Hub, maxEventTypes: number, builtInTypes: rea
   const skipped = new Counter({ name: 'hub_registry_deltas_skipped_total', help: 'Registry deltas not sent to peers that fell behind (coalesced into one sync)', registers })
   const repaired = new Counter({ name: 'hub_registry_repairs_total', help: 'Full registry syncs sent to peers that fell behind, once their backlog drained', registers })
   const consumerDeliveries = new Counter({ name: 'hub_consumer_deliveries_total', help: 'Consumer deliveries (route.delivery, input:* defaults) by event, group and outcome: delivered, or missed (no candidate)', labelNames: ['event', 'group', 'outcome'], registers })
+  const requests = new Counter({ name: 'hub_requests_total', help: 'Requests (route.reply) of this node\'s peers by type and outcome: replied, timeout, no_responder, responder_gone', labelNames: ['type', 'outcome'], registers })
+  const repliesDropped = new Counter({ name: 'hub_request_replies_dropped_total', help: 'Replies dropped by type: a second answer, one after the timeout, or one from a peer that is not the responder', labelNames: ['type'], registers })
   const routing = new Histogram({
     name: 'hub_routing_duration_seconds',
     help: 'Time to route one event: select recipients, policy, middleware, encode and send',
@@ -77,6 +80,8 @@ export function createMetrics(hub: Hub, maxEventTypes: number, builtInTypes: rea
     routing.observe(seconds)
   })
   hub.observers.on('consumerDelivery', (event, group, outcome) => consumerDeliveries.inc({ event: label(event), group: groupLabel(group), outcome }))
+  hub.observers.on('request', (type, outcome) => requests.inc({ type: label(type), outcome }))
+  hub.observers.on('replyDropped', type => repliesDropped.inc({ type: label(type) }))
   hub.observers.on('error', reason => errors.inc({ reason }))
   hub.observers.on('heartbeatExpired', () => expired.inc())
   hub.observers.on('refused', reason => refused.inc({ reason }))

@@ -41,6 +41,12 @@ const Delivery = v.object({
   required: v.optional(v.boolean()),
 })
 
+/** `route.reply`: `true`, or `{timeoutMs}` (the Phoenix gateway takes the same as `payload.reply`). */
+export const Reply = v.union([
+  v.literal(true),
+  v.object({ timeoutMs: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1))) }),
+])
+
 /** `module:consumer:register` / `unregister` data (the Phoenix gateway takes the same). */
 export const ConsumerRegistration = v.object({
   event: ConsumerName,
@@ -60,6 +66,8 @@ const Envelope = v.looseObject({
     destinations: v.optional(v.array(v.union([v.string(), Expression]))),
     bypass: v.optional(v.boolean()),
     delivery: v.optional(Delivery),
+    reply: v.optional(Reply),
+    ack: v.optional(v.boolean()),
   })),
 })
 

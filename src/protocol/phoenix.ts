@@ -1,16 +1,17 @@
 import type { Session } from '../core/session.ts'
 import type { Env } from '../env-options.ts'
 import type { Hub } from '../hub.ts'
-import type { Connection, EventEncoder } from '../types.ts'
+import type { Connection, EventEncoder, HubEvent } from '../types.ts'
 import type { Gateway, GatewaySocket } from './gateway.ts'
 import { Buffer } from 'node:buffer'
 import process from 'node:process'
+import { nanoid } from 'nanoid'
 import * as v from 'valibot'
 import { CLOSE } from '../core/close.ts'
 import { isPlainJson } from '../core/event.ts'
-import { envOptions, listOf, positiveInt } from '../env-options.ts'
+import { envOptions, invalid, listOf, positiveInt } from '../env-options.ts'
 import { HubError } from '../errors.ts'
-import { ConsumerRegistration, Data, DataDestinations } from './airi.ts'
+import { ConsumerRegistration, Data, DataDestinations, Reply as RequestReply } from './airi.ts'
 import { defineGateway, failureEvent } from './gateway.ts'
 import { logRefusal } from './limits.ts'
 
@@ -77,19 +78,42 @@ export interface PhoenixGatewayOptions {
    * @default env `PHOENIX_MAX_CHANNELS`, else 100
    */
   maxChannels?: number
+  /**
+   * Request events answered in a plugin's own terms, by request type: a push of `reply` (or of
+   * `error`) whose payload's `correlate` field equals the request's is its reply (or its error
+   * reply). A channel pushing such a request type asks for a reply, as `payload.reply` does.
+   * @default { invoke_tool: { reply: 'invoke_tool_response', error: 'invoke_tool_error', correlate: 'request_id' } } (Atomemo plugins)
+   */
+  replies?: Record<string, PhoenixReplyRule>
   /** Where env-configurable options are read. @default process.env */
   env?: Env
+}
+
+/** How a Phoenix plugin answers one request type (`replies`). */
+export interface PhoenixReplyRule {
+  /** The event it pushes with the result. */
+  reply: string
+  /** The event it pushes when it failed, if any: the requester gets `error {message}`. */
+  error?: string
+  /** The payload field, in the request and in the answer, that names the request. */
+  correlate: string
 }
 
 export interface ResolvedPhoenixOptions {
   readonly paths: string[]
   readonly topics: string[]
   readonly maxChannels: number
+  readonly replies: Readonly<Record<string, PhoenixReplyRule>>
 }
 
 export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
 export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', 'debug_plugin', 'release_plugin']
 export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
+export const DEFAULT_PHOENIX_REPLIES: Readonly<Record<string, PhoenixReplyRule>> = {
+  invoke_tool: { reply: 'invoke_tool_response', error: 'invoke_tool_error', correlate: 'request_id' },
+}
+/** Requests a Phoenix channel remembers to correlate its plugin's answers; the oldest is forgotten past it. */
+export const MAX_CORRELATED_REQUESTS = 4096
 
 /** The Phoenix gateway's env-configurable options. */
 export const PHOENIX_ENV_OPTIONS = envOptions({
@@ -103,13 +127,23 @@ export function resolvePhoenixOptions(options: PhoenixGatewayOptions = {}): Reso
     paths: listOf('phoenix.paths', options.paths ?? DEFAULT_PHOENIX_PATHS, p => /^\/[^?#]*[^/?#]$/.test(p), 'paths like "/socket"'),
     topics: listOf('phoenix.topics', options.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
     maxChannels: positiveInt(PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS, options.maxChannels, env, DEFAULT_PHOENIX_MAX_CHANNELS),
+    replies: repliesOf(options.replies ?? DEFAULT_PHOENIX_REPLIES),
   }
+}
+
+function repliesOf(replies: Record<string, PhoenixReplyRule>): Record<string, PhoenixReplyRule> {
+  const named = (value: unknown): boolean => typeof value === 'string' && value !== '' && !value.startsWith('phx_')
+  for (const [type, rule] of Object.entries(replies)) {
+    if (!named(type) || typeof rule !== 'object' || rule === null || !named(rule.reply) || !named(rule.correlate) || (rule.error !== undefined && !named(rule.error)))
+      invalid(`phoenix.replies.${type}`, rule, '{reply, error?, correlate}: event names and a payload field, none empty or phx_*')
+  }
+  return { ...replies }
 }
 
 // --- Channels --------------------------------------------------------------------------
 
 const HEARTBEAT_TOPIC = 'phoenix'
-const PushPayload = v.pipe(Data, v.check(data => v.is(DataDestinations, data.destinations)))
+const PushPayload = v.pipe(Data, v.check(data => v.is(DataDestinations, data.destinations) && (data.reply === undefined || v.is(RequestReply, data.reply))))
 /** A join may register the channel as a consumer of events (a chat-ingestion plugin), as `module:consumer:register` does. */
 const JoinPayload = v.looseObject({ consumers: v.optional(v.array(ConsumerRegistration)) })
 const INVALID_CONSUMER = 'invalid consumer: expected {event, group?, priority?, mode?}'
@@ -119,6 +153,15 @@ const INVALID_FRAME = { ...CLOSE.invalidFrame, reason: 'invalid frame: expected 
 interface Channel {
   joinRef: PhoenixRef
   session: Session
+  requests: ChannelRequests
+}
+
+/** The requests of one channel: its own pushes waiting for their reply, and those its plugin is to answer in its own terms. */
+interface ChannelRequests {
+  /** Request id → the push that made it, answered by the reply's `phx_reply`. */
+  awaiting: Map<string, PhoenixFrame>
+  /** `<request type>\0<correlate value>` → the id of a request delivered to this channel. */
+  correlated: Map<string, string>
 }
 
 /**
@@ -155,16 +198,47 @@ function isLead(phoenix: PhoenixSocket, topic: string): boolean {
   return oldest === undefined || oldest === topic
 }
 
+/** The `phx_reply` a reply event makes: its data, or an error reply's message as the reason. */
+function replyOf(event: HubEvent): Reply {
+  return event.type === 'error' ? errorReply(String(event.data.message ?? 'error')) : okReply(event.data)
+}
+
 /** The port one channel gives the hub; frames wait until the join reply is out. */
-function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string): Connection & { open: () => void } {
-  const { socket } = phoenix
+function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string, requests: ChannelRequests): Connection & { open: () => void } {
+  const { socket, options } = phoenix
   const prefix = `[${JSON.stringify(joinRef)},null,${JSON.stringify(topic)},`
   let backlog: string[] | undefined = []
   const base = socket.connection(phoenixEncoder)
   const connection: Connection & { open: () => void } = {
     ...base,
-    // A failure after a push was accepted (no consumer, undeliverable): an `error` push on this channel.
-    fail: (error, parentId) => connection.send(phoenixEncoder.encode(failureEvent(phoenix.hub, error, parentId))),
+    // A failure after a push was accepted (no consumer, undeliverable): an `error` push on this
+    // channel; a request's (no responder, timed out, responder gone) is its push's error reply.
+    fail(error, parentId) {
+      const frame = parentId === undefined ? undefined : requests.awaiting.get(parentId)
+      if (frame) {
+        requests.awaiting.delete(parentId!)
+        return reply(phoenix, frame, errorReply(error.message))
+      }
+      connection.send(phoenixEncoder.encode(failureEvent(phoenix.hub, error, parentId)))
+    },
+    reply(event, requestId) {
+      const frame = requests.awaiting.get(requestId)
+      requests.awaiting.delete(requestId)
+      if (frame)
+        reply(phoenix, frame, replyOf(event))
+    },
+    requested(event) {
+      const rule = options.replies[event.type]
+      const value = rule && event.data[rule.correlate]
+      if (typeof value !== 'string' && typeof value !== 'number')
+        return
+      const { correlated } = requests
+      const key = `${event.type}\0${value}`
+      correlated.delete(key)
+      if (correlated.size >= MAX_CORRELATED_REQUESTS)
+        correlated.delete(correlated.keys().next().value!)
+      correlated.set(key, event.metadata!.event!.id!)
+    },
     send(tail) {
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
@@ -219,7 +293,8 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   if (!params.success)
     return reply(phoenix, frame, errorReply(`${INVALID_CONSUMER} in consumers`))
 
-  const connection = channelConnection(phoenix, joinRef, topic)
+  const requests: ChannelRequests = { awaiting: new Map(), correlated: new Map() }
+  const connection = channelConnection(phoenix, joinRef, topic, requests)
   const session = socket.connect(connection)
   // Consumers first: a refused one leaves no module announced and withdrawn in the registry.
   for (const registration of session.authenticated ? params.output.consumers ?? [] : []) {
@@ -235,7 +310,7 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
     hub.disconnect(session)
     return reply(phoenix, frame, errorReply('unauthorized'))
   }
-  phoenix.channels.set(topic, { joinRef, session })
+  phoenix.channels.set(topic, { joinRef, session, requests })
   const config = hub.catalog.optionsOf(name)
   reply(phoenix, frame, okReply(config && { config }))
   connection.open()
@@ -280,15 +355,46 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
     return reply(phoenix, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
   if (!v.is(PushPayload, payload))
     return reply(phoenix, frame, errorReply('invalid payload'))
+  const answered = answerOf(phoenix, channel, event, payload)
+  const { reply: asked, ...data } = payload
+  // `payload.reply`, or a request type the plugins answer in their own terms, asks for a reply.
+  const request = answered ? undefined : asked as true | { timeoutMs?: number } | undefined ?? (Object.hasOwn(phoenix.options.replies, event) ? true : undefined)
+  const id = nanoid()
+  if (request)
+    channel.requests.awaiting.set(id, frame)
   let delivered: number | HubError
   try {
-    delivered = await hub.publish(channel.session, { type: event, data: payload })
+    delivered = await hub.publish(channel.session, answered ?? { type: event, data, metadata: { event: { id } }, route: request && { reply: request } })
   }
   catch (cause) {
+    channel.requests.awaiting.delete(id)
     hub.report(cause, { stage: 'deliver', peerId: channel.session.id })
     return reply(phoenix, frame, errorReply('internal error'))
   }
-  reply(phoenix, frame, delivered instanceof HubError ? errorReply(delivered.message) : okReply({ delivered }))
+  if (delivered instanceof HubError) {
+    channel.requests.awaiting.delete(id)
+    return reply(phoenix, frame, errorReply(delivered.message))
+  }
+  // A request is answered by its reply (or by why it got none), which may have come already.
+  if (!request)
+    reply(phoenix, frame, okReply({ delivered }))
+}
+
+/** A push that answers a request delivered to this channel in the plugin's own terms (`replies`): the reply event, its parentId set. */
+function answerOf(phoenix: PhoenixSocket, channel: Channel, event: string, payload: Record<string, unknown>): HubEvent | undefined {
+  for (const [type, rule] of Object.entries(phoenix.options.replies)) {
+    if (event !== rule.reply && event !== rule.error)
+      continue
+    const key = `${type}\0${String(payload[rule.correlate])}`
+    const parentId = channel.requests.correlated.get(key)
+    if (parentId === undefined)
+      continue
+    channel.requests.correlated.delete(key)
+    const metadata = { event: { parentId } }
+    return event === rule.reply
+      ? { type: event, data: payload, metadata }
+      : { type: 'error', data: { ...payload, message: String(payload.message ?? (payload.error as { message?: unknown } | undefined)?.message ?? 'error') }, metadata }
+  }
 }
 
 /** Handles one text frame: heartbeat, join, leave, else a push into the hub. */
