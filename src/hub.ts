@@ -10,7 +10,7 @@ import type { RemotePeer } from './core/router.ts'
 import type { Session } from './core/session.ts'
 import type { Sessions } from './core/sessions.ts'
 import type { HubOptions, ResolvedHubOptions } from './options.ts'
-import type { HubEvent, WireIdentity } from './types.ts'
+import type { HubEvent, PeerInfo, WireIdentity } from './types.ts'
 import { nanoid } from 'nanoid'
 import { createCluster } from './backplane/cluster.ts'
 import { createAdmission } from './core/admission.ts'
@@ -92,6 +92,8 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
   readonly readiness: Map<string, () => boolean>
   /** The known modules (`modules` option): their tokens, options, labels and which are required. */
   readonly catalog: ModuleCatalog
+  /** The peers, on any node, registered as consumers of an event type: those that handle it. */
+  consumersOf: (type: string) => ReadonlySet<PeerInfo>
   /** Requests (`route.reply`) of this node's peers waiting for their reply. */
   readonly requests: Pick<Requests, 'pending'>
   /** Starts the hub, and resolves once every required module is announced (on any node); rejects after `requiredTimeoutMs` naming the missing ones. */
@@ -223,6 +225,7 @@ export function createHub(input: HubOptions = {}): Hub {
     // A clustered hub serves its own peers while the backplane is down, but is not ready.
     readiness: new Map([...(cluster ? [['backplane', () => cluster.ready] as const] : []), ...catalog.readiness]),
     catalog,
+    consumersOf: consumers.peers,
     requests,
     // Waiting for required modules means serving: the cluster must be joined to see them.
     ready() {

@@ -55,6 +55,8 @@ export interface Consumers {
   removePeer: (peer: PeerInfo) => void
   /** Whether any consumer is registered for the event type. */
   has: (event: string) => boolean
+  /** Every peer registered for the event type, in any group (a Thymian `emitAction` asks each). */
+  peers: (event: string) => Set<PeerInfo>
   /**
    * The one consumer of `event` under `delivery` that passes `isCandidate`, and the group it
    * was chosen from; undefined peer when there is none.
@@ -156,6 +158,8 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
     },
 
     has: event => byEvent.has(event),
+
+    peers: event => new Set([...byEvent.get(event)?.values() ?? []].flat().map(consumer => consumer.peer)),
 
     select(event, delivery, isCandidate) {
       const group = groupOf(delivery)

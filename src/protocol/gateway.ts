@@ -85,6 +85,8 @@ export interface Gateway {
   name: string
   /** The paths it serves; each is one endpoint of the server. */
   paths: readonly string[]
+  /** A port of its own where `/` is its first path, for clients that dial the root (Thymian's); `listenHub` serves it. */
+  port?: number
   /** Event types the protocol itself speaks: metrics always label them by name. */
   events?: readonly string[]
   auth?: GatewayAuth
