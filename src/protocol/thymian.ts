@@ -372,7 +372,8 @@ function answer(plugin: Plugin, frame: FrameOf<'actionReply'> | FrameOf<'actionE
   const reply: HubEvent = frame.type === 'actionReply'
     ? { type, data: dataOf(frame.payload), metadata }
     : { type: 'error', data: { name: frame.error.name, message: frame.error.message }, metadata }
-  const refused = hub.refusal(reply)
+  // Bounds of the data, under the action's type: `error` itself is reserved to replies.
+  const refused = hub.refusal({ type, data: reply.data })
   const sent = refused ? { type: 'error', data: { message: `reply refused: ${refused.message}` }, metadata } : reply
   publish(plugin, sent, error => hub.options.logger.info(`${socket.describe()}: reply to ${parentId} refused: ${error.message}`))
 }

@@ -118,3 +118,126 @@ describe('thymian: register, ready and events', () => {
     expect(await last.waitForClose()).toMatchObject({ code: 1001 })
   })
 })
+
+describe('thymian: actions', () => {
+  it('a hub request of an action it handles arrives as action; actionReply / actionError answer the requester only', async () => {
+    const hub = await startHub()
+    const requester = await RawPeer.connect(hub.url())
+    await requester.join('editor')
+    const bystander = await RawPeer.connect(hub.url())
+    await bystander.join('bystander')
+    const plugin = await ThymianPlugin.start(hub.url('/thymian'), 'linter', { onActions: ['lint.run'] })
+    plugin.handle('lint.run', ({ file }) => {
+      if (file === 'bad')
+        throw new Error('cannot lint')
+      return `linted ${file}`
+    })
+    await requester.waitFor(announced('linter'))
+
+    const ask = (data: Record<string, unknown>, type = 'lint.run'): string => requester.send({ type, data, route: { destinations: ['plugin:linter'], reply: { timeoutMs: 2000 } } })
+    const ok = ask({ file: 'a.ts' })
+    expect(await plugin.waitFor(m => m.type === 'action' && m.id === ok)).toEqual({ type: 'action', name: 'lint.run', id: ok, payload: { file: 'a.ts' } })
+    expect(await requester.waitFor(answering(ok))).toMatchObject({ type: 'lint.run', data: { payload: 'linted a.ts' }, metadata: { source: { plugin: 'linter' } } })
+    const bad = ask({ file: 'bad' })
+    expect(await requester.waitFor(answering(bad))).toMatchObject({ type: 'error', data: { message: 'cannot lint', name: 'HandlerError' } })
+    // A request it does not handle is refused at once, not at the timeout.
+    const other = ask({}, 'lint.other')
+    expect(await requester.waitFor(answering(other))).toMatchObject({ type: 'error', data: { message: 'no handler for lint.other' } })
+    expect(plugin.ofType('action').map(m => m.name)).toEqual(['lint.run', 'lint.run'])
+    // An answer to nothing it was asked is dropped, not routed.
+    plugin.send({ type: 'actionReply', correlationId: ok, name: 'lint.run', payload: 'again' })
+    plugin.send({ type: 'actionReply', correlationId: 'made-up', name: 'lint.run', payload: 'stray' })
+    await settle(100)
+    expect(requester.ofType('lint.run')).toHaveLength(1)
+    expect(bystander.ofType('lint.run')).toEqual([])
+  })
+
+  it('a Phoenix push with payload.reply gets the plugin\'s actionReply in its phx_reply', async () => {
+    const hub = await startHub()
+    const plugin = await ThymianPlugin.start(hub.url('/thymian'), 'linter', { onActions: ['lint.run'] })
+    plugin.handle('lint.run', ({ file }) => ({ file, problems: 0 }))
+    const phoenix = await RawPhoenix.connect(hub.url('/socket/websocket?vsn=2.0.0'))
+    await phoenix.request(['1', '1', 'plugin:editor', 'phx_join', {}])
+    const reply = await phoenix.request(['1', '2', 'plugin:editor', 'lint.run', { file: 'b.ts', destinations: ['plugin:linter'], reply: true }])
+    expect(reply[4]).toEqual({ status: 'ok', response: { file: 'b.ts', problems: 0 } })
+  })
+})
+
+describe('thymian: emitAction', () => {
+  /** Two Thymian handlers and a native consumer of `core.analyze`, each answering with its own part. */
+  async function handlers(): Promise<{ url: string, native: RawPeer }> {
+    const hub = await startHub()
+    const url = hub.url('/thymian')
+    const native = await RawPeer.connect(hub.url())
+    await native.join('native-analyzer')
+    const a = await ThymianPlugin.start(url, 'plugin-a', { onActions: ['core.analyze'] })
+    a.handle('core.analyze', ({ n }) => ({ found: ['a'], by: { a: n } }))
+    const b = await ThymianPlugin.start(url, 'plugin-b', { onActions: ['core.analyze'] })
+    b.handle('core.analyze', ({ n }) => ({ found: ['b'], by: { b: n } }))
+    native.send({ type: 'module:consumer:register', data: { event: 'core.analyze' } })
+    native.ws.on('message', () => {
+      for (const request of native.ofType('core.analyze').splice(0))
+        native.send({ type: 'core.analyze', data: { found: ['native'], by: { native: request.data.n } }, metadata: { event: { parentId: request.metadata!.event!.id } } })
+    })
+    await native.waitFor(announced('plugin-b'))
+    return { url, native }
+  }
+
+  it('collect, deep-merge and first combine the replies of every handler (Thymian, native consumer)', async () => {
+    const { url } = await handlers()
+    const caller = await ThymianPlugin.start(url, 'caller')
+    const collected = await caller.emitAction('c1', 'core.analyze', { n: 1 }, { strategy: 'collect' })
+    expect(collected).toMatchObject({ type: 'emitActionResult', correlationId: 'c1', name: 'core.analyze' })
+    expect(collected.payload).toHaveLength(3)
+    expect(collected.payload).toEqual(expect.arrayContaining([{ found: ['a'], by: { a: 1 } }, { found: ['b'], by: { b: 1 } }, { found: ['native'], by: { native: 1 } }]))
+    // collect is Thymian's default strategy.
+    expect((await caller.emitAction('c2', 'core.analyze', { n: 2 })).payload).toHaveLength(3)
+
+    const merged = await caller.emitAction('m1', 'core.analyze', { n: 3 }, { strategy: 'deep-merge' })
+    expect(merged.type).toBe('emitActionResult')
+    expect(merged.payload.by).toEqual({ a: 3, b: 3, native: 3 })
+    expect([...merged.payload.found].sort()).toEqual(['a', 'b', 'native'])
+
+    const first = await caller.emitAction('f1', 'core.analyze', { n: 4 }, { strategy: 'first' })
+    expect(first.type).toBe('emitActionResult')
+    expect(Object.values(first.payload.by)).toEqual([4])
+  })
+
+  it('partial replies at the timeout; none is ActionTimeoutError; a handler error fails it; no handler is NoHandlerRegisteredError', async () => {
+    const hub = await startHub()
+    const url = hub.url('/thymian')
+    const quick = await ThymianPlugin.start(url, 'quick', { onActions: ['slow.job', 'fail.job'] })
+    quick.handle('slow.job', () => 'quick')
+    quick.handle('fail.job', () => {
+      throw new Error('broken')
+    })
+    await ThymianPlugin.start(url, 'silent', { onActions: ['slow.job', 'silent.job'] })
+    const caller = await ThymianPlugin.start(url, 'caller')
+    await settle(50)
+
+    expect(await caller.emitAction('t1', 'slow.job', {}, { strategy: 'collect', timeout: 300 })).toEqual({ type: 'emitActionResult', correlationId: 't1', name: 'slow.job', payload: ['quick'] })
+    expect(await caller.emitAction('t2', 'silent.job', 'x', { timeout: 200 })).toMatchObject({ type: 'emitActionError', correlationId: 't2', error: { name: 'ActionTimeoutError' } })
+    expect(await caller.emitAction('e1', 'fail.job', {})).toEqual({ type: 'emitActionError', correlationId: 'e1', name: 'fail.job', error: { name: 'HandlerError', message: 'broken' } })
+    expect(await caller.emitAction('n1', 'nobody.job', {})).toEqual({ type: 'emitActionError', correlationId: 'n1', name: 'nobody.job', error: { name: 'NoHandlerRegisteredError', message: 'no handler for action "nobody.job"' } })
+    // The silent handler was asked and never answered: its late reply changes nothing.
+    expect(caller.ofType('emitActionResult').concat(caller.ofType('emitActionError'))).toHaveLength(4)
+  })
+
+  it('a native request to a consumer-registered Thymian action and a Thymian emitAction to a native handler', async () => {
+    const hub = await startHub()
+    const native = await RawPeer.connect(hub.url())
+    await native.join('native')
+    native.send({ type: 'module:consumer:register', data: { event: 'native.sum' } })
+    native.ws.on('message', () => {
+      for (const request of native.ofType('native.sum').splice(0))
+        native.send({ type: 'native.sum', data: { payload: request.data.a + request.data.b }, metadata: { event: { parentId: request.metadata!.event!.id } } })
+    })
+    const plugin = await ThymianPlugin.start(hub.url('/thymian'), 'calc', { onActions: ['calc.double'] })
+    plugin.handle('calc.double', n => n * 2)
+    await native.waitFor(announced('calc'))
+    expect(await plugin.emitAction('s1', 'native.sum', { a: 2, b: 3 }, { strategy: 'first' })).toEqual({ type: 'emitActionResult', correlationId: 's1', name: 'native.sum', payload: 5 })
+    // The plugin's actions are consumers: a native request by delivery finds it without naming it.
+    const id = native.send({ type: 'calc.double', data: { payload: 21 }, route: { delivery: { mode: 'consumer' }, reply: true } })
+    expect(await native.waitFor(answering(id))).toMatchObject({ type: 'calc.double', data: { payload: 42 } })
+  })
+})
