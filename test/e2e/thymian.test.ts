@@ -1,7 +1,10 @@
 import type { WireEvent } from '../helpers/hub.ts'
+import { createServer } from 'node:net'
 import { describe, expect, it } from 'vitest'
+import { airiGateway } from '../../src/protocol/airi-gateway.ts'
+import { thymianGateway } from '../../src/protocol/thymian.ts'
 import { announced } from '../helpers/cluster.ts'
-import { RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { RawPeer, settle, startHub, upgradeStatus } from '../helpers/hub.ts'
 import { RawPhoenix } from '../helpers/phoenix.ts'
 import { ThymianPlugin } from '../helpers/thymian.ts'
 
@@ -239,5 +242,40 @@ describe('thymian: emitAction', () => {
     // The plugin's actions are consumers: a native request by delivery finds it without naming it.
     const id = native.send({ type: 'calc.double', data: { payload: 21 }, route: { delivery: { mode: 'consumer' }, reply: true } })
     expect(await native.waitFor(answering(id))).toMatchObject({ type: 'calc.double', data: { payload: 42 } })
+  })
+})
+
+/** A port free right now. */
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+describe('thymian: a port of its own', () => {
+  it('serves / of THYMIAN_PORT as the reference client dials it (ws://host:port); other paths 404, plain HTTP 426', async () => {
+    const port = await freePort()
+    const hub = await startHub({ gateways: [airiGateway(), thymianGateway({ env: { THYMIAN_PORT: String(port) } })] })
+    const native = await RawPeer.connect(hub.url())
+    await native.join('observer')
+    const plugin = await ThymianPlugin.start(`ws://127.0.0.1:${port}`, 'remote', { onEvents: ['ping'] })
+    await native.waitFor(announced('remote'))
+    native.send({ type: 'ping', data: { n: 1 } })
+    expect(await plugin.waitFor(m => m.type === 'event')).toEqual({ type: 'event', name: 'ping', payload: { n: 1 } })
+    // /thymian on the hub's port is the same gateway.
+    const other = await ThymianPlugin.connect(hub.url('/thymian'))
+    expect(await other.register('remote')).toMatchObject({ ok: false, reason: 'Name already in use.' })
+    expect(await upgradeStatus(`ws://127.0.0.1:${port}/thymian`)).toBe(404)
+    expect((await fetch(`http://127.0.0.1:${port}/`)).status).toBe(426)
+    await hub.close()
+    expect(await plugin.waitForClose()).toMatchObject({ code: 1001 })
+  })
+
+  it('a port in use is an error naming it', async () => {
+    const first = await startHub({ gateways: [thymianGateway({ port: await freePort() })] })
+    const taken = first.server.rootPorts[0]!.port
+    await expect(startHub({ gateways: [thymianGateway({ port: taken })] })).rejects.toThrow(`Port ${taken}`)
   })
 })
