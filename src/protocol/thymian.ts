@@ -179,6 +179,12 @@ interface Plugin {
   asked: Map<string, Gathering>
 }
 
+/** Closes the plugin for a frame it should not have sent, saying so in the log. */
+function closeFor(plugin: Plugin, close: Close): void {
+  plugin.hub.options.logger.info(`${plugin.socket.describe()}: ${close.reason}: closing it (${close.code})`)
+  plugin.socket.close(close)
+}
+
 function write(plugin: Plugin, frame: Record<string, unknown>): void {
   plugin.socket.write(JSON.stringify(frame))
 }
@@ -310,16 +316,16 @@ function register(plugin: Plugin, frame: FrameOf<'register'>, reserved: Set<stri
 
 /** `ready`: its actions become consumers (how `emitAction` finds handlers, on any node), then the module is announced. */
 function ready(plugin: Plugin, reserved: Set<string>): void {
-  const { hub, session, socket } = plugin
+  const { hub, session } = plugin
   const name = plugin.name!
   for (const action of plugin.onActions) {
     const refused = hub.registerConsumer(session, { event: action })
     if (refused)
-      return socket.close(violation(`action ${action}: ${refused.message}`))
+      return closeFor(plugin, violation(`action ${action}: ${refused.message}`))
   }
   const refused = hub.announce(session, { name, identity: { pluginId: name, instanceId: session.id, labels: { protocol: 'thymian' } } })
   if (refused)
-    return socket.close(violation(refused.message))
+    return closeFor(plugin, violation(refused.message))
   plugin.state = 'ready'
   reserved.delete(name)
 }
@@ -329,8 +335,8 @@ function emit(plugin: Plugin, frame: FrameOf<'emit'>): void {
   // Thymian has no error frame: a refused event closes the plugin, saying why.
   const refused = plugin.hub.refusal(event)
   if (refused)
-    return plugin.socket.close(violation(`${frame.name}: ${refused.message}`))
-  publish(plugin, event, error => plugin.socket.close(violation(`${frame.name}: ${error.message}`)))
+    return closeFor(plugin, violation(`${frame.name}: ${refused.message}`))
+  publish(plugin, event, error => closeFor(plugin, violation(`${frame.name}: ${error.message}`)))
 }
 
 /** `emitAction`: one request to each module that handles the action (a consumer of it, on any node), combined by the strategy. */
@@ -389,11 +395,11 @@ const ALLOWED: Record<Plugin['state'], ReadonlySet<ThymianFrame['type']>> = {
 function handleFrame(plugin: Plugin, text: string, reserved: Set<string>): void {
   const decoded = decodeThymianFrame(text)
   if ('close' in decoded)
-    return plugin.socket.close(decoded.close)
+    return closeFor(plugin, decoded.close)
   const { frame } = decoded
   plugin.hub.observers.emit('received', frame.type)
   if (!ALLOWED[plugin.state].has(frame.type))
-    return plugin.socket.close(violation(`${frame.type} not allowed ${plugin.state === 'new' ? 'before register' : `after ${plugin.state === 'refused' ? 'a refused register' : plugin.state}`}`))
+    return closeFor(plugin, violation(`${frame.type} not allowed ${plugin.state === 'new' ? 'before register' : `after ${plugin.state === 'refused' ? 'a refused register' : plugin.state}`}`))
   switch (frame.type) {
     case 'register': return register(plugin, frame, reserved)
     case 'ready': return ready(plugin, reserved)

@@ -115,6 +115,10 @@ describe('thymian: register, ready and events', () => {
     const ready = await ThymianPlugin.start(hub.url('/thymian'), 'ready-one')
     ready.send({ type: 'register', name: 'again' })
     expect(await ready.waitForClose()).toMatchObject({ code: 1008 })
+    // Thymian has no error frame: an event the hub refuses closes the plugin, saying why.
+    const forger = await ThymianPlugin.start(hub.url('/thymian'), 'forger')
+    forger.send({ type: 'emit', name: 'registry:modules:sync', payload: {} })
+    expect(await forger.waitForClose()).toEqual({ code: 1008, reason: 'registry:modules:sync: reserved event type' })
 
     const last = await ThymianPlugin.start(hub.url('/thymian'), 'last')
     await hub.close()
@@ -224,6 +228,26 @@ describe('thymian: emitAction', () => {
     expect(await caller.emitAction('n1', 'nobody.job', {})).toEqual({ type: 'emitActionError', correlationId: 'n1', name: 'nobody.job', error: { name: 'NoHandlerRegisteredError', message: 'no handler for action "nobody.job"' } })
     // The silent handler was asked and never answered: its late reply changes nothing.
     expect(caller.ofType('emitActionResult').concat(caller.ofType('emitActionError'))).toHaveLength(4)
+  })
+
+  it('a handler that leaves fails the action at once; the pending-requests limit bounds the fan-out', async () => {
+    const hub = await startHub({ limits: { maxPendingRequestsPerPeer: 1 } })
+    const url = hub.url('/thymian')
+    const leaving = await ThymianPlugin.start(url, 'leaving', { onActions: ['job'] })
+    leaving.ws.on('message', data => JSON.parse(data.toString()).type === 'action' && leaving.ws.close())
+    const caller = await ThymianPlugin.start(url, 'caller')
+    await settle(50)
+    expect(await caller.emitAction('g1', 'job', {}, { timeout: 5000 })).toEqual({ type: 'emitActionError', correlationId: 'g1', name: 'job', error: { name: 'Error', message: 'responder gone' } })
+
+    const a = await ThymianPlugin.start(url, 'a', { onActions: ['busy'] })
+    a.handle('busy', () => 'a')
+    const b = await ThymianPlugin.start(url, 'b', { onActions: ['busy'] })
+    b.handle('busy', () => 'b')
+    await settle(50)
+    // One request may be pending at once: the second handler is refused, the first answers.
+    const result = await caller.emitAction('l1', 'busy', {}, { strategy: 'collect' })
+    expect(result.type).toBe('emitActionResult')
+    expect(result.payload).toHaveLength(1)
   })
 
   it('a native request to a consumer-registered Thymian action and a Thymian emitAction to a native handler', async () => {
