@@ -398,9 +398,12 @@ function unsubscribe(makaio: MakaioSocket, subjects: Record<string, number[]>): 
   }
 }
 
-/** Publishes an event of the socket; the refusal when the hub would not take it. */
-async function publish(makaio: MakaioSocket, event: HubEvent): Promise<HubError | undefined> {
-  const refused = makaio.hub.refusal(event)
+/**
+ * Publishes an event of the socket; the refusal when the hub would not take it. A reply is
+ * checked as its request's type: its own may be `error`, reserved to the hub otherwise.
+ */
+async function publish(makaio: MakaioSocket, event: HubEvent, checkedAs = event.type): Promise<HubError | undefined> {
+  const refused = makaio.hub.refusal({ ...event, type: checkedAs })
   if (refused)
     return refused
   const delivered = await makaio.hub.publish(makaio.session, event)
@@ -462,7 +465,9 @@ async function response(makaio: MakaioSocket, frame: Of<'response'>): Promise<vo
   const reply = frame.error
     ? { type: 'error', data: { message: frame.error.message ?? 'error', ...(frame.error.code === undefined ? {} : { code: frame.error.code }) }, metadata }
     : { type, data: dataOf(frame.result), metadata }
-  await publish(makaio, reply)
+  const refused = await publish(makaio, reply, type)
+  if (refused)
+    makaio.hub.options.logger.debug(`${makaio.socket.describe()}: response ${frame.correlationId} refused: ${refused.message}`)
 }
 
 async function handleFrame(makaio: MakaioSocket, text: string): Promise<void> {
