@@ -105,7 +105,7 @@ describe('makaio: events', () => {
     const channel = socket.channel('plugin:phx', {})
     expect(await outcome(channel.join())).toMatchObject({ status: 'ok' })
     const pushed: any[] = []
-    channel.on('chat.message', payload => pushed.push(payload))
+    channel.on('chat.message', (payload) => { pushed.push(payload) })
     const client = await RawMakaio.ready(hub.url('/makaio?name=chat'))
     await peer.waitFor(announced('chat'))
 
