@@ -551,6 +551,7 @@ export function makaioGateway(input: MakaioGatewayOptions = {}): Gateway {
       }
       return {
         message: text => handleFrame(makaio, text),
+        // A dropped request still gets its response; the frame is only scanned, not parsed (the client writes `type` first).
         rateLimited(text) {
           const correlationId = /^\{"type":"request".*"correlationId":("[^"]+")/.exec(text)?.[1]
           if (correlationId)

@@ -59,6 +59,13 @@ describe('makaio: handshake', () => {
     expect(client.ofType('auth-result')).toEqual([{ type: 'auth-result', success: false, error: 'Invalid signature' }])
   })
 
+  it('a client that never answers the challenge is closed at auth.timeoutMs (4001)', async () => {
+    const hub = await startHub({ auth: { token: TOKEN, timeoutMs: 200 } })
+    const client = await RawMakaio.connect(hub.url('/makaio'))
+    await client.waitFor(f => f.type === 'auth-challenge')
+    expect((await client.waitForClose()).code).toBe(4001)
+  })
+
   it('bus frames before authentication close 1008; not JSON 1003; a frame failing the schema 1008', async () => {
     const hub = await startHub({ auth: { token: TOKEN } })
     const early = await RawMakaio.connect(hub.url('/makaio'))
