@@ -15,6 +15,7 @@ import { createHub } from './hub.ts'
 import { addOpsEndpoints } from './observability/endpoints.ts'
 import { airiGateway, DEFAULT_AIRI_PATH } from './protocol/airi-gateway.ts'
 import { createGatewayHooks } from './protocol/gateway.ts'
+import { makaioGateway } from './protocol/makaio.ts'
 import { phoenixGateway } from './protocol/phoenix.ts'
 import { thymianGateway } from './protocol/thymian.ts'
 import { createRequestGuard, isWebSocketUpgrade, normalizeOrigin } from './request-guard.ts'
@@ -24,7 +25,7 @@ export interface ServerOptions extends HubOptions {
   /**
    * The wire protocols served, each on its own paths; an embedder's own gateway (`defineGateway`)
    * goes here too.
-   * @default [airiGateway({ path }), phoenixGateway(phoenix), thymianGateway()]
+   * @default [airiGateway({ path }), phoenixGateway(phoenix), thymianGateway(), makaioGateway()]
    */
   gateways?: Gateway[]
   /**
@@ -130,7 +131,7 @@ function resolveHttpOptions({ http, trustProxy }: ServerOptions, env: Env): Guar
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const env = options.env ?? process.env
   return {
-    gateways: options.gateways ?? [airiGateway({ path: options.path ?? DEFAULT_AIRI_PATH }), phoenixGateway({ ...options.phoenix, env }), thymianGateway({ env })],
+    gateways: options.gateways ?? [airiGateway({ path: options.path ?? DEFAULT_AIRI_PATH }), phoenixGateway({ ...options.phoenix, env }), thymianGateway({ env }), makaioGateway({ env })],
     http: resolveHttpOptions(options, env),
     metrics: {
       enabled: bool(ENV.METRICS_ENABLED, options.metrics?.enabled, env, true),

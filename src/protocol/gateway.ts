@@ -48,6 +48,8 @@ export interface GatewaySocket {
   readonly token?: string
   /** The client's address (behind a trusted proxy, the one it forwarded). */
   readonly address: string
+  /** The query of the upgrade URL (a module name the client put there). */
+  readonly query: URLSearchParams
   /** The socket's hub sessions still open: liveness and disconnect apply to all of them. */
   readonly sessions: ReadonlySet<Session>
   /** Opens a hub session on this socket. */
@@ -161,6 +163,7 @@ const REFUSED_TOKEN = {
 interface UpgradeContext {
   token?: string
   address: string
+  search: string
   /** Upgraded without a token while auth is required: it must authenticate in-band. */
   pending: boolean
 }
@@ -205,7 +208,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
   const idleMs = 2 * hub.options.heartbeat.readTimeout
 
   function open(peer: Peer): OpenSocket {
-    const { token, address, pending: pendingAtUpgrade } = peer.context as unknown as UpgradeContext
+    const { token, address, search, pending: pendingAtUpgrade } = peer.context as unknown as UpgradeContext
     let pending = pendingAtUpgrade
     const ticket = hub.admission.open(address, pending)
     const tcp = socketOf(peer)
@@ -222,6 +225,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
       hub,
       token,
       address,
+      query: new URLSearchParams(search),
       sessions,
       get closed() {
         return closed
@@ -336,7 +340,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
         return REFUSED_TOKEN[status]()
       const pending = hub.authRequired && token === undefined
       const address = clientAddress(request, trustProxy)
-      const context: UpgradeContext = { token, address, pending }
+      const context: UpgradeContext = { token, address, search: new URL(request.url).search, pending }
       return refuseUpgrade(hub, address, pending) ?? { context: context as unknown as Record<string, unknown>, protocol: extras?.protocol }
     },
     open(peer) {

@@ -348,7 +348,8 @@ function emitAction(plugin: Plugin, frame: FrameOf<'emitAction'>): void {
   const refused = hub.refusal({ type: name, data })
   if (refused)
     return fail({ name: 'Error', message: refused.message })
-  const handlers = [...hub.consumersOf(name)].filter(peer => peer.id !== session.id)
+  // A peer registered in several groups is asked once.
+  const handlers = [...new Set(hub.consumers.handlers(name).map(({ peer }) => peer))].filter(peer => peer.id !== session.id)
   if (handlers.length === 0)
     return fail({ name: 'NoHandlerRegisteredError', message: `no handler for action "${name}"` })
   const timeoutMs = Math.min(Math.ceil(frame.options?.timeout ?? DEFAULT_THYMIAN_ACTION_TIMEOUT_MS), hub.options.limits.maxRequestTimeoutMs)

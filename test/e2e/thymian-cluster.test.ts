@@ -37,13 +37,13 @@ describe('thymian across nodes', () => {
     expect(await native.waitFor(answering(id))).toMatchObject({ type: 'lint.run', data: { file: 'x.ts', problems: 0 }, metadata: { source: { plugin: 'remote-linter' } } })
 
     // The native consumer on node B is a handler on node A once the cluster told it.
-    await until(() => a.server.hub.consumersOf('native.lookup').size > 0, 'node A to learn the native consumer')
+    await until(() => a.server.hub.consumers.handlers('native.lookup').length > 0, 'node A to learn the native consumer')
     expect(await plugin.emitAction('lookup', 'native.lookup', { key: 'k' }, { strategy: 'first', timeout: 2000 })).toEqual({ type: 'emitActionResult', correlationId: 'lookup', name: 'native.lookup', payload: { found: 'k' } })
 
     // A Thymian plugin on node B is asked too: collect gathers both nodes' plugins.
     const other = await ThymianPlugin.start(b.url('/thymian'), 'other-linter', { onActions: ['lint.run'] })
     other.handle('lint.run', ({ file }) => ({ file, problems: 2 }))
-    await until(() => a.server.hub.consumersOf('lint.run').size === 2, 'node A to learn the other linter')
+    await until(() => a.server.hub.consumers.handlers('lint.run').length === 2, 'node A to learn the other linter')
     const caller = await ThymianPlugin.start(b.url('/thymian'), 'caller')
     const collected = await caller.emitAction('all', 'lint.run', { file: 'y.ts' }, { timeout: 2000 })
     expect(collected.type).toBe('emitActionResult')
