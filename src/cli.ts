@@ -9,7 +9,9 @@ import { CONFIG_ENV_OPTIONS, loadConfigFile, underEnv } from './config-file.ts'
 import { HubError } from './errors.ts'
 import { LISTEN_ENV_OPTIONS, listenHub, resolveListenOptions } from './listen.ts'
 import { HUB_ENV_OPTIONS } from './options.ts'
+import { MAKAIO_ENV_OPTIONS } from './protocol/makaio.ts'
 import { PHOENIX_ENV_OPTIONS } from './protocol/phoenix.ts'
+import { THYMIAN_ENV_OPTIONS } from './protocol/thymian.ts'
 import { createServer, SERVER_ENV_OPTIONS } from './server.ts'
 
 /**
@@ -36,6 +38,8 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   SERVER_ENV_OPTIONS.TRUST_PROXY,
   LISTEN_ENV_OPTIONS.HEADERS_TIMEOUT_MS,
   PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS,
+  THYMIAN_ENV_OPTIONS.THYMIAN_PORT,
+  MAKAIO_ENV_OPTIONS.MAKAIO_MAX_SUBSCRIPTIONS,
   SERVER_ENV_OPTIONS.REDIS_URL,
   HUB_ENV_OPTIONS.CLUSTER_NODE_TIMEOUT_MS,
   HUB_ENV_OPTIONS.REQUIRED_TIMEOUT_MS,

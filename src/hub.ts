@@ -1,6 +1,7 @@
 import type { Cluster } from './backplane/cluster.ts'
 import type { Admission } from './core/admission.ts'
 import type { Announcements } from './core/announcements.ts'
+import type { Consumers } from './core/consumers.ts'
 import type { ModuleCatalog } from './core/module-catalog.ts'
 import type { Observers } from './core/observers.ts'
 import type { Publish } from './core/publish.ts'
@@ -94,6 +95,8 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
   readonly catalog: ModuleCatalog
   /** Requests (`route.reply`) of this node's peers waiting for their reply. */
   readonly requests: Pick<Requests, 'pending'>
+  /** Registered consumers (the handlers of event types), on every node. */
+  readonly consumers: Pick<Consumers, 'events' | 'handlers'>
   /** Starts the hub, and resolves once every required module is announced (on any node); rejects after `requiredTimeoutMs` naming the missing ones. */
   ready: () => Promise<void>
 }
@@ -117,7 +120,7 @@ export function createHub(input: HubOptions = {}): Hub {
   const remote = new Map<string, RemotePeer>()
   const aliases = createAliasIndex()
   const selfNamed = createSelfNamedIndex()
-  const consumers = createConsumers({ maxPerPeer: limits.maxConsumersPerPeer })
+  const consumers = createConsumers({ maxPerPeer: limits.maxConsumersPerPeer, onChange: event => observers.emit('consumers', event) })
   const refusals = createRefusals({ limits, instanceId: options.instanceId, observers, logger })
   const cluster = options.backplane && createCluster({ backplane: options.backplane, nodeId: `${options.instanceId}-${nanoid(8)}`, ...options.cluster, logger, onError })
   options.backplane?.onError(error => onError(error, { stage: 'backplane' }))
@@ -223,6 +226,7 @@ export function createHub(input: HubOptions = {}): Hub {
     readiness: new Map([...(cluster ? [['backplane', () => cluster.ready] as const] : []), ...catalog.readiness]),
     catalog,
     requests,
+    consumers,
     // Waiting for required modules means serving: the cluster must be joined to see them.
     ready() {
       start()

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Env } from './env-options.ts'
 import type { HubServer } from './server.ts'
+import { createServer } from 'node:http'
 import process from 'node:process'
 import nodeAdapter from 'crossws/adapters/node'
 import { toNodeHandler } from 'h3'
@@ -91,6 +92,30 @@ function cutSlowRequests(server: Server, timeoutMs: number): { headersIn: (socke
   return { headersIn }
 }
 
+type Upgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => void
+
+/**
+ * A gateway's own port (`Gateway.port`): an upgrade of `/` is the gateway's path on the hub's
+ * port (same hooks, guard and limits); anything else is refused.
+ */
+async function listenRootPort({ port, path }: { port: number, path: string }, host: string, headersTimeoutMs: number, upgrade: Upgrade): Promise<Server> {
+  const server = createServer((_request, response) => response.writeHead(426, { connection: 'close' }).end('Upgrade Required'))
+  const slowRequests = cutSlowRequests(server, headersTimeoutMs)
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    slowRequests.headersIn(request.socket)
+    const url = request.url ?? '/'
+    if (url !== '/' && !url.startsWith('/?'))
+      return socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+    request.url = path + url.slice(1)
+    upgrade(request, socket, head)
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', error => reject(portTaken(port, host, error)))
+    server.listen(port, host, resolve)
+  })
+  return server
+}
+
 /** Serves a hub server over Node's HTTP server (listhen), WebSockets upgraded by crossws. */
 export async function listenHub(server: HubServer, options: ListenOptions = {}): Promise<HubListener> {
   const { port, host, shutdownTimeoutMs, headersTimeoutMs } = resolveListenOptions(options)
@@ -138,6 +163,18 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
     throw portTaken(port, host)
   }
 
+  const rootPorts: Server[] = []
+  try {
+    for (const root of server.rootPorts)
+      rootPorts.push(await listenRootPort(root, host, headersTimeoutMs, upgrade))
+  }
+  catch (error) {
+    for (const root of rootPorts)
+      root.close()
+    await listener.close()
+    throw error
+  }
+
   let listening = true
   server.hub.readiness.set('listening', () => listening)
   server.hub.start()
@@ -152,10 +189,14 @@ export async function listenHub(server: HubServer, options: ListenOptions = {}):
         return
       listening = false
       listener.server.close() // stop accepting; listhen's close below cuts what is left
+      for (const root of rootPorts)
+        root.close()
       await server.closeAllPeers()
       const deadline = Date.now() + shutdownTimeoutMs
       while (sockets.size > 0 && Date.now() < deadline)
         await new Promise(resolve => setTimeout(resolve, 20))
+      for (const root of rootPorts)
+        root.closeAllConnections()
       await listener.close()
     },
   }

@@ -15,7 +15,9 @@ import { createHub } from './hub.ts'
 import { addOpsEndpoints } from './observability/endpoints.ts'
 import { airiGateway, DEFAULT_AIRI_PATH } from './protocol/airi-gateway.ts'
 import { createGatewayHooks } from './protocol/gateway.ts'
+import { makaioGateway } from './protocol/makaio.ts'
 import { phoenixGateway } from './protocol/phoenix.ts'
+import { thymianGateway } from './protocol/thymian.ts'
 import { createRequestGuard, isWebSocketUpgrade, normalizeOrigin } from './request-guard.ts'
 
 /** The hub's options, and those of its edge: endpoints, request guard, Redis. */
@@ -23,7 +25,7 @@ export interface ServerOptions extends HubOptions {
   /**
    * The wire protocols served, each on its own paths; an embedder's own gateway (`defineGateway`)
    * goes here too.
-   * @default [airiGateway({ path }), phoenixGateway(phoenix)]
+   * @default [airiGateway({ path }), phoenixGateway(phoenix), thymianGateway(), makaioGateway()]
    */
   gateways?: Gateway[]
   /**
@@ -129,7 +131,7 @@ function resolveHttpOptions({ http, trustProxy }: ServerOptions, env: Env): Guar
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const env = options.env ?? process.env
   return {
-    gateways: options.gateways ?? [airiGateway({ path: options.path ?? DEFAULT_AIRI_PATH }), phoenixGateway({ ...options.phoenix, env })],
+    gateways: options.gateways ?? [airiGateway({ path: options.path ?? DEFAULT_AIRI_PATH }), phoenixGateway({ ...options.phoenix, env }), thymianGateway({ env }), makaioGateway({ env })],
     http: resolveHttpOptions(options, env),
     metrics: {
       enabled: bool(ENV.METRICS_ENABLED, options.metrics?.enabled, env, true),
@@ -154,6 +156,8 @@ export interface HubServer {
   guard: RequestGuard
   /** Leaves the cluster (if any) and closes every peer with 1001 "server shutdown". */
   closeAllPeers: () => Promise<void>
+  /** Gateways' own ports (`Gateway.port`): `listenHub` serves `/` of each as the gateway's first path. */
+  rootPorts: ReadonlyArray<{ port: number, path: string }>
 }
 
 const NOT_FOUND = (): Response => new Response('Not Found', { status: 404 })
@@ -219,5 +223,6 @@ export function createServer(options: ServerOptions = {}): HubServer {
     websocket: { hooks: dispatchByPath(gateways, guard), serverOptions: { maxPayload: hub.options.limits.maxPayloadBytes } },
     guard,
     closeAllPeers: hub.close,
+    rootPorts: served.flatMap(gateway => gateway.port === undefined ? [] : [{ port: gateway.port, path: gateway.paths[0]! }]),
   }
 }

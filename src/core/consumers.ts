@@ -60,14 +60,18 @@ export interface Consumers {
    * was chosen from; undefined peer when there is none.
    */
   select: (event: string, delivery: Delivery, isCandidate: (peer: PeerInfo) => boolean) => { group: string, peer?: PeerInfo }
+  /** The event types with any consumer, on any node. */
+  events: () => Iterable<string>
+  /** Every consumer of the event type, in every group, with its priority. */
+  handlers: (event: string) => Array<{ peer: PeerInfo, priority: number }>
 }
 
 function groupOf(registration: { group?: string }): string {
   return registration.group ?? DEFAULT_CONSUMER_GROUP
 }
 
-export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: number }): Consumers {
-  const { maxPerPeer, maxStickyKeys = MAX_STICKY_KEYS } = options
+export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: number, onChange?: (event: string) => void }): Consumers {
+  const { maxPerPeer, maxStickyKeys = MAX_STICKY_KEYS, onChange } = options
   // event → group → consumers, ordered by priority (high first) then registration.
   const byEvent = new Map<string, Map<string, Consumer[]>>()
   const perPeer = new Map<PeerInfo, Map<string, Consumer>>()
@@ -101,6 +105,7 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
     keys.delete(keyOf(event, group))
     if (keys.size === 0)
       perPeer.delete(peer)
+    onChange?.(event)
     return true
   }
 
@@ -131,6 +136,7 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
         keys.set(key, consumer)
       else
         perPeer.set(peer, new Map([[key, consumer]]))
+      onChange?.(event)
       return true
     },
 
@@ -156,6 +162,10 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
     },
 
     has: event => byEvent.has(event),
+
+    events: () => byEvent.keys(),
+
+    handlers: event => [...byEvent.get(event)?.values() ?? []].flat().map(({ peer, priority }) => ({ peer, priority })),
 
     select(event, delivery, isCandidate) {
       const group = groupOf(delivery)

@@ -14,6 +14,8 @@ export interface HubObservations {
   rateLimited: [action: 'dropped' | 'closed']
   /** A consumer delivery of `event` in `group` reached its one consumer, or found none. */
   consumerDelivery: [event: string, group: string, outcome: 'delivered' | 'missed']
+  /** A consumer of the event type registered or left, on any node (gateways advertising handlers listen). */
+  consumers: [event: string]
   /** A request (`route.reply`) of a local requester ended: replied, timed out, found no responder, or lost it. */
   request: [type: string, outcome: 'replied' | 'timeout' | 'no_responder' | 'responder_gone']
   /** A reply was dropped: a second one, one after the timeout, or one from a peer that is not the request's responder. */

@@ -48,6 +48,8 @@ export interface GatewaySocket {
   readonly token?: string
   /** The client's address (behind a trusted proxy, the one it forwarded). */
   readonly address: string
+  /** The query of the upgrade URL (a module name the client put there). */
+  readonly query: URLSearchParams
   /** The socket's hub sessions still open: liveness and disconnect apply to all of them. */
   readonly sessions: ReadonlySet<Session>
   /** Opens a hub session on this socket. */
@@ -85,6 +87,8 @@ export interface Gateway {
   name: string
   /** The paths it serves; each is one endpoint of the server. */
   paths: readonly string[]
+  /** A port of its own where `/` is its first path, for clients that dial the root (Thymian's); `listenHub` serves it. */
+  port?: number
   /** Event types the protocol itself speaks: metrics always label them by name. */
   events?: readonly string[]
   auth?: GatewayAuth
@@ -159,6 +163,7 @@ const REFUSED_TOKEN = {
 interface UpgradeContext {
   token?: string
   address: string
+  search: string
   /** Upgraded without a token while auth is required: it must authenticate in-band. */
   pending: boolean
 }
@@ -204,7 +209,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
   const idleMs = 2 * hub.options.heartbeat.readTimeout
 
   function open(peer: Peer): OpenSocket {
-    const { token, address, pending: pendingAtUpgrade } = peer.context as unknown as UpgradeContext
+    const { token, address, search, pending: pendingAtUpgrade } = peer.context as unknown as UpgradeContext
     let pending = pendingAtUpgrade
     const ticket = hub.admission.open(address, pending)
     const tcp = socketOf(peer)
@@ -221,6 +226,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
       hub,
       token,
       address,
+      query: new URLSearchParams(search),
       sessions,
       get closed() {
         return closed
@@ -335,7 +341,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
         return REFUSED_TOKEN[status]()
       const pending = hub.authRequired && token === undefined
       const address = clientAddress(request, trustProxy)
-      const context: UpgradeContext = { token, address, pending }
+      const context: UpgradeContext = { token, address, search: new URL(request.url).search, pending }
       return refuseUpgrade(hub, address, pending) ?? { context: context as unknown as Record<string, unknown>, protocol: extras?.protocol }
     },
     open(peer) {

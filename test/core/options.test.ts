@@ -5,7 +5,9 @@ import { CONFIG_ENV_OPTIONS } from '../../src/config-file.ts'
 import { createHub } from '../../src/hub.ts'
 import { LISTEN_ENV_OPTIONS, resolveListenOptions } from '../../src/listen.ts'
 import { HUB_ENV_OPTIONS, resolveHubOptions } from '../../src/options.ts'
+import { MAKAIO_ENV_OPTIONS, resolveMakaioOptions } from '../../src/protocol/makaio.ts'
 import { PHOENIX_ENV_OPTIONS } from '../../src/protocol/phoenix.ts'
+import { resolveThymianOptions, THYMIAN_ENV_OPTIONS } from '../../src/protocol/thymian.ts'
 import { resolveServerOptions, SERVER_ENV_OPTIONS } from '../../src/server.ts'
 
 describe('options', () => {
@@ -32,7 +34,7 @@ describe('options', () => {
     expect(resolveHubOptions({ env: { HEARTBEAT_TIMEOUT_MS: '5000' } }).heartbeat.readTimeout).toBe(5000)
     expect(resolveListenOptions({ env: { PORT: '0', HOST: '0.0.0.0' } })).toMatchObject({ port: 0, host: '0.0.0.0' })
     expect(resolveServerOptions({ env: { ALLOWED_ORIGINS: 'https://App.example:443, *', METRICS_ENABLED: '0', REDIS_URL: 'redis://r:6379' } })).toEqual({
-      gateways: [expect.objectContaining({ name: 'airi', paths: ['/ws'] }), expect.objectContaining({ name: 'phoenix' })],
+      gateways: [expect.objectContaining({ name: 'airi', paths: ['/ws'] }), expect.objectContaining({ name: 'phoenix' }), expect.objectContaining({ name: 'thymian', paths: ['/thymian'], port: undefined }), expect.objectContaining({ name: 'makaio', paths: ['/makaio'] })],
       http: { allowedOrigins: ['https://app.example', '*'], allowedHosts: [], trustProxy: false },
       metrics: { enabled: false, token: undefined, maxEventTypes: 50 },
       redisUrl: 'redis://r:6379',
@@ -40,12 +42,16 @@ describe('options', () => {
     expect(() => resolveHubOptions({ env: { MAX_PEERS: 'many' } })).toThrow('Invalid MAX_PEERS: "many" (expected an integer >= 1; flag --max-peers)')
     expect(() => resolveListenOptions({ env: { SHUTDOWN_TIMEOUT_MS: '-1' } })).toThrow('; flag --shutdown-timeout)')
     expect(() => resolveServerOptions({ env: { ALLOWED_HOSTS: 'a b' } })).toThrow('Invalid ALLOWED_HOSTS: "a b"')
+    expect(resolveThymianOptions({ env: { THYMIAN_PORT: '51234' } })).toEqual({ path: '/thymian', port: 51234 })
+    expect(() => resolveThymianOptions({ env: { THYMIAN_PORT: 'yes' } })).toThrow('; flag --thymian-port)')
+    expect(() => resolveMakaioOptions({ env: { MAKAIO_MAX_SUBSCRIPTIONS: '0' } })).toThrow('; flag --makaio-max-subscriptions)')
+    expect(() => resolveMakaioOptions({ env: {}, broadcastTimeoutMs: 60_001 })).toThrow('Invalid makaio.broadcastTimeoutMs')
     // An option only code sets has no flag to name.
     expect(() => resolveHubOptions({ env: {}, auth: { maxFailures: 0 } })).toThrow('Invalid auth.maxFailures: 0 (expected an integer >= 1)')
   })
 
   it('lists every owner\'s env options on the command line, once each', () => {
-    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS, PHOENIX_ENV_OPTIONS, CONFIG_ENV_OPTIONS].flatMap(options => Object.values(options))
+    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS, PHOENIX_ENV_OPTIONS, THYMIAN_ENV_OPTIONS, MAKAIO_ENV_OPTIONS, CONFIG_ENV_OPTIONS].flatMap(options => Object.values(options))
     expect(new Set(ENV_OPTIONS)).toEqual(new Set(declared))
     expect(ENV_OPTIONS).toHaveLength(declared.length)
     expect(new Set(ENV_OPTIONS.map(option => option.flag)).size).toBe(ENV_OPTIONS.length)
