@@ -25,13 +25,20 @@ let markers = 0
 /**
  * Sends `frame` from `peer`, then a broadcast marker, and waits until `witness` (on another
  * node) got the marker: a node's backplane messages arrive in the order it sent them, so the
- * witness's node has applied the registration change by then.
+ * witness's node has applied the registration change by then. The marker is sent again until
+ * it arrives: a broadcast reaches only the remote peers the sender's node has heard of yet.
  */
 async function viaCluster(peer: RawPeer, frame: Omit<WireEvent, 'metadata'>, witness: RawPeer): Promise<void> {
   peer.send(frame)
   const marker = ++markers
-  peer.send({ type: 'test:marker', data: { marker } })
-  await witness.waitFor(e => e.type === 'test:marker' && e.data.marker === marker)
+  const arrived = (): boolean => witness.received.some(e => e.type === 'test:marker' && e.data.marker === marker)
+  const deadline = Date.now() + 5000
+  while (!arrived()) {
+    if (Date.now() > deadline)
+      throw new Error(`marker ${marker} never reached the witness`)
+    peer.send({ type: 'test:marker', data: { marker } })
+    await until(() => arrived() || undefined, 'the marker', 250).catch(() => undefined)
+  }
 }
 
 function register(event: string, group: string, priority?: number): Omit<WireEvent, 'metadata'> {
