@@ -1,7 +1,6 @@
 import { createHmac } from 'node:crypto'
 import WebSocket from 'ws'
-import { onCleanup } from './hub.ts'
-import { until } from './phoenix.ts'
+import { JsonSocket } from './json-socket.ts'
 
 export type MakaioFrame = Record<string, any> & { type: string }
 
@@ -9,26 +8,9 @@ export type MakaioFrame = Record<string, any> & { type: string }
 export const hmac = (secret: string, nonce: string): string => createHmac('sha256', secret).update(nonce).digest('hex')
 
 /** A raw `ws` socket speaking Makaio bus frames (JSON objects `{type, …}`), as `@makaio/transport-ws` sends them. */
-export class RawMakaio {
-  readonly frames: MakaioFrame[] = []
-  closed?: { code: number, reason: string }
-
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', data => this.frames.push(JSON.parse(data.toString())))
-    ws.on('close', (code, reason) => {
-      this.closed = { code, reason: reason.toString() }
-    })
-  }
-
+export class RawMakaio extends JsonSocket<MakaioFrame> {
   static async connect(url: string): Promise<RawMakaio> {
-    const ws = new WebSocket(url)
-    const socket = new RawMakaio(ws)
-    onCleanup(() => socket.close())
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve())
-      ws.once('error', reject)
-    })
-    return socket
+    return JsonSocket.opened(new RawMakaio(new WebSocket(url)))
   }
 
   /** Connects and waits for the hub's `subscribe-sync-complete` (the client's `ready`). */
@@ -38,31 +20,7 @@ export class RawMakaio {
     return socket
   }
 
-  send(frame: MakaioFrame): void {
-    this.ws.send(JSON.stringify(frame))
-  }
-
-  waitFor(predicate: (frame: MakaioFrame) => boolean, what = 'a frame', timeoutMs = 5000): Promise<MakaioFrame> {
-    return until(() => {
-      const found = this.frames.find(predicate)
-      if (!found && this.closed)
-        throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) waiting for ${what}`)
-      return found
-    }, what, timeoutMs)
-  }
-
   ofType(type: string): MakaioFrame[] {
     return this.frames.filter(f => f.type === type)
-  }
-
-  waitForClose(): Promise<{ code: number, reason: string }> {
-    return until(() => this.closed, 'close')
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
-      this.ws.close()
-      await this.waitForClose().catch(() => this.ws.terminate())
-    }
   }
 }

@@ -2,47 +2,16 @@ import type { Push, SocketConnectOption } from 'phoenix'
 import { Socket } from 'phoenix'
 import WebSocket from 'ws'
 import { onCleanup } from './hub.ts'
+import { JsonSocket, until } from './json-socket.ts'
 
 export type Frame = [string | null, string | null, string, string, any]
 
-/** Polls `probe` until it returns something other than `undefined`/`false`. */
-export async function until<T>(probe: () => T | undefined | false, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  while (true) {
-    const value = probe()
-    if (value !== undefined && value !== false)
-      return value
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
+export { until }
 
 /** A raw `ws` socket speaking Phoenix V2 frames, with every frame it received. */
-export class RawPhoenix {
-  readonly frames: Frame[] = []
-  closed?: { code: number, reason: string }
-
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', data => this.frames.push(JSON.parse(data.toString())))
-    ws.on('close', (code, reason) => {
-      this.closed = { code, reason: reason.toString() }
-    })
-  }
-
+export class RawPhoenix extends JsonSocket<Frame> {
   static async connect(url: string, options?: WebSocket.ClientOptions): Promise<RawPhoenix> {
-    const ws = new WebSocket(url, options)
-    const socket = new RawPhoenix(ws)
-    onCleanup(() => socket.close())
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve())
-      ws.once('error', reject)
-    })
-    return socket
-  }
-
-  send(frame: Frame): void {
-    this.ws.send(JSON.stringify(frame))
+    return JsonSocket.opened(new RawPhoenix(new WebSocket(url, options)))
   }
 
   /** Sends a frame and waits for the `phx_reply` carrying its ref. */
@@ -50,25 +19,6 @@ export class RawPhoenix {
     this.send(frame)
     return this.waitFor(f => f[3] === 'phx_reply' && f[1] === frame[1] && f[2] === frame[2], `reply to ${JSON.stringify(frame)}`)
   }
-
-  waitFor(predicate: (frame: Frame) => boolean, what = 'a frame'): Promise<Frame> {
-    return until(() => this.frames.find(predicate) ?? (this.closed ? closedError(this.closed) : undefined), what)
-  }
-
-  waitForClose(): Promise<{ code: number, reason: string }> {
-    return until(() => this.closed, 'the socket to close')
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
-      this.ws.close()
-      await this.waitForClose().catch(() => this.ws.terminate())
-    }
-  }
-}
-
-function closedError(closed: { code: number, reason: string }): never {
-  throw new Error(`socket closed (${closed.code} ${closed.reason})`)
 }
 
 /** The real `phoenix` client over `ws` (Node 20 has no global WebSocket); disconnected after the test. */

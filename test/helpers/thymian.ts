@@ -1,6 +1,5 @@
 import WebSocket from 'ws'
-import { onCleanup } from './hub.ts'
-import { until } from './phoenix.ts'
+import { JsonSocket } from './json-socket.ts'
 
 export interface ThymianMessage { type: string, [key: string]: any }
 
@@ -9,26 +8,9 @@ export interface ThymianMessage { type: string, [key: string]: any }
  * (`@thymian/plugin-websocket-proxy` test/reference-client.ts) sends them: `register` on open,
  * `ready` once the ack is ok, `actionReply` with the action's id as `correlationId`.
  */
-export class ThymianPlugin {
-  readonly received: ThymianMessage[] = []
-  closed?: { code: number, reason: string }
-
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', data => this.received.push(JSON.parse(data.toString())))
-    ws.on('close', (code, reason) => {
-      this.closed = { code, reason: reason.toString() }
-    })
-  }
-
+export class ThymianPlugin extends JsonSocket<ThymianMessage> {
   static async connect(url: string): Promise<ThymianPlugin> {
-    const ws = new WebSocket(url)
-    const plugin = new ThymianPlugin(ws)
-    onCleanup(() => plugin.close())
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve())
-      ws.once('error', reject)
-    })
-    return plugin
+    return JsonSocket.opened(new ThymianPlugin(new WebSocket(url)))
   }
 
   /** Connects, registers, and says ready when the ack is ok; resolves with the ack. */
@@ -39,10 +21,6 @@ export class ThymianPlugin {
       throw new Error(`register refused: ${ack.reason}`)
     plugin.send({ type: 'ready' })
     return plugin
-  }
-
-  send(message: Record<string, unknown>): void {
-    this.ws.send(JSON.stringify(message))
   }
 
   async register(name: string, options: { token?: string, onActions?: string[], onEvents?: string[] } = {}): Promise<ThymianMessage> {
@@ -72,28 +50,6 @@ export class ThymianPlugin {
   }
 
   ofType(type: string): ThymianMessage[] {
-    return this.received.filter(m => m.type === type)
-  }
-
-  waitFor(predicate: (message: ThymianMessage) => boolean, what = 'a frame'): Promise<ThymianMessage> {
-    return until(() => {
-      const found = this.received.find(predicate)
-      if (found)
-        return found
-      if (this.closed)
-        throw new Error(`socket closed (${this.closed.code} ${this.closed.reason}) before ${what}`)
-      return undefined
-    }, what)
-  }
-
-  waitForClose(): Promise<{ code: number, reason: string }> {
-    return until(() => this.closed, 'the socket to close')
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
-      this.ws.close()
-      await this.waitForClose().catch(() => this.ws.terminate())
-    }
+    return this.frames.filter(m => m.type === type)
   }
 }
