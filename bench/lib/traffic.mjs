@@ -110,3 +110,20 @@ export async function measureAtRate({ sink, send, perEvent, rate, durationMs }) 
     latency: phase.samples.summary(),
   }
 }
+
+/**
+ * Point-to-point traffic at each message size: a closed loop (at most `window` in flight) with
+ * the server's CPU per 1000 deliveries, then a fixed rate at `rateFor(size, throughput)`.
+ */
+export async function measureSizes({ sink, sizes, sendFor, window, durationMs, rateFor, cpuMs }) {
+  const runs = []
+  for (const size of sizes) {
+    const send = sendFor(size)
+    const cpuBefore = cpuMs()
+    const throughput = await measureThroughput({ sink, send, perEvent: 1, window, durationMs })
+    throughput.serverCpuMsPer1000 = round((cpuMs() - cpuBefore) / throughput.deliveries * 1000)
+    const fixed = await measureAtRate({ sink, send, perEvent: 1, rate: rateFor(size, throughput), durationMs })
+    runs.push({ size, throughput, fixed })
+  }
+  return runs
+}
