@@ -82,6 +82,8 @@ export interface PhoenixGatewayOptions {
    * Request events answered in a plugin's own terms, by request type: a push of `reply` (or of
    * `error`) whose payload's `correlate` field equals the request's is its reply (or its error
    * reply). A channel pushing such a request type asks for a reply, as `payload.reply` does.
+   * Any other request type `<x>` whose payload carries `request_id` is answered as Atomemo's
+   * plugins answer all their requests: `<x>_response` / `<x>_error` with the same `request_id`.
    * @default { invoke_tool: { reply: 'invoke_tool_response', error: 'invoke_tool_error', correlate: 'request_id' } } (Atomemo plugins)
    */
   replies?: Record<string, PhoenixReplyRule>
@@ -111,6 +113,10 @@ export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', '
 export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
 export const DEFAULT_PHOENIX_REPLIES: Readonly<Record<string, PhoenixReplyRule>> = {
   invoke_tool: { reply: 'invoke_tool_response', error: 'invoke_tool_error', correlate: 'request_id' },
+}
+/** How a plugin answers request type `type`: its `replies` rule, else Atomemo's convention. */
+function ruleOf(replies: Readonly<Record<string, PhoenixReplyRule>>, type: string): PhoenixReplyRule {
+  return Object.hasOwn(replies, type) ? replies[type]! : { reply: `${type}_response`, error: `${type}_error`, correlate: 'request_id' }
 }
 /** Requests a Phoenix channel remembers to correlate its plugin's answers; the oldest is forgotten past it. */
 export const MAX_CORRELATED_REQUESTS = 4096
@@ -228,8 +234,7 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
         reply(phoenix, frame, replyOf(event))
     },
     requested(event) {
-      const rule = options.replies[event.type]
-      const value = rule && event.data[rule.correlate]
+      const value = event.data[ruleOf(options.replies, event.type).correlate]
       if (typeof value !== 'string' && typeof value !== 'number')
         return
       const { correlated } = requests
@@ -380,9 +385,13 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
     reply(phoenix, frame, okReply({ delivered }))
 }
 
-/** A push that answers a request delivered to this channel in the plugin's own terms (`replies`): the reply event, its parentId set. */
+/** A push that answers a request delivered to this channel in the plugin's own terms (`replies`, else `<x>_response` / `<x>_error`): the reply event, its parentId set. */
 function answerOf(phoenix: PhoenixSocket, channel: Channel, event: string, payload: Record<string, unknown>): HubEvent | undefined {
-  for (const [type, rule] of Object.entries(phoenix.options.replies)) {
+  const { replies } = phoenix.options
+  const conventional = /^(.+)_(?:response|error)$/.exec(event)?.[1]
+  const types = conventional === undefined || Object.hasOwn(replies, conventional) ? Object.keys(replies) : [...Object.keys(replies), conventional]
+  for (const type of types) {
+    const rule = ruleOf(replies, type)
     if (event !== rule.reply && event !== rule.error)
       continue
     const key = `${type}\0${String(payload[rule.correlate])}`

@@ -51,6 +51,38 @@ describe('requests to and from Phoenix channels', () => {
     expect(requester.ofType('invoke_tool_response')[1]!.metadata?.event?.parentId).toBeUndefined()
   })
 
+  it('any <x> request with a request_id is answered by <x>_response / <x>_error, to its requester only (raw Atomemo frames)', async () => {
+    const hub = await startHub()
+    const plugin = await RawPhoenix.connect(hub.url('/socket/websocket?vsn=2.0.0'))
+    await plugin.request(['1', '1', 'debug_plugin:models', 'phx_join', {}])
+    const bystander = await RawPeer.connect(hub.url())
+    await bystander.join('bystander')
+    const requester = sdkClient(hub.url(), 'agent')
+    await requester.waitFor(syncListing(['agent', 'bystander', 'models']))
+    const ask = (id: string, requestId: string): void => requester.client.send({
+      type: 'invoke_model',
+      data: { request_id: requestId, model: 'm', messages: [] },
+      metadata: { event: { id } },
+      route: { destinations: ['plugin:models'], reply: true },
+    } as never)
+
+    ask('call-1', 'req_1')
+    const request = await plugin.waitFor(f => f[3] === 'invoke_model')
+    expect(request[4]).toEqual({ request_id: 'req_1', model: 'm', messages: [] })
+    expect(await plugin.request(['1', '2', 'debug_plugin:models', 'invoke_model_response', { request_id: 'req_1', data: { text: 'hi' } }]))
+      .toEqual(['1', '2', 'debug_plugin:models', 'phx_reply', { status: 'ok', response: { delivered: 1 } }])
+    expect(await requester.waitFor(answering('call-1'))).toMatchObject({ type: 'invoke_model_response', data: { request_id: 'req_1', data: { text: 'hi' } }, metadata: { source: { plugin: 'models' } } })
+
+    ask('call-2', 'req_2')
+    await plugin.waitFor(f => f[3] === 'invoke_model' && f[4].request_id === 'req_2')
+    plugin.send(['1', '3', 'debug_plugin:models', 'invoke_model_error', { request_id: 'req_2', message: 'model down' }])
+    expect(await requester.waitFor(answering('call-2'))).toMatchObject({ type: 'error', data: { message: 'model down' } })
+    await settle()
+    // Answers went to the requester alone, not broadcast.
+    expect(bystander.ofType('invoke_model_response')).toEqual([])
+    expect(bystander.ofType('error')).toEqual([])
+  })
+
   it('a Phoenix client asks a native responder with payload.reply and gets the reply in phx_reply', async () => {
     const hub = await startHub()
     const responder = await RawPeer.connect(hub.url())
