@@ -83,6 +83,58 @@ describe('requests to and from Phoenix channels', () => {
     expect(bystander.ofType('error')).toEqual([])
   })
 
+  it('hub_call:<name> from an Atomemo plugin goes to the consumer of <name>, answered by hub_call_response / hub_call_error', async () => {
+    const hub = await startHub()
+    const handler = await RawPeer.connect(hub.url())
+    await handler.join('vault')
+    handler.send({ type: 'module:consumer:register', data: { event: 'get_credentials', mode: 'consumer' } })
+    const bystander = await RawPeer.connect(hub.url())
+    await bystander.join('bystander')
+    await settle()
+    const served = new Set<string>()
+    handler.ws.on('message', () => {
+      for (const request of handler.ofType('get_credentials')) {
+        const parentId = request.metadata!.event!.id!
+        if (served.has(parentId))
+          continue
+        served.add(parentId)
+        handler.send(request.data.name === 'nope'
+          ? { type: 'error', data: { message: 'unknown credential', code: 'not_found' }, metadata: { event: { parentId } } }
+          : { type: 'credentials', data: { key: `k-${request.data.name}` }, metadata: { event: { parentId } } })
+      }
+    })
+    // As Atomemo's createHubCaller does: push `hub_call:<event> {request_id, data}`, then wait for
+    // hub_call_response / hub_call_error naming that request_id (the phx_reply ok is ignored).
+    const plugin = await joinChannel(hub, 'debug_plugin:search')
+    const answers: Array<[string, any]> = []
+    plugin.on('hub_call_response', (payload) => { answers.push(['hub_call_response', payload]) })
+    plugin.on('hub_call_error', (payload) => { answers.push(['hub_call_error', payload]) })
+    plugin.on('error', (payload) => { answers.push(['error', payload]) })
+    const call = (requestId: string, data: Record<string, unknown>) => outcome(plugin.push('hub_call:get_credentials', { request_id: requestId, data }))
+    const until = async (n: number): Promise<void> => {
+      for (let i = 0; i < 500 && answers.length < n; i++)
+        await new Promise(resolve => setTimeout(resolve, 10))
+    }
+
+    expect(await call('11111111-1111-4111-8111-111111111111', { name: 'github' })).toMatchObject({ status: 'ok' })
+    await until(1)
+    expect(answers[0]).toEqual(['hub_call_response', { request_id: '11111111-1111-4111-8111-111111111111', data: { key: 'k-github' } }])
+    expect(await call('r2', { name: 'nope' })).toMatchObject({ status: 'ok' })
+    await until(2)
+    expect(answers[1]).toEqual(['hub_call_error', { request_id: 'r2', error: { code: 'not_found', message: 'unknown credential' } }])
+    // Nobody handles `<name>`: a hub_call_error, not a broadcast.
+    expect(await outcome(plugin.push('hub_call:list_models', { request_id: 'r3', data: {} }))).toMatchObject({ status: 'ok' })
+    await until(3)
+    expect(answers[2]).toEqual(['hub_call_error', { request_id: 'r3', error: { code: 'no_responder', message: 'no responder' } }])
+    expect(await outcome(plugin.push('hub_call:get_credentials', { data: {} }))).toEqual({ status: 'error', response: { reason: 'invalid payload' } })
+    await settle()
+    expect(answers.slice(3)).toEqual([])
+    expect(handler.ofType('get_credentials')).toHaveLength(2)
+    expect(bystander.ofType('get_credentials')).toEqual([])
+    expect(bystander.ofType('list_models')).toEqual([])
+    expect(bystander.ofType('credentials')).toEqual([])
+  })
+
   it('a Phoenix client asks a native responder with payload.reply and gets the reply in phx_reply', async () => {
     const hub = await startHub()
     const responder = await RawPeer.connect(hub.url())
