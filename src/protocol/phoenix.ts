@@ -82,6 +82,8 @@ export interface PhoenixGatewayOptions {
    * Request events answered in a plugin's own terms, by request type: a push of `reply` (or of
    * `error`) whose payload's `correlate` field equals the request's is its reply (or its error
    * reply). A channel pushing such a request type asks for a reply, as `payload.reply` does.
+   * Any other request type `<x>` whose payload carries `request_id` is answered as Atomemo's
+   * plugins answer all their requests: `<x>_response` / `<x>_error` with the same `request_id`.
    * @default { invoke_tool: { reply: 'invoke_tool_response', error: 'invoke_tool_error', correlate: 'request_id' } } (Atomemo plugins)
    */
   replies?: Record<string, PhoenixReplyRule>
@@ -111,6 +113,10 @@ export const DEFAULT_PHOENIX_TOPICS: readonly string[] = ['plugin', 'plugins', '
 export const DEFAULT_PHOENIX_MAX_CHANNELS = 100
 export const DEFAULT_PHOENIX_REPLIES: Readonly<Record<string, PhoenixReplyRule>> = {
   invoke_tool: { reply: 'invoke_tool_response', error: 'invoke_tool_error', correlate: 'request_id' },
+}
+/** How a plugin answers request type `type`: its `replies` rule, else Atomemo's convention. */
+function ruleOf(replies: Readonly<Record<string, PhoenixReplyRule>>, type: string): PhoenixReplyRule {
+  return Object.hasOwn(replies, type) ? replies[type]! : { reply: `${type}_response`, error: `${type}_error`, correlate: 'request_id' }
 }
 /** Requests a Phoenix channel remembers to correlate its plugin's answers; the oldest is forgotten past it. */
 export const MAX_CORRELATED_REQUESTS = 4096
@@ -217,6 +223,8 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
       const frame = parentId === undefined ? undefined : requests.awaiting.get(parentId)
       if (frame) {
         requests.awaiting.delete(parentId!)
+        if (isHubCall(frame))
+          return connection.send(phoenixEncoder.encode(hubCallError(frame, error.code, error.message)))
         return reply(phoenix, frame, errorReply(error.message))
       }
       connection.send(phoenixEncoder.encode(failureEvent(phoenix.hub, error, parentId)))
@@ -224,12 +232,13 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
     reply(event, requestId) {
       const frame = requests.awaiting.get(requestId)
       requests.awaiting.delete(requestId)
-      if (frame)
+      if (frame && isHubCall(frame))
+        connection.send(phoenixEncoder.encode(hubCallAnswer(frame, event)))
+      else if (frame)
         reply(phoenix, frame, replyOf(event))
     },
     requested(event) {
-      const rule = options.replies[event.type]
-      const value = rule && event.data[rule.correlate]
+      const value = event.data[ruleOf(options.replies, event.type).correlate]
       if (typeof value !== 'string' && typeof value !== 'number')
         return
       const { correlated } = requests
@@ -349,6 +358,8 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
   const [, , , event, payload] = frame
   if (CONSUMER_EVENTS.has(event))
     return consumerPush(phoenix, frame, channel)
+  if (isHubCall(frame))
+    return hubCall(phoenix, frame, channel)
   // Bounds before the schema: it recurses into destinations.
   const refused = hub.refusal({ type: event, data: payload })
   if (refused)
@@ -380,9 +391,70 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
     reply(phoenix, frame, okReply({ delivered }))
 }
 
-/** A push that answers a request delivered to this channel in the plugin's own terms (`replies`): the reply event, its parentId set. */
+// --- Atomemo hub calls ------------------------------------------------------------------
+
+const HUB_CALL_PREFIX = 'hub_call:'
+const HubCallPayload = v.object({ request_id: v.union([v.pipe(v.string(), v.minLength(1)), v.number()]), data: v.optional(v.record(v.string(), v.unknown())) })
+
+function isHubCall([, , , event]: PhoenixFrame): boolean {
+  return event.startsWith(HUB_CALL_PREFIX)
+}
+
+/** The `request_id` of an accepted `hub_call:` push (checked by `HubCallPayload`). */
+const callIdOf = (frame: PhoenixFrame): unknown => (frame[4] as { request_id: unknown }).request_id
+
+/** What a hub call's requester gets for the reply `event`. */
+function hubCallAnswer(frame: PhoenixFrame, event: HubEvent): HubEvent {
+  if (event.type === 'error')
+    return hubCallError(frame, String(event.data.code ?? 'error'), String(event.data.message ?? 'error'))
+  return { type: 'hub_call_response', data: { request_id: callIdOf(frame), data: event.data } }
+}
+
+function hubCallError(frame: PhoenixFrame, code: string, message: string): HubEvent {
+  return { type: 'hub_call_error', data: { request_id: callIdOf(frame), error: { code, message } } }
+}
+
+/**
+ * `hub_call:<name> {request_id, data}` (Atomemo's `createHubCaller`): a request of type `<name>`
+ * to the one consumer registered for it, answered on this channel by `hub_call_response
+ * {request_id, data}` or `hub_call_error {request_id, error: {code, message}}`; the push's
+ * `phx_reply` only says the call was accepted, since the SDK waits for those events.
+ */
+async function hubCall(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel): Promise<void> {
+  const { hub } = phoenix
+  const [, , , event, payload] = frame
+  const type = event.slice(HUB_CALL_PREFIX.length)
+  if (type === '' || !v.is(HubCallPayload, payload))
+    return reply(phoenix, frame, errorReply('invalid payload'))
+  const data = payload.data ?? {}
+  const refused = hub.refusal({ type, data })
+  if (refused)
+    return reply(phoenix, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
+  const id = nanoid()
+  channel.requests.awaiting.set(id, frame)
+  let delivered: number | HubError
+  try {
+    delivered = await hub.publish(channel.session, { type, data, metadata: { event: { id } }, route: { reply: true, delivery: { mode: 'consumer' } } })
+  }
+  catch (cause) {
+    channel.requests.awaiting.delete(id)
+    hub.report(cause, { stage: 'deliver', peerId: channel.session.id })
+    return reply(phoenix, frame, errorReply('internal error'))
+  }
+  if (delivered instanceof HubError) {
+    channel.requests.awaiting.delete(id)
+    return reply(phoenix, frame, errorReply(delivered.message))
+  }
+  reply(phoenix, frame, okReply())
+}
+
+/** A push that answers a request delivered to this channel in the plugin's own terms (`replies`, else `<x>_response` / `<x>_error`): the reply event, its parentId set. */
 function answerOf(phoenix: PhoenixSocket, channel: Channel, event: string, payload: Record<string, unknown>): HubEvent | undefined {
-  for (const [type, rule] of Object.entries(phoenix.options.replies)) {
+  const { replies } = phoenix.options
+  const conventional = /^(.+)_(?:response|error)$/.exec(event)?.[1]
+  const types = conventional === undefined || Object.hasOwn(replies, conventional) ? Object.keys(replies) : [...Object.keys(replies), conventional]
+  for (const type of types) {
+    const rule = ruleOf(replies, type)
     if (event !== rule.reply && event !== rule.error)
       continue
     const key = `${type}\0${String(payload[rule.correlate])}`
