@@ -373,22 +373,33 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
   const id = nanoid()
   if (request)
     channel.requests.awaiting.set(id, frame)
-  let delivered: number | HubError
+  const delivered = await publishPush(phoenix, frame, channel, answered ?? { type: event, data, metadata: { event: { id } }, route: request && { reply: request } })
+  // A request is answered by its reply (or by why it got none), which may have come already.
+  if (delivered !== undefined && !request)
+    reply(phoenix, frame, okReply({ delivered }))
+}
+
+/**
+ * Publishes what a push asked for; a refusal or failure is the push's error reply (and the
+ * request it may have opened is forgotten). The recipients, or undefined when it was answered.
+ */
+async function publishPush(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel, event: HubEvent): Promise<number | undefined> {
+  const { hub } = phoenix
+  const id = event.metadata?.event?.id
+  let failure: string
   try {
-    delivered = await hub.publish(channel.session, answered ?? { type: event, data, metadata: { event: { id } }, route: request && { reply: request } })
+    const delivered = await hub.publish(channel.session, event)
+    if (!(delivered instanceof HubError))
+      return delivered
+    failure = delivered.message
   }
   catch (cause) {
-    channel.requests.awaiting.delete(id)
     hub.report(cause, { stage: 'deliver', peerId: channel.session.id })
-    return reply(phoenix, frame, errorReply('internal error'))
+    failure = 'internal error'
   }
-  if (delivered instanceof HubError) {
+  if (id !== undefined)
     channel.requests.awaiting.delete(id)
-    return reply(phoenix, frame, errorReply(delivered.message))
-  }
-  // A request is answered by its reply (or by why it got none), which may have come already.
-  if (!request)
-    reply(phoenix, frame, okReply({ delivered }))
+  reply(phoenix, frame, errorReply(failure))
 }
 
 // --- Atomemo hub calls ------------------------------------------------------------------
@@ -432,20 +443,8 @@ async function hubCall(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Cha
     return reply(phoenix, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
   const id = nanoid()
   channel.requests.awaiting.set(id, frame)
-  let delivered: number | HubError
-  try {
-    delivered = await hub.publish(channel.session, { type, data, metadata: { event: { id } }, route: { reply: true, delivery: { mode: 'consumer' } } })
-  }
-  catch (cause) {
-    channel.requests.awaiting.delete(id)
-    hub.report(cause, { stage: 'deliver', peerId: channel.session.id })
-    return reply(phoenix, frame, errorReply('internal error'))
-  }
-  if (delivered instanceof HubError) {
-    channel.requests.awaiting.delete(id)
-    return reply(phoenix, frame, errorReply(delivered.message))
-  }
-  reply(phoenix, frame, okReply())
+  if (await publishPush(phoenix, frame, channel, { type, data, metadata: { event: { id } }, route: { reply: true, delivery: { mode: 'consumer' } } }) !== undefined)
+    reply(phoenix, frame, okReply())
 }
 
 /** A push that answers a request delivered to this channel in the plugin's own terms (`replies`, else `<x>_response` / `<x>_error`): the reply event, its parentId set. */
