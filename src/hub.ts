@@ -143,7 +143,8 @@ export function createHub(input: HubOptions = {}): Hub {
     consumers,
     onConsumerDelivery: (sender, event, delivery, group, peer) => {
       observers.emit('consumerDelivery', event.type, group, peer ? 'delivered' : 'missed')
-      if (!peer && delivery.required)
+      // A request answers its own miss (`no responder`): the requester hears of it once.
+      if (!peer && delivery.required && event.route?.reply === undefined)
         refusals.fail(sender, new HubError('no_consumer', 'no consumer registered for requested event delivery'), event.metadata?.event?.id)
     },
     forward: forwardRouted,

@@ -107,6 +107,16 @@ describe('requests with replies', () => {
     expect(second.ofType('job:run')).toEqual([])
   })
 
+  it('answers a required consumer request nobody consumes once, with "no responder"', async () => {
+    const hub = await startHub()
+    const requester = await joined(hub, 'asker')
+    const id = requester.send({ type: 'job:run', data: {}, route: { delivery: { group: 'workers', required: true }, reply: true } })
+    expect((await requester.waitFor(answering(id))).data).toEqual({ message: 'no responder' })
+    const ping = requester.send({ type: 'transport:connection:heartbeat', data: { kind: 'ping' } })
+    await requester.waitFor(answering(ping))
+    expect(requester.ofType('error').filter(e => e.metadata?.event?.parentId === id)).toHaveLength(1)
+  })
+
   it('bounds the requests one peer has pending', async () => {
     const hub = await startHub({ limits: { maxPendingRequestsPerPeer: 2 } })
     const [requester, responder] = await Promise.all([joined(hub, 'asker'), joined(hub, 'tool')])
