@@ -3,7 +3,6 @@ import type { RoutingMiddleware } from '../../src/core/middleware.ts'
 import type { Hub } from '../../src/hub.ts'
 import type { FakePeer } from '../helpers/fake-connection.ts'
 import { describe, expect, it } from 'vitest'
-import { defineMiddleware } from '../../src/core/middleware.ts'
 import { HubError } from '../../src/errors.ts'
 import { connectPeer, joinPeer, useSocketFreeHubs } from '../helpers/fake-connection.ts'
 
@@ -86,14 +85,14 @@ describe('hub.explain', () => {
 
   it('lays a peer at the door of the middleware that removed it; middleware sees the dry run', () => {
     const seen: Array<boolean | undefined> = []
-    const audit = defineMiddleware((context, next) => {
+    const audit: RoutingMiddleware = (context, next) => {
       seen.push(context.explain)
       return next()
-    })
-    const noVision = defineMiddleware((context, next) => {
+    }
+    const noVision: RoutingMiddleware = (context, next) => {
       context.recipients = context.recipients.filter(peer => peer.module?.name !== 'vision')
       return next()
-    })
+    }
     const hub = hubOf({ routing: { middleware: [audit, noVision] } })
     const sender = joinPeer(hub, 'sender')
     joinPeer(hub, 'tts')
