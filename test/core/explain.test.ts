@@ -137,6 +137,24 @@ describe('hub.explain', () => {
     }
   })
 
+  it('lets a trusted devtools peer\'s route.bypass skip policy and middleware, and an empty list select nobody', () => {
+    const none: RoutingMiddleware = function none(context) {
+      context.drop()
+    }
+    const hub = hubOf({ auth: { token: 't' }, routing: { devtoolsTokens: ['dev'], policy: { denyPlugins: ['hidden'] }, middleware: [none] } })
+    joinPeer(hub, 'devtools', { token: 'dev' })
+    joinPeer(hub, 'plain', { token: 't' })
+    joinPeer(hub, 'hidden', { token: 't' })
+    const bypassing = { type: 't', route: { bypass: true } }
+    expect(recipientsOf(explain(hub, { from: 'devtools', event: bypassing }))).toEqual(['hidden', 'plain'])
+    expect(excludedOf(explain(hub, { from: 'plain', event: bypassing }))).toMatchObject({
+      hidden: 'policy: policy denyPlugins "hidden" (plugin "hidden")',
+      devtools: 'middleware: middleware #1 (none) dropped the event',
+    })
+    expect(excludedOf(explain(hub, { from: 'devtools', event: { type: 't', route: { destinations: [] } } })).plain)
+      .toBe('destinations: destinations: the list is empty, so the event goes to nobody')
+  })
+
   it('shows whom a round-robin consumer delivery would pick without taking the turn', () => {
     const hub = hubOf()
     const sender = joinPeer(hub, 'sender')

@@ -124,6 +124,30 @@ describe('hub.explain on a real hub', () => {
     expect(workers.map(worker => worker.ofType('job').length)).toEqual([1, 1])
   })
 
+  it('shows a consumer that went silent as unhealthy, and the next one as the pick', async () => {
+    const running = await startHub({ heartbeat: { readTimeout: 1000 } })
+    const { hub } = running.server
+    await (await RawPeer.connect(running.url())).join('sender')
+    const quiet = await RawPeer.connect(running.url(), { autoPong: false })
+    await quiet.join('quiet')
+    const awake = await RawPeer.connect(running.url())
+    await awake.join('awake')
+    quiet.send({ type: 'module:consumer:register', data: { event: 'job', group: 'g', priority: 10 } })
+    awake.send({ type: 'module:consumer:register', data: { event: 'job', group: 'g' } })
+    await until(() => hub.consumers.handlers('job').length === 2, 'both consumers')
+    const request = { from: 'sender', event: { type: 'job', route: { delivery: { group: 'g', selection: 'priority' } } } }
+    expect(verdicts(await explain(hub, request)).quiet).toBe('recipient')
+
+    // It answers no ping: once the hub declares it unhealthy, explain says so.
+    // No middleware here: explain answers synchronously.
+    await until(() => verdicts(hub.explain(request) as ExplainResult).quiet !== 'recipient', 'the quiet consumer to turn unhealthy')
+    const result = await explain(hub, request)
+    expect(verdicts(result)).toMatchObject({
+      quiet: 'unhealthy: unhealthy: a consumer of "job" in group "g" that went silent',
+      awake: 'recipient',
+    })
+  })
+
   it('shows a peer of another node with its node, over a real redis-server', async () => {
     const redis = await startRedis()
     onCleanup(() => redis.kill())
