@@ -169,7 +169,9 @@ export function createExplain(options: ExplainOptions): Explain {
       const members = new Set<PeerInfo>()
       const { group, peer: chosen } = consumers.select(event.type, delivery, (candidate) => {
         members.add(candidate)
-        const why = candidate === sender ? 'gone' : steps.unfitConsumer(candidate)
+        if (candidate === sender)
+          return false
+        const why = steps.unfitConsumer(candidate)
         if (why)
           unfit.set(candidate, why)
         return why === undefined

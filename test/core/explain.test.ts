@@ -179,6 +179,22 @@ describe('hub.explain', () => {
     expect(recipientsOf(explain(hub, request))).toEqual(['w2'])
   })
 
+  it('never picks the sender or a consumer the policy denies, naming the rule', () => {
+    const hub = hubOf({ routing: { policy: { denyLabels: ['blocked=yes'] } } })
+    const sender = joinPeer(hub, 'sender')
+    const blocked = joinPeer(hub, 'blocked', { labels: { blocked: 'yes' } })
+    const open = joinPeer(hub, 'open')
+    hub.registerConsumer(sender.session, { event: 'job', priority: 20 })
+    hub.registerConsumer(blocked.session, { event: 'job', priority: 10 })
+    hub.registerConsumer(open.session, { event: 'job' })
+    const result = explain(hub, { from: 'sender', event: { type: 'job', route: { delivery: { mode: 'consumer' } } } })
+    expect(recipientsOf(result)).toEqual(['open'])
+    expect(excludedOf(result)).toEqual({
+      sender: 'sender: the sender: an event is never echoed to it',
+      blocked: 'policy: policy denyLabels "blocked=yes"',
+    })
+  })
+
   it('shows one responder for a request, and a slow consumer as such', () => {
     const hub = hubOf({ limits: { maxBufferedBytes: 1000 } })
     joinPeer(hub, 'sender')
