@@ -25,8 +25,6 @@ export interface RegistryLog {
   append: (change: RegistryChange) => void
   /** The changes after `revision` up to now, net; undefined when the log no longer holds them all. */
   diffSince: (revision: number) => RegistryDiff | undefined
-  /** How many changes lie between `revision` and now (what a diff from it costs). */
-  distance: (revision: number) => number
 }
 
 /** Entries are told apart by owner, name and index: a replaced module is the same key. */
@@ -42,7 +40,7 @@ export function createRegistryLog(capacity: number): RegistryLog {
   let revision = 0
 
   function diffSince(since: number): RegistryDiff | undefined {
-    if (since > revision || revision - since > capacity || !Number.isSafeInteger(since))
+    if (!Number.isSafeInteger(since) || since < 0 || since > revision || revision - since > capacity)
       return undefined
     // Per key: whether it was there before the first change (a first change that is not an add),
     // whether it was removed, added, or changed health, and its last entry and health.
@@ -88,6 +86,5 @@ export function createRegistryLog(capacity: number): RegistryLog {
       ring[revision % capacity] = change
     },
     diffSince,
-    distance: since => revision - since,
   }
 }
