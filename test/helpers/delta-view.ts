@@ -22,7 +22,7 @@ export const isRegistry = (event: WireEvent): boolean => event.type.startsWith('
  * `module:authenticated` (starting from `since` when it asked to recover): a sync replaces it, a
  * delta edits it and must start at the revision the view is at.
  */
-export function viewOf(peer: RawPeer, since?: { epoch: string, revision: number, modules: Map<string, DeltaEntry> }): DeltaView {
+export function viewOf(peer: RawPeer, since?: DeltaView): DeltaView {
   const view: DeltaView = { epoch: since?.epoch, revision: since?.revision ?? -1, modules: new Map(since?.modules), deltas: [] }
   const start = peer.received.findLastIndex(event => event.type === 'module:authenticated')
   for (const event of peer.received.slice(start + 1)) {
