@@ -4,7 +4,7 @@ import type { WireEvent } from '../helpers/hub.ts'
 import { describe, expect, it } from 'vitest'
 import { metric } from '../helpers/cluster.ts'
 import { isRegistry, names, viewOf } from '../helpers/delta-view.ts'
-import { RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { RawPeer, settle, startHub, upgradeStatus } from '../helpers/hub.ts'
 import { until } from '../helpers/json-socket.ts'
 
 const TOKEN = 'secret'
@@ -181,5 +181,46 @@ describe('registry opt-out (module:authenticate {registry: {mode: "none"}})', ()
     await sender.close()
     await settle()
     expect(peer.received.filter(isRegistry)).toEqual([])
+  })
+})
+
+describe('the registry mode asked at the upgrade (/ws?registry=delta|none)', () => {
+  it('admits a peer of a hub without auth in that mode: no AIRI sync, ever', async () => {
+    const hub = await startHub()
+    await airiPeer(hub.url(), 'first')
+    const quiet = await RawPeer.connect(`${hub.url()}?registry=none`)
+    const watching = await RawPeer.connect(`${hub.url()}?registry=delta`)
+    expect((await quiet.waitForType('module:authenticated')).data).toEqual({ authenticated: true, registry: { mode: 'none' } })
+    expect((await watching.waitForType('module:authenticated')).data).toEqual({ authenticated: true, registry: { mode: 'delta' } })
+    await viewing(watching, ['first'])
+    // An AIRI client that only changed its URL: it announces and is routed to as ever.
+    quiet.send({ type: 'module:announce', data: { name: 'bot', identity: { plugin: 'bot', instanceId: 'bot-1' } } })
+    await viewing(watching, ['bot', 'first'])
+    watching.send({ type: 'bot:hello', data: {}, route: { destinations: ['module:bot'] } })
+    await quiet.waitForType('bot:hello')
+    await settle()
+    expect(quiet.received.filter(isRegistry)).toEqual([])
+  })
+
+  it('holds the registry back until the in-band authentication asks to recover', async () => {
+    const hub = await startHub()
+    await airiPeer(hub.url(), 'stays')
+    const first = await RawPeer.connect(`${hub.url()}?registry=delta`)
+    await viewing(first, ['stays'])
+    const held = viewOf(first)
+    await first.close()
+    await airiPeer(hub.url(), 'joins')
+
+    // What our client does on reconnect: nothing of the registry at connect, then only the gap.
+    const back = await RawPeer.connect(`${hub.url()}?registry=none`)
+    await back.waitForType('module:authenticated')
+    back.send({ type: 'module:authenticate', data: { registry: { mode: 'delta', since: { epoch: held.epoch, revision: held.revision } } } })
+    await until(() => back.ofType('module:authenticated').length === 2 && viewOf(back, held).modules.size === 2, 'the recovered view')
+    expect(back.received.filter(isRegistry).map(event => [event.type, event.data.from])).toEqual([['registry:modules:delta', held.revision]])
+  })
+
+  it('refuses another mode at the upgrade with 400', async () => {
+    const hub = await startHub()
+    expect(await upgradeStatus(`${hub.url()}?registry=all`)).toBe(400)
   })
 })
