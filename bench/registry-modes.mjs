@@ -7,6 +7,7 @@
 //  - reconnect (airi, delta): the same peers all drop and reconnect at once, a delta peer naming
 //    the revision it held; the time until every view is complete again, and the bytes it took.
 // Prints a Markdown table.
+/* eslint-disable antfu/no-top-level-await, no-console -- a script: one run, printed */
 import { spawnSync } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
 import process from 'node:process'
@@ -134,9 +135,14 @@ async function until(probe) {
 }
 
 const names = Array.from({ length: N }, (_, i) => `peer-${i}`)
-const rows = []
+// Each row is printed once measured: a run cut short still shows what it measured.
+function row({ mode, run, ms, bytesPerPeer, broken }) {
+  console.log(`| ${mode} | ${run} | ${ms ?? 'timeout'} | ${bytesPerPeer} | ${mode === 'delta' ? broken : '–'} |`)
+}
 
-/* eslint-disable antfu/no-top-level-await, no-console -- a script: one run, printed */
+console.log(`\n${N} peers, one hub process\n`)
+console.log('| mode | run | every view complete (ms) | registry bytes per peer | deltas off their revision |')
+console.log('|---|---|---:|---:|---:|')
 for (const mode of ['airi', 'delta', 'none']) {
   const server = await startTarget(targets.hub)
   const url = `ws://127.0.0.1:${server.ports[0]}/ws`
@@ -146,16 +152,17 @@ for (const mode of ['airi', 'delta', 'none']) {
     const complete = mode === 'none' ? () => watcher.view.size >= N : peers => peers.every(peer => peer.synced && peer.view.size >= N)
     const join = await storm({ url, names, mode, complete })
     const bytes = join.peers.reduce((sum, peer) => sum + peer.bytes, 0)
-    rows.push({ mode, run: 'join', ms: join.ms, bytesPerPeer: round(bytes / N, 0), broken: join.peers.reduce((sum, p) => sum + p.broken, 0) })
+    row({ mode, run: 'join', ms: join.ms, bytesPerPeer: round(bytes / N, 0), broken: join.peers.reduce((sum, p) => sum + p.broken, 0) })
     if (mode !== 'none') {
-      const held = new Map(join.peers.map(peer => [peer.name, { epoch: peer.epoch, revision: peer.revision, view: new Map(peer.view) }]))
+      // What each delta peer held (the view it recovers from); AIRI peers start afresh.
+      const held = mode === 'delta' ? new Map(join.peers.map(peer => [peer.name, { epoch: peer.epoch, revision: peer.revision, view: peer.view }])) : new Map()
       for (const peer of join.peers)
         peer.close()
       // Every module is gone before the peers come back (a view complete must be of the new ones).
       await until(() => watcher.view.size === 0)
-      const back = await storm({ url, names, mode, since: name => mode === 'delta' ? held.get(name) : undefined, complete })
+      const back = await storm({ url, names, mode, since: name => held.get(name), complete })
       const backBytes = back.peers.reduce((sum, peer) => sum + peer.bytes, 0)
-      rows.push({ mode, run: 'reconnect', ms: back.ms, bytesPerPeer: round(backBytes / N, 0), broken: back.peers.reduce((sum, p) => sum + p.broken, 0) })
+      row({ mode, run: 'reconnect', ms: back.ms, bytesPerPeer: round(backBytes / N, 0), broken: back.peers.reduce((sum, p) => sum + p.broken, 0) })
       for (const peer of back.peers)
         peer.close()
     }
@@ -169,9 +176,3 @@ for (const mode of ['airi', 'delta', 'none']) {
     await server.stop()
   }
 }
-
-console.log(`\n${N} peers, one hub process\n`)
-console.log('| mode | run | every view complete (ms) | registry bytes per peer | deltas off their revision |')
-console.log('|---|---|---:|---:|---:|')
-for (const row of rows)
-  console.log(`| ${row.mode} | ${row.run} | ${row.ms ?? 'timeout'} | ${row.bytesPerPeer} | ${row.mode === 'delta' ? row.broken : '–'} |`)
