@@ -179,14 +179,20 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       full.push(session)
     }
     joining.clear()
+    // One diff per revision held, however many peers held it; a gap that changed more entries
+    // than the registry holds (a mass reconnect) is smaller as a full sync.
+    for (const [since, to] of recovering) {
+      const diff = log.diffSince(since)!
+      if (diff.added.length + diff.removed.length + diff.health.length > registry.size) {
+        full.push(...to)
+        continue
+      }
+      deliver(deltaEvent(since, diff), to, undefined, ignoreBacklog)
+      observers.emit('registryDeltaSync', 'delta', to.length)
+    }
     if (full.length > 0) {
       sendFullSync(full)
       observers.emit('registryDeltaSync', 'full', full.length)
-    }
-    // One diff per revision held, however many peers held it.
-    for (const [since, to] of recovering) {
-      deliver(deltaEvent(since, log.diffSince(since)!), to, undefined, ignoreBacklog)
-      observers.emit('registryDeltaSync', 'delta', to.length)
     }
   }
 

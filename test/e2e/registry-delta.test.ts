@@ -118,6 +118,25 @@ describe('registry deltas (module:authenticate {registry: {mode: "delta"}})', ()
     expect(await metric(hub, 'hub_registry_delta_syncs_total{kind="full"}')).toBe(2)
   })
 
+  it('sends a full sync instead of a gap that changed more entries than the registry holds', async () => {
+    const hub = await startHub({ auth: { token: TOKEN } })
+    const stays = await airiPeer(hub.url(), 'stays')
+    const gone = await Promise.all(['a', 'b', 'c'].map(name => airiPeer(hub.url(), name)))
+    const first = await connect(hub.url(), { mode: 'delta' })
+    await viewing(first.peer, ['stays', 'a', 'b', 'c'])
+    const held = viewOf(first.peer)
+    await first.peer.close()
+
+    await Promise.all(gone.map(peer => peer.close()))
+    await until(() => stays.ofType('module:de-announced').length === 3, 'the three de-announced')
+    // Three removals against a registry of one: the registry itself is the smaller answer.
+    const back = await connect(hub.url(), { mode: 'delta', since: { epoch: held.epoch!, revision: held.revision } })
+    const sync = await back.peer.waitForType('registry:modules:sync')
+    expect(sync.data.modules.map((entry: Entry) => entry.name)).toEqual(['stays'])
+    await settle()
+    expect(back.peer.ofType('registry:modules:delta')).toEqual([])
+  })
+
   it('gives a full sync to a revision of another epoch (a restarted hub)', async () => {
     const before = await startHub({ auth: { token: TOKEN } })
     const old = await connect(before.url(), { mode: 'delta' })
