@@ -149,9 +149,42 @@ function repliesOf(replies: Record<string, PhoenixReplyRule>): Record<string, Ph
 // --- Channels --------------------------------------------------------------------------
 
 const HEARTBEAT_TOPIC = 'phoenix'
+/**
+ * The hub's own AIRI events (authentication results, registry syncs and changes, health): a
+ * Phoenix plugin did not ask for them, so a channel gets them only when its join asked, with
+ * `hub_events: true` (all of them) or a list of these types. `registry:` covers every
+ * `registry:*` type (syncs and health). Errors, receipts, `module:configure` and replies
+ * answer the channel itself and always arrive.
+ */
+export const HUB_EVENT_TYPES: readonly string[] = [
+  'module:authenticated',
+  'peer:authenticated',
+  'extension:authenticated',
+  'extension:announced',
+  'module:announced',
+  'module:de-announced',
+  'extension:module:announced',
+  'extension:module:de-announced',
+  'registry:modules:sync',
+  'registry:modules:health:unhealthy',
+  'registry:modules:health:healthy',
+]
+const HUB_EVENT_PREFIXES = HUB_EVENT_TYPES.map(type => `${JSON.stringify(type)},`)
+function isHubEventType(type: string): boolean {
+  return HUB_EVENT_TYPES.includes(type)
+}
+const isHubEvent = (tail: string): boolean => tail.startsWith('"registry:') || HUB_EVENT_PREFIXES.some(prefix => tail.startsWith(prefix))
+
 const PushPayload = v.pipe(Data, v.check(data => v.is(DataDestinations, data.destinations) && (data.reply === undefined || v.is(RequestReply, data.reply))))
-/** A join may register the channel as a consumer of events (a chat-ingestion plugin), as `module:consumer:register` does. */
-const JoinPayload = v.looseObject({ consumers: v.optional(v.array(ConsumerRegistration)) })
+/**
+ * A join may register the channel as a consumer of events (a chat-ingestion plugin), as
+ * `module:consumer:register` does, and ask for the hub's own events (`hub_events`).
+ */
+const JoinPayload = v.looseObject({
+  consumers: v.optional(v.array(ConsumerRegistration)),
+  hub_events: v.optional(v.union([v.boolean(), v.pipe(v.array(v.pipe(v.string(), v.check(isHubEventType))), v.maxLength(HUB_EVENT_TYPES.length + 1))])),
+})
+const INVALID_HUB_EVENTS = 'invalid hub_events: expected true or a list of the hub\'s event types'
 const INVALID_CONSUMER = 'invalid consumer: expected {event, group?, priority?, mode?}'
 const CONSUMER_EVENTS = new Set(['module:consumer:register', 'module:consumer:unregister'])
 const INVALID_FRAME = { ...CLOSE.invalidFrame, reason: 'invalid frame: expected [join_ref, ref, topic, event, payload]' }
@@ -160,7 +193,12 @@ interface Channel {
   joinRef: PhoenixRef
   session: Session
   requests: ChannelRequests
+  /** Whether it asked for this push of the hub's own events (see `HUB_EVENT_TYPES`). */
+  wants: HubEventFilter
 }
+
+/** Whether a channel gets a push of the hub's own, by its encoded `"type",data]` tail. */
+type HubEventFilter = (tail: string) => boolean
 
 /** The requests of one channel: its own pushes waiting for their reply, and those its plugin is to answer in its own terms. */
 interface ChannelRequests {
@@ -193,16 +231,34 @@ const errorReply = (reason: string): Reply => ({ status: 'error', response: { re
 /** Registry changes: the same for every channel of a socket. */
 const REGISTRY_EVENT_PREFIXES = ['"module:announced",', '"module:de-announced",', '"registry:']
 
+/** The join's `hub_events`: none (the default), all, or the listed types. */
+function hubEventFilter(asked: boolean | string[] | undefined): HubEventFilter {
+  if (asked === true)
+    return () => true
+  const prefixes = (asked || []).map(type => `${JSON.stringify(type)},`)
+  return tail => prefixes.some(prefix => tail.startsWith(prefix))
+}
+
 /**
  * Whether `topic` is the socket's lead channel: its oldest joined channel, or the first one
- * while it joins. What concerns the whole socket rather than one module goes to the lead
- * channel only: registry changes (a socket with N channels would otherwise get each one N
- * times) and the hub's pings when the socket falls silent.
+ * while it joins. The hub's pings when the socket falls silent go to the lead channel only.
  */
 function isLead(phoenix: PhoenixSocket, topic: string): boolean {
   const oldest = phoenix.channels.keys().next().value
   return oldest === undefined || oldest === topic
 }
+
+/**
+ * The channel that carries a registry change: the oldest joined that asked for it (a socket
+ * with N channels would otherwise get each one N times); `undefined` while none has.
+ */
+function registryLead(phoenix: PhoenixSocket, tail: string): string | undefined {
+  for (const [topic, channel] of phoenix.channels) {
+    if (channel.wants(tail))
+      return topic
+  }
+}
+const SYNC_TAIL = '"registry:modules:sync",'
 
 /** The `phx_reply` a reply event makes: its data, or an error reply's message as the reason. */
 function replyOf(event: HubEvent): Reply {
@@ -210,7 +266,7 @@ function replyOf(event: HubEvent): Reply {
 }
 
 /** The port one channel gives the hub; frames wait until the join reply is out. */
-function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string, requests: ChannelRequests): Connection & { open: () => void } {
+function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string, requests: ChannelRequests, wants: HubEventFilter): Connection & { open: () => void } {
   const { socket, options } = phoenix
   const prefix = `[${JSON.stringify(joinRef)},null,${JSON.stringify(topic)},`
   let backlog: string[] | undefined = []
@@ -252,8 +308,11 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
         return 0
+      if (isHubEvent(tail) && !wants(tail))
+        return 0
       const registryChange = REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p))
-      if (registryChange && !isLead(phoenix, topic))
+      // While it joins, a channel leads if no joined one asked for the change.
+      if (registryChange && (registryLead(phoenix, tail) ?? topic) !== topic)
         return 0
       if (backlog) {
         backlog.push(prefix + tail)
@@ -300,10 +359,11 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
     return reply(phoenix, frame, errorReply('invalid payload'))
   const params = v.safeParse(JoinPayload, payload)
   if (!params.success)
-    return reply(phoenix, frame, errorReply(`${INVALID_CONSUMER} in consumers`))
+    return reply(phoenix, frame, errorReply(params.issues[0].path?.[0]?.key === 'hub_events' ? INVALID_HUB_EVENTS : `${INVALID_CONSUMER} in consumers`))
 
   const requests: ChannelRequests = { awaiting: new Map(), correlated: new Map() }
-  const connection = channelConnection(phoenix, joinRef, topic, requests)
+  const wants = hubEventFilter(params.output.hub_events)
+  const connection = channelConnection(phoenix, joinRef, topic, requests, wants)
   const session = socket.connect(connection)
   // Consumers first: a refused one leaves no module announced and withdrawn in the registry.
   for (const registration of session.authenticated ? params.output.consumers ?? [] : []) {
@@ -319,7 +379,7 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
     hub.disconnect(session)
     return reply(phoenix, frame, errorReply('unauthorized'))
   }
-  phoenix.channels.set(topic, { joinRef, session, requests })
+  phoenix.channels.set(topic, { joinRef, session, requests, wants })
   const config = hub.catalog.optionsOf(name)
   reply(phoenix, frame, okReply(config && { config }))
   connection.open()
@@ -327,15 +387,15 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
 
 function leave(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
   const [joinRef, , topic] = frame
-  const wasLead = isLead(phoenix, topic)
+  const wasLead = registryLead(phoenix, SYNC_TAIL) === topic
   phoenix.channels.delete(topic)
   phoenix.hub.disconnect(channel.session)
   reply(phoenix, frame, okReply())
   phoenix.socket.write(encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
   // The channel that leads now had no registry changes before: it gets a full `registry:modules:sync` first.
-  const lead = wasLead ? phoenix.channels.values().next().value : undefined
-  if (lead)
-    phoenix.hub.sync(lead.session)
+  const lead = wasLead ? registryLead(phoenix, SYNC_TAIL) : undefined
+  if (lead !== undefined)
+    phoenix.hub.sync(phoenix.channels.get(lead)!.session)
 }
 
 /** `module:consumer:register` / `unregister`: answered ok, or with why the hub refused. */
