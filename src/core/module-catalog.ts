@@ -78,6 +78,8 @@ export interface ModuleCatalog {
   readonly tokens: readonly string[]
   /** The peer authenticated with `token`: it is bound to that token's module, or to none (no token: unchanged). */
   bind: (peer: object, token: unknown) => void
+  /** The peer was admitted without a token for module `name` alone (a gateway's keyless admission): it may announce nothing else. */
+  restrict: (peer: object, name: string) => void
   /** Why the peer may not announce `name`: a protected name without its token, or another name with one. */
   refusal: (peer: object, name: string) => HubError | undefined
   /** The identity with the configured labels of `name` merged over its own. */
@@ -122,6 +124,9 @@ export function createModuleCatalog({ modules, registry, requiredTimeoutMs }: Mo
         bound.delete(peer)
       else
         bound.set(peer, name)
+    },
+    restrict(peer, name) {
+      bound.set(peer, name)
     },
     refusal(peer, name) {
       const own = bound.get(peer)

@@ -42,7 +42,7 @@ export interface SessionsOptions extends Pick<ResolvedHubOptions, 'auth' | 'onEr
   /** Requests: a peer that leaves drops its own and fails those it was to answer. */
   requests: Pick<Requests, 'leave'>
   /** Known modules: their own tokens authenticate too, and bind the peer to the module names they open. */
-  catalog: Pick<ModuleCatalog, 'tokens' | 'bind'>
+  catalog: Pick<ModuleCatalog, 'tokens' | 'bind' | 'restrict'>
   cluster?: ClusterLink
   /** Sends a hub-originated event to one peer. */
   send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
@@ -53,7 +53,12 @@ export interface Sessions {
   readonly authRequired: boolean
   /** Whether a token would authenticate (for gateways that check it before the upgrade). */
   verifyToken: (token: unknown) => boolean
-  connect: (connection: Connection, init?: { token?: string }) => Session
+  /**
+   * A new peer, admitted at once when its token is good (or none is needed). `admittedAs`: a
+   * gateway admits it without a token for that one module name, which its configuration lists
+   * and the catalog gives no token of its own (the gateway checked both).
+   */
+  connect: (connection: Connection, init?: { token?: string, admittedAs?: string }) => Session
   authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => HubError | undefined
   /** The peer's connection is gone: its modules, aliases and consumers go with it. */
   disconnect: (session: Session, reason?: DeannounceReason) => void
@@ -133,7 +138,9 @@ export function createSessions(options: SessionsOptions): Sessions {
       const session = new Session(nanoid(), connection, Date.now())
       peers.set(session.id, session)
       catalog.bind(session, init?.token)
-      if (!authRequired || (init?.token !== undefined && verifyToken(init.token)))
+      if (init?.admittedAs !== undefined)
+        catalog.restrict(session, init.admittedAs)
+      if (!authRequired || init?.admittedAs !== undefined || (init?.token !== undefined && verifyToken(init.token)))
         admit(session, init?.token)
       return session
     },

@@ -87,6 +87,16 @@ export interface PhoenixGatewayOptions {
    * @default { invoke_tool: { reply: 'invoke_tool_response', error: 'invoke_tool_error', correlate: 'request_id' } } (Atomemo plugins)
    */
   replies?: Record<string, PhoenixReplyRule>
+  /**
+   * Module names admitted without a key, by path: with auth on, an upgrade on one of these
+   * paths that brings no key is let in, and its socket may join channels for the names listed
+   * there only, each once across the hub, never a name the `modules` catalog gives a token of
+   * its own. A listed `name` also admits Atomemo's release topic name `<name>__release__<version>`.
+   * Upgrades without a key on any other path are refused (403) as before.
+   * @example { '/release_socket': ['plugin-a', 'plugin-b'] }
+   * @default env `PHOENIX_KEYLESS` (`/release_socket:plugin-a,plugin-b`, groups separated by `;`), else none
+   */
+  keyless?: Record<string, string[]>
   /** Where env-configurable options are read. @default process.env */
   env?: Env
 }
@@ -106,6 +116,8 @@ export interface ResolvedPhoenixOptions {
   readonly topics: string[]
   readonly maxChannels: number
   readonly replies: Readonly<Record<string, PhoenixReplyRule>>
+  /** Path (without the `/websocket` suffix) → the module names admitted there without a key. */
+  readonly keyless: ReadonlyMap<string, ReadonlySet<string>>
 }
 
 export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
@@ -124,6 +136,7 @@ export const MAX_CORRELATED_REQUESTS = 4096
 /** The Phoenix gateway's env-configurable options. */
 export const PHOENIX_ENV_OPTIONS = envOptions({
   PHOENIX_MAX_CHANNELS: { option: 'phoenix.maxChannels', flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
+  PHOENIX_KEYLESS: { option: 'phoenix.keyless', flag: 'phoenix-keyless', value: '<path:name,…;…>', default: '', description: 'Phoenix modules admitted without a key, by path (e.g. /release_socket:plugin-a,plugin-b for Atomemo release plugins); each name once across the hub, never one with its own token' },
 })
 
 /** Resolves the gateway's options once. Throws `HubError('invalid_option')`. */
@@ -134,7 +147,27 @@ export function resolvePhoenixOptions(options: PhoenixGatewayOptions = {}): Reso
     topics: listOf('phoenix.topics', options.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
     maxChannels: positiveInt(PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS, options.maxChannels, env, DEFAULT_PHOENIX_MAX_CHANNELS),
     replies: repliesOf(options.replies ?? DEFAULT_PHOENIX_REPLIES),
+    keyless: keylessOf(options, env),
   }
+}
+
+/** `keyless`, else `PHOENIX_KEYLESS` (`/path:a,b;/other:c`): every path one of `paths`, every name non-empty. */
+function keylessOf(options: PhoenixGatewayOptions, env: Env): Map<string, Set<string>> {
+  const setting = PHOENIX_ENV_OPTIONS.PHOENIX_KEYLESS
+  const groups = options.keyless ?? Object.fromEntries((env[setting.env] ?? '').split(';').map(group => group.trim()).filter(group => group !== '').map((group) => {
+    const colon = group.indexOf(':')
+    return [colon === -1 ? group : group.slice(0, colon), colon === -1 ? [] : group.slice(colon + 1).split(',').map(name => name.trim())]
+  }))
+  const paths = options.paths ?? DEFAULT_PHOENIX_PATHS
+  const keyless = new Map<string, Set<string>>()
+  for (const [path, names] of Object.entries(groups)) {
+    if (!paths.includes(path))
+      invalid(options.keyless ? `phoenix.keyless` : setting, path, `one of the Phoenix paths (${paths.join(', ')})`)
+    if (!Array.isArray(names) || names.length === 0 || names.some(name => typeof name !== 'string' || name === ''))
+      invalid(options.keyless ? `phoenix.keyless.${path}` : setting, names, 'a list of module names')
+    keyless.set(path, new Set(names))
+  }
+  return keyless
 }
 
 function repliesOf(replies: Record<string, PhoenixReplyRule>): Record<string, PhoenixReplyRule> {
@@ -217,6 +250,8 @@ interface PhoenixSocket {
   hub: Hub
   options: ResolvedPhoenixOptions
   channels: Map<string, Channel>
+  /** Upgraded without a key on a `keyless` path: the module names it may join, and how many joins were refused so far. */
+  keyless?: { names: ReadonlySet<string>, refused: number }
 }
 
 type Reply = { status: 'ok', response: Record<string, unknown> } | { status: 'error', response: { reason: string } }
@@ -361,10 +396,14 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   if (!params.success)
     return reply(phoenix, frame, errorReply(params.issues[0].path?.[0]?.key === 'hub_events' ? INVALID_HUB_EVENTS : `${INVALID_CONSUMER} in consumers`))
 
+  const keylessRefused = phoenix.keyless && keylessRefusal(phoenix, phoenix.keyless.names, name)
+  if (keylessRefused)
+    return refuseKeyless(phoenix, frame, keylessRefused)
+
   const requests: ChannelRequests = { awaiting: new Map(), correlated: new Map() }
   const wants = hubEventFilter(params.output.hub_events)
   const connection = channelConnection(phoenix, joinRef, topic, requests, wants)
-  const session = socket.connect(connection)
+  const session = socket.connect(connection, phoenix.keyless && name)
   // Consumers first: a refused one leaves no module announced and withdrawn in the registry.
   for (const registration of session.authenticated ? params.output.consumers ?? [] : []) {
     const refused = hub.registerConsumer(session, registration)
@@ -383,6 +422,50 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   const config = hub.catalog.optionsOf(name)
   reply(phoenix, frame, okReply(config && { config }))
   connection.open()
+}
+
+// --- Keyless admission (Atomemo release plugins) ---------------------------------------
+
+const RELEASE_NAME = '__release__'
+
+/** The `keyless` entry that admits module `name`: itself, or for Atomemo's `<entry>__release__<version>`, its entry. */
+function keylessEntryOf(names: ReadonlySet<string>, name: string): string | undefined {
+  if (names.has(name))
+    return name
+  const at = name.lastIndexOf(RELEASE_NAME)
+  const entry = name.slice(0, at)
+  return at > 0 && at + RELEASE_NAME.length < name.length && names.has(entry) ? entry : undefined
+}
+
+/**
+ * Why a socket without a key may not join as `name`: not listed for its path, a name with a
+ * token of its own (that module must present it), or a name some module on any node holds
+ * already (one listed entry, versions included, is one module across the hub). The registry
+ * scan is bounded: a socket's refused joins close it after `auth.maxFailures`.
+ */
+function keylessRefusal(phoenix: PhoenixSocket, names: ReadonlySet<string>, name: string): string | undefined {
+  const { hub, socket } = phoenix
+  const entry = keylessEntryOf(names, name)
+  if (entry === undefined)
+    return `${name} is not admitted without a key on ${socket.path}`
+  if (hub.catalog.refusal(phoenix, name))
+    return `${name} has a token of its own`
+  for (const module of hub.registry.entries()) {
+    if (keylessEntryOf(names, module.name) === entry)
+      return `${entry} is connected already (as ${module.name})`
+  }
+}
+
+/** Refuses a join without a key as `unauthorized`; past `auth.maxFailures` such refusals the socket is closed (4001). */
+function refuseKeyless(phoenix: PhoenixSocket, frame: PhoenixFrame, why: string): void {
+  const { hub, socket } = phoenix
+  const keyless = phoenix.keyless!
+  keyless.refused++
+  logRefusal(hub, `${socket.describe()} refused a join without a key: ${why}`)
+  hub.observers.emit('error', 'keyless_refused')
+  reply(phoenix, frame, errorReply('unauthorized'))
+  if (keyless.refused >= hub.options.auth.maxFailures)
+    socket.close(CLOSE.authFailed)
 }
 
 function leave(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
@@ -565,24 +648,34 @@ function subprotocolAuth(request: Request): { token?: string, protocol?: string 
   }
 }
 
+// The `phoenix` client appends `/websocket` to the URL it is given.
+const WEBSOCKET_SUFFIX = '/websocket'
+
+/** The names admitted without a key on `path` (with or without the `/websocket` suffix), if any. */
+function keylessNamesOf({ keyless }: ResolvedPhoenixOptions, path: string): ReadonlySet<string> | undefined {
+  return keyless.get(path) ?? (path.endsWith(WEBSOCKET_SUFFIX) ? keyless.get(path.slice(0, -WEBSOCKET_SUFFIX.length)) : undefined)
+}
+
 /** The Phoenix Channels V2 endpoints (`/socket`, `/debug_socket`, …): each joined channel is a hub session. */
 export function phoenixGateway(input: PhoenixGatewayOptions = {}): Gateway {
   const options = resolvePhoenixOptions(input)
   return defineGateway({
     name: 'phoenix',
-    // The `phoenix` client appends `/websocket` to the URL it is given.
-    paths: options.paths.flatMap(path => [path, `${path}/websocket`]),
+    paths: options.paths.flatMap(path => [path, `${path}${WEBSOCKET_SUFFIX}`]),
     events: ['phx_join', 'phx_leave', 'heartbeat'],
     // Phoenix clients have no in-band auth: a bad or missing key is refused before the upgrade.
     auth: { params: ['api_key', 'token'], status: 403 },
     upgrade(request) {
-      const vsn = new URL(request.url).searchParams.get('vsn')
+      const url = new URL(request.url)
+      const vsn = url.searchParams.get('vsn')
       if (vsn !== null && !vsn.startsWith('2.'))
         return new Response('Unsupported vsn (only 2.x)', { status: 400 })
-      return subprotocolAuth(request)
+      return { ...subprotocolAuth(request), keyless: keylessNamesOf(options, url.pathname) !== undefined }
     },
     open(socket) {
-      const phoenix: PhoenixSocket = { socket, hub: socket.hub, options, channels: new Map() }
+      const { hub } = socket
+      const names = hub.authRequired && socket.token === undefined ? keylessNamesOf(options, socket.path) : undefined
+      const phoenix: PhoenixSocket = { socket, hub, options, channels: new Map(), keyless: names && { names, refused: 0 } }
       return {
         message: text => handleFrame(phoenix, text),
         rateLimited(text) {
