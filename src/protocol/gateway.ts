@@ -57,6 +57,8 @@ export interface GatewaySocket {
   readonly query: URLSearchParams
   /** The path of the upgrade URL (one of the gateway's `paths`). */
   readonly path: string
+  /** The host of the upgrade URL (its `Host` header), port included. */
+  readonly host: string
   /** The socket's hub sessions still open: liveness and disconnect apply to all of them. */
   readonly sessions: ReadonlySet<Session>
   /** Opens a hub session on this socket; `admittedAs`: admitted without a token for that module name alone (see `Sessions.connect`). */
@@ -172,6 +174,7 @@ interface UpgradeContext {
   address: string
   search: string
   path: string
+  host: string
   /** Upgraded without a token while auth is required: it must authenticate in-band. */
   pending: boolean
 }
@@ -217,7 +220,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
   const idleMs = 2 * hub.options.heartbeat.readTimeout
 
   function open(peer: Peer): OpenSocket {
-    const { token, address, search, path, pending: pendingAtUpgrade } = peer.context as unknown as UpgradeContext
+    const { token, address, search, path, host, pending: pendingAtUpgrade } = peer.context as unknown as UpgradeContext
     let pending = pendingAtUpgrade
     const ticket = hub.admission.open(address, pending)
     const tcp = socketOf(peer)
@@ -236,6 +239,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
       address,
       query: new URLSearchParams(search),
       path,
+      host,
       sessions,
       get closed() {
         return closed
@@ -351,7 +355,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
       const pending = hub.authRequired && token === undefined
       const address = clientAddress(request, trustProxy)
       const url = new URL(request.url)
-      const context: UpgradeContext = { token, address, search: url.search, path: url.pathname, pending }
+      const context: UpgradeContext = { token, address, search: url.search, path: url.pathname, host: url.host, pending }
       return refuseUpgrade(hub, address, pending) ?? { context: context as unknown as Record<string, unknown>, protocol: extras?.protocol }
     },
     open(peer) {

@@ -3,6 +3,7 @@ import type { Env } from '../env-options.ts'
 import type { Hub } from '../hub.ts'
 import type { Connection, EventEncoder, HubEvent } from '../types.ts'
 import type { Gateway, GatewaySocket } from './gateway.ts'
+import type { Layr8Inbox } from './layr8.ts'
 import { Buffer } from 'node:buffer'
 import process from 'node:process'
 import { nanoid } from 'nanoid'
@@ -13,6 +14,7 @@ import { envOptions, invalid, listOf, positiveInt } from '../env-options.ts'
 import { HubError } from '../errors.ts'
 import { ConsumerRegistration, Data, DataDestinations, Reply as RequestReply } from './airi.ts'
 import { defineGateway, failureEvent } from './gateway.ts'
+import { assignDid, createLayr8Inbox, LAYR8_EVENTS, LAYR8_TOPIC, routeAck, routeMessage } from './layr8.ts'
 import { logRefusal } from './limits.ts'
 
 // --- Codec -----------------------------------------------------------------------------
@@ -228,6 +230,8 @@ interface Channel {
   requests: ChannelRequests
   /** Whether it asked for this push of the hub's own events (see `HUB_EVENT_TYPES`). */
   wants: HubEventFilter
+  /** A Layr8 agent's channel (`plugins:<did>`): the messages it received, for its acks. */
+  inbox?: Layr8Inbox
 }
 
 /** Whether a channel gets a push of the hub's own, by its encoded `"type",data]` tail. */
@@ -301,7 +305,7 @@ function replyOf(event: HubEvent): Reply {
 }
 
 /** The port one channel gives the hub; frames wait until the join reply is out. */
-function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string, requests: ChannelRequests, wants: HubEventFilter): Connection & { open: () => void } {
+function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string, requests: ChannelRequests, wants: HubEventFilter, inbox?: Layr8Inbox): Connection & { open: () => void } {
   const { socket, options } = phoenix
   const prefix = `[${JSON.stringify(joinRef)},null,${JSON.stringify(topic)},`
   let backlog: string[] | undefined = []
@@ -345,6 +349,7 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
         return 0
       if (isHubEvent(tail) && !wants(tail))
         return 0
+      inbox?.delivered(tail)
       const registryChange = REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p))
       // While it joins, a channel leads if no joined one asked for the change.
       if (registryChange && (registryLead(phoenix, tail) ?? topic) !== topic)
@@ -379,7 +384,9 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   const [joinRef, , topic, , payload] = frame
   const colon = topic.indexOf(':')
   const prefix = topic.slice(0, colon)
-  const name = topic.slice(colon + 1)
+  // A Layr8 agent without a DID of its own joins `plugins:`: the hub assigns one, its module name.
+  const assigned = colon !== -1 && topic.length === colon + 1 && prefix === LAYR8_TOPIC && options.topics.includes(prefix) ? assignDid(socket.host) : undefined
+  const name = assigned ?? topic.slice(colon + 1)
   if (colon === -1 || name === '' || !options.topics.includes(prefix))
     return reply(phoenix, frame, errorReply('unmatched topic'))
   if (phoenix.channels.has(topic))
@@ -402,7 +409,8 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
 
   const requests: ChannelRequests = { awaiting: new Map(), correlated: new Map() }
   const wants = hubEventFilter(params.output.hub_events)
-  const connection = channelConnection(phoenix, joinRef, topic, requests, wants)
+  const inbox = prefix === LAYR8_TOPIC ? createLayr8Inbox() : undefined
+  const connection = channelConnection(phoenix, joinRef, topic, requests, wants, inbox)
   const session = socket.connect(connection, phoenix.keyless && name)
   // Consumers first: a refused one leaves no module announced and withdrawn in the registry.
   for (const registration of session.authenticated ? params.output.consumers ?? [] : []) {
@@ -418,9 +426,9 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
     hub.disconnect(session)
     return reply(phoenix, frame, errorReply('unauthorized'))
   }
-  phoenix.channels.set(topic, { joinRef, session, requests, wants })
+  phoenix.channels.set(topic, { joinRef, session, requests, wants, inbox })
   const config = hub.catalog.optionsOf(name)
-  reply(phoenix, frame, okReply(config && { config }))
+  reply(phoenix, frame, okReply({ ...config && { config }, ...assigned && { did: assigned } }))
   connection.open()
 }
 
@@ -501,6 +509,8 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
   const [, , , event, payload] = frame
   if (CONSUMER_EVENTS.has(event))
     return consumerPush(phoenix, frame, channel)
+  if (channel.inbox && Object.hasOwn(LAYR8_EVENTS, event))
+    return layr8Push(phoenix, frame, channel, channel.inbox)
   if (isHubCall(frame))
     return hubCall(phoenix, frame, channel)
   // Bounds before the schema: it recurses into destinations.
@@ -543,6 +553,19 @@ async function publishPush(phoenix: PhoenixSocket, frame: PhoenixFrame, channel:
   if (id !== undefined)
     channel.requests.awaiting.delete(id)
   reply(phoenix, frame, errorReply(failure))
+}
+
+/** A Layr8 agent's `message` or `ack`: answered `{delivered: n}`, or an error reason (`no route`). */
+async function layr8Push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel, inbox: Layr8Inbox): Promise<void> {
+  const { hub } = phoenix
+  const [, , , event, payload] = frame
+  const refused = hub.refusal({ type: event, data: payload })
+  if (refused)
+    return reply(phoenix, frame, errorReply(refused.message))
+  const { session } = channel
+  const did = session.module!.name
+  const outcome = event === LAYR8_EVENTS.message ? await routeMessage(hub, session, did, payload) : await routeAck(hub, session, did, inbox, payload)
+  reply(phoenix, frame, 'reason' in outcome ? errorReply(outcome.reason) : okReply(outcome))
 }
 
 // --- Atomemo hub calls ------------------------------------------------------------------
