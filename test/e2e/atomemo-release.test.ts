@@ -1,8 +1,11 @@
+import type { RunningHub } from '../helpers/hub.ts'
 import { describe, expect, it } from 'vitest'
 import { createServer } from '../../src/server.ts'
-import { RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { startNodes } from '../helpers/cluster.ts'
+import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { sample } from '../helpers/metrics.ts'
 import { outcome, phoenixSocket, RawPhoenix, until, upgradeStatus } from '../helpers/phoenix.ts'
+import { startRedis } from '../helpers/redis.ts'
 
 // Atomemo plugins in release mode (`HUB_MODE=release`, `NODE_ENV=production`) dial
 // `<HUB_WS_URL>/release_socket` with no `api_key` (the SDK's transporter passes no params) and
@@ -108,5 +111,22 @@ describe('atomemo release plugins without api_key (phoenix.keyless)', () => {
     expect(() => createServer({ phoenix: { keyless: { '/elsewhere': ['a'] } } })).toThrow('Invalid phoenix.keyless: "/elsewhere"')
     expect(() => createServer({ phoenix: { keyless: { '/release_socket': [] } } })).toThrow('Invalid phoenix.keyless./release_socket')
     expect(() => createServer({ env: { PHOENIX_KEYLESS: '/release_socket' } })).toThrow('Invalid PHOENIX_KEYLESS')
+  })
+})
+
+describe('keyless admission on two hub nodes over one real Redis', () => {
+  it('a listed name connected on one node is refused on the other until it leaves', async () => {
+    const redis = await startRedis()
+    onCleanup(() => redis.kill())
+    const [a, b] = await startNodes(redis.url, 2, 2000, { auth: { token: TOKEN }, phoenix: { keyless: { '/release_socket': ['search'] } } }) as [RunningHub, RunningHub]
+    const first = await RawPhoenix.connect(a.url('/release_socket/websocket?vsn=2.0.0'))
+    expect((await first.request(['1', '1', 'release_plugin:search__release__1.0.0', 'phx_join', {}]))[4].status).toBe('ok')
+    await until(() => b.server.registry.find('search__release__1.0.0'), 'node B to learn it')
+
+    const second = await RawPhoenix.connect(b.url('/release_socket/websocket?vsn=2.0.0'))
+    expect((await second.request(['1', '1', 'release_plugin:search__release__1.0.1', 'phx_join', {}]))[4]).toEqual({ status: 'error', response: { reason: 'unauthorized' } })
+    await first.close()
+    await until(() => b.server.registry.size === 0, 'node B to see it leave')
+    expect((await second.request(['2', '2', 'release_plugin:search__release__1.0.1', 'phx_join', {}]))[4].status).toBe('ok')
   })
 })

@@ -1,7 +1,10 @@
+import type { RunningHub } from '../helpers/hub.ts'
 import type { Frame } from '../helpers/phoenix.ts'
 import { describe, expect, it } from 'vitest'
-import { RawPeer, settle, startHub } from '../helpers/hub.ts'
-import { RawPhoenix } from '../helpers/phoenix.ts'
+import { startNodes } from '../helpers/cluster.ts'
+import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { RawPhoenix, until } from '../helpers/phoenix.ts'
+import { startRedis } from '../helpers/redis.ts'
 
 // Layr8 agents (`layr8/node-sdk`), replayed frame by frame as its PhoenixChannel writes them:
 // it dials `<nodeUrl>?api_key=<key>&vsn=2.0.0`, joins `plugins:<did>` (or `plugins:` to be
@@ -20,7 +23,7 @@ const JOIN = {
 }
 
 /** An agent as the SDK connects it: the socket, its topic and the join reply's response. */
-async function agent(hub: Awaited<ReturnType<typeof startHub>>, did = ''): Promise<{ socket: RawPhoenix, topic: string, did: string, refs: () => string }> {
+async function agent(hub: RunningHub, did = ''): Promise<{ socket: RawPhoenix, topic: string, did: string, refs: () => string }> {
   const socket = await RawPhoenix.connect(hub.url(`/plugin_socket/websocket?api_key=${KEY}&vsn=2.0.0`))
   const topic = `plugins:${did}`
   const [, , , , joined] = await socket.request(['1', '1', topic, 'phx_join', JOIN])
@@ -94,5 +97,25 @@ describe('layr8 agents on the Phoenix gateway', () => {
     await b.socket.request([null, b.refs(), b.topic, 'phx_leave', {}])
     expect(hub.server.registry.find(b.did)).toBeUndefined()
     expect(await error({ id: 'x5', type: ECHO_REQUEST, to: [b.did], body: {} })).toEqual({ status: 'error', response: { reason: 'no route' } })
+  })
+})
+
+describe('layr8 agents on two hub nodes over one real Redis', () => {
+  it('a request, its ack and its reply cross nodes, addressed by DID', async () => {
+    const redis = await startRedis()
+    onCleanup(() => redis.kill())
+    const [a, b] = await startNodes(redis.url, 2, 2000, { auth: { token: KEY } }) as [RunningHub, RunningHub]
+    const echo = await agent(a)
+    const asker = await agent(b, 'did:web:myorg:asker')
+    await until(() => b.server.registry.find(echo.did), 'node B to learn the echo agent')
+
+    const request = { id: 'm-1', type: ECHO_REQUEST, from: 'did:web:myorg:asker', to: [echo.did], thid: 't-1', body: { message: 'hi' } }
+    expect((await asker.socket.request([null, asker.refs(), asker.topic, 'message', request]))[4]).toEqual({ status: 'ok', response: { delivered: 1 } })
+    expect((await echo.socket.waitFor(f => f[3] === 'message', 'the request'))[4].plaintext).toEqual(request)
+    await echo.socket.request([null, echo.refs(), echo.topic, 'ack', { ids: ['m-1'] }])
+    expect((await asker.socket.waitFor(f => f[3] === 'ack', 'the receipt'))[4]).toEqual({ ids: ['m-1'], from: echo.did })
+    const response = { id: 'm-2', type: ECHO_RESPONSE, from: echo.did, to: ['did:web:myorg:asker'], thid: 't-1', body: { echo: 'hi' } }
+    await echo.socket.request([null, echo.refs(), echo.topic, 'message', response])
+    expect((await asker.socket.waitFor(f => f[3] === 'message', 'the reply'))[4].plaintext).toEqual(response)
   })
 })
