@@ -14,6 +14,7 @@ import { envOptions, invalid, listOf, positiveInt } from '../env-options.ts'
 import { HubError } from '../errors.ts'
 import { ConsumerRegistration, Data, DataDestinations, Reply as RequestReply } from './airi.ts'
 import { defineGateway, failureEvent } from './gateway.ts'
+import { keylessOf, keylessRefusal } from './keyless.ts'
 import { assignDid, createLayr8Inbox, LAYR8_EVENTS, LAYR8_TOPIC, routeAck, routeMessage } from './layr8.ts'
 import { logRefusal } from './limits.ts'
 
@@ -149,27 +150,8 @@ export function resolvePhoenixOptions(options: PhoenixGatewayOptions = {}): Reso
     topics: listOf('phoenix.topics', options.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
     maxChannels: positiveInt(PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS, options.maxChannels, env, DEFAULT_PHOENIX_MAX_CHANNELS),
     replies: repliesOf(options.replies ?? DEFAULT_PHOENIX_REPLIES),
-    keyless: keylessOf(options, env),
+    keyless: keylessOf(PHOENIX_ENV_OPTIONS.PHOENIX_KEYLESS, options.keyless, options.paths ?? DEFAULT_PHOENIX_PATHS, env),
   }
-}
-
-/** `keyless`, else `PHOENIX_KEYLESS` (`/path:a,b;/other:c`): every path one of `paths`, every name non-empty. */
-function keylessOf(options: PhoenixGatewayOptions, env: Env): Map<string, Set<string>> {
-  const setting = PHOENIX_ENV_OPTIONS.PHOENIX_KEYLESS
-  const groups = options.keyless ?? Object.fromEntries((env[setting.env] ?? '').split(';').map(group => group.trim()).filter(group => group !== '').map((group) => {
-    const colon = group.indexOf(':')
-    return [colon === -1 ? group : group.slice(0, colon), colon === -1 ? [] : group.slice(colon + 1).split(',').map(name => name.trim())]
-  }))
-  const paths = options.paths ?? DEFAULT_PHOENIX_PATHS
-  const keyless = new Map<string, Set<string>>()
-  for (const [path, names] of Object.entries(groups)) {
-    if (!paths.includes(path))
-      invalid(options.keyless ? `phoenix.keyless` : setting, path, `one of the Phoenix paths (${paths.join(', ')})`)
-    if (!Array.isArray(names) || names.length === 0 || names.some(name => typeof name !== 'string' || name === ''))
-      invalid(options.keyless ? `phoenix.keyless.${path}` : setting, names, 'a list of module names')
-    keyless.set(path, new Set(names))
-  }
-  return keyless
 }
 
 function repliesOf(replies: Record<string, PhoenixReplyRule>): Record<string, PhoenixReplyRule> {
@@ -403,7 +385,7 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   if (!params.success)
     return reply(phoenix, frame, errorReply(params.issues[0].path?.[0]?.key === 'hub_events' ? INVALID_HUB_EVENTS : `${INVALID_CONSUMER} in consumers`))
 
-  const keylessRefused = phoenix.keyless && keylessRefusal(phoenix, phoenix.keyless.names, name)
+  const keylessRefused = phoenix.keyless && keylessRefusal(hub, socket.path, phoenix.keyless.names, name)
   if (keylessRefused)
     return refuseKeyless(phoenix, frame, keylessRefused)
 
@@ -433,36 +415,6 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
 }
 
 // --- Keyless admission (Atomemo release plugins) ---------------------------------------
-
-const RELEASE_NAME = '__release__'
-
-/** The `keyless` entry that admits module `name`: itself, or for Atomemo's `<entry>__release__<version>`, its entry. */
-function keylessEntryOf(names: ReadonlySet<string>, name: string): string | undefined {
-  if (names.has(name))
-    return name
-  const at = name.lastIndexOf(RELEASE_NAME)
-  const entry = name.slice(0, at)
-  return at > 0 && at + RELEASE_NAME.length < name.length && names.has(entry) ? entry : undefined
-}
-
-/**
- * Why a socket without a key may not join as `name`: not listed for its path, a name with a
- * token of its own (that module must present it), or a name some module on any node holds
- * already (one listed entry, versions included, is one module across the hub). The registry
- * scan is bounded: a socket's refused joins close it after `auth.maxFailures`.
- */
-function keylessRefusal(phoenix: PhoenixSocket, names: ReadonlySet<string>, name: string): string | undefined {
-  const { hub, socket } = phoenix
-  const entry = keylessEntryOf(names, name)
-  if (entry === undefined)
-    return `${name} is not admitted without a key on ${socket.path}`
-  if (hub.catalog.refusal(phoenix, name))
-    return `${name} has a token of its own`
-  for (const module of hub.registry.entries()) {
-    if (keylessEntryOf(names, module.name) === entry)
-      return `${entry} is connected already (as ${module.name})`
-  }
-}
 
 /** Refuses a join without a key as `unauthorized`; past `auth.maxFailures` such refusals the socket is closed (4001). */
 function refuseKeyless(phoenix: PhoenixSocket, frame: PhoenixFrame, why: string): void {
