@@ -5,6 +5,7 @@ import { startNodes } from '../helpers/cluster.ts'
 import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { sample } from '../helpers/metrics.ts'
 import { outcome, phoenixSocket, RawPhoenix, until, upgradeStatus } from '../helpers/phoenix.ts'
+import { freePort, LISTENING, runCli } from '../helpers/process.ts'
 import { startRedis } from '../helpers/redis.ts'
 
 // Atomemo plugins in release mode (`HUB_MODE=release`, `NODE_ENV=production`) dial
@@ -111,6 +112,15 @@ describe('atomemo release plugins without api_key (phoenix.keyless)', () => {
     expect(() => createServer({ phoenix: { keyless: { '/elsewhere': ['a'] } } })).toThrow('Invalid phoenix.keyless: "/elsewhere"')
     expect(() => createServer({ phoenix: { keyless: { '/release_socket': [] } } })).toThrow('Invalid phoenix.keyless./release_socket')
     expect(() => createServer({ env: { PHOENIX_KEYLESS: '/release_socket' } })).toThrow('Invalid PHOENIX_KEYLESS')
+  })
+
+  it('is set by the command\'s --phoenix-keyless flag', async () => {
+    const hub = runCli(['--port', String(await freePort()), '--phoenix-keyless', '/release_socket:search'], { env: { AUTHENTICATION_TOKEN: TOKEN } })
+    const [, url] = await hub.waitForOutput(LISTENING)
+    const base = url!.replace(/\/ws$/, '')
+    const plugin = await RawPhoenix.connect(`${base}/release_socket/websocket?vsn=2.0.0`)
+    expect((await plugin.request(['1', '1', 'release_plugin:search__release__1.0.0', 'phx_join', {}]))[4].status).toBe('ok')
+    expect(await upgradeStatus(`${base}/socket/websocket?vsn=2.0.0`)).toBe(403)
   })
 })
 
