@@ -173,7 +173,7 @@ const HEARTBEAT_TOPIC = 'phoenix'
  * `registry:*` type (syncs and health). Errors, receipts, `module:configure` and replies
  * answer the channel itself and always arrive.
  */
-export const HUB_EVENT_TYPES: readonly string[] = [
+const HUB_EVENT_TYPES: readonly string[] = [
   'module:authenticated',
   'peer:authenticated',
   'extension:authenticated',
@@ -199,7 +199,7 @@ const PushPayload = v.pipe(Data, v.check(data => v.is(DataDestinations, data.des
  */
 const JoinPayload = v.looseObject({
   consumers: v.optional(v.array(ConsumerRegistration)),
-  hub_events: v.optional(v.union([v.boolean(), v.pipe(v.array(v.pipe(v.string(), v.check(isHubEventType))), v.maxLength(HUB_EVENT_TYPES.length + 1))])),
+  hub_events: v.optional(v.union([v.boolean(), v.pipe(v.array(v.pipe(v.string(), v.check(isHubEventType))), v.maxLength(HUB_EVENT_TYPES.length))])),
 })
 const INVALID_HUB_EVENTS = 'invalid hub_events: expected true or a list of the hub\'s event types'
 const INVALID_CONSUMER = 'invalid consumer: expected {event, group?, priority?, mode?}'
@@ -208,6 +208,8 @@ const INVALID_FRAME = { ...CLOSE.invalidFrame, reason: 'invalid frame: expected 
 
 interface Channel {
   joinRef: PhoenixRef
+  /** The module it announced (a Layr8 agent's DID). */
+  name: string
   session: Session
   requests: ChannelRequests
   /** Whether it asked for this push of the hub's own events (see `HUB_EVENT_TYPES`). */
@@ -408,7 +410,7 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
     hub.disconnect(session)
     return reply(phoenix, frame, errorReply('unauthorized'))
   }
-  phoenix.channels.set(topic, { joinRef, session, requests, wants, inbox })
+  phoenix.channels.set(topic, { joinRef, name, session, requests, wants, inbox })
   const config = hub.catalog.optionsOf(name)
   reply(phoenix, frame, okReply({ ...config && { config }, ...assigned && { did: assigned } }))
   connection.open()
@@ -514,9 +516,8 @@ async function layr8Push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: C
   const refused = hub.refusal({ type: event, data: payload })
   if (refused)
     return reply(phoenix, frame, errorReply(refused.message))
-  const { session } = channel
-  const did = session.module!.name
-  const outcome = event === LAYR8_EVENTS.message ? await routeMessage(hub, session, did, payload) : await routeAck(hub, session, did, inbox, payload)
+  const { session, name } = channel
+  const outcome = event === LAYR8_EVENTS.message ? await routeMessage(hub, session, name, payload) : await routeAck(hub, session, name, inbox, payload)
   reply(phoenix, frame, 'reason' in outcome ? errorReply(outcome.reason) : okReply(outcome))
 }
 
