@@ -55,8 +55,8 @@ export interface Sessions {
   verifyToken: (token: unknown) => boolean
   /**
    * A new peer, admitted at once when its token is good (or none is needed). `admittedAs`: a
-   * gateway admits it without a token for that one module name, which its configuration lists
-   * and the catalog gives no token of its own (the gateway checked both).
+   * gateway admits it without a token for that one module name, which its configuration lists;
+   * never a name the catalog gives a token of its own (such a peer stays pending).
    */
   connect: (connection: Connection, init?: { token?: string, admittedAs?: string }) => Session
   authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => HubError | undefined
@@ -138,9 +138,8 @@ export function createSessions(options: SessionsOptions): Sessions {
       const session = new Session(nanoid(), connection, Date.now())
       peers.set(session.id, session)
       catalog.bind(session, init?.token)
-      if (init?.admittedAs !== undefined)
-        catalog.restrict(session, init.admittedAs)
-      if (!authRequired || init?.admittedAs !== undefined || (init?.token !== undefined && verifyToken(init.token)))
+      const admittedAs = init?.admittedAs !== undefined && catalog.restrict(session, init.admittedAs)
+      if (!authRequired || admittedAs || (init?.token !== undefined && verifyToken(init.token)))
         admit(session, init?.token)
       return session
     },
