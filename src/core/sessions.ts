@@ -44,7 +44,7 @@ export interface SessionsOptions extends Pick<ResolvedHubOptions, 'auth' | 'onEr
   /** Requests: a peer that leaves drops its own and fails those it was to answer. */
   requests: Pick<Requests, 'leave'>
   /** Known modules: their own tokens authenticate too, and bind the peer to the module names they open. */
-  catalog: Pick<ModuleCatalog, 'tokens' | 'bind'>
+  catalog: Pick<ModuleCatalog, 'tokens' | 'bind' | 'restrict'>
   cluster?: ClusterLink
   /** Sends a hub-originated event to one peer. */
   send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
@@ -55,6 +55,11 @@ export interface ConnectInit {
   token?: string
   /** The default of its authentications that do not say (AIRI `?registry=none`). */
   registry?: RegistryRequest
+  /**
+   * A gateway admits the peer without a token for that one module name, which its configuration
+   * lists; never a name the catalog gives a token of its own (such a peer stays pending).
+   */
+  admittedAs?: string
 }
 
 export interface Sessions {
@@ -62,6 +67,7 @@ export interface Sessions {
   readonly authRequired: boolean
   /** Whether a token would authenticate (for gateways that check it before the upgrade). */
   verifyToken: (token: unknown) => boolean
+  /** A new peer, admitted at once when its token is good, none is needed, or `admittedAs` holds. */
   connect: (connection: Connection, init?: ConnectInit) => Session
   authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => HubError | undefined
   /** The peer's connection is gone: its modules, aliases and consumers go with it. */
@@ -148,7 +154,8 @@ export function createSessions(options: SessionsOptions): Sessions {
       catalog.bind(session, init?.token)
       if (init?.registry)
         registryAtUpgrade.set(session, init.registry)
-      if (!authRequired || (init?.token !== undefined && verifyToken(init.token)))
+      const admittedAs = init?.admittedAs !== undefined && catalog.restrict(session, init.admittedAs)
+      if (!authRequired || admittedAs || (init?.token !== undefined && verifyToken(init.token)))
         admit(session, init?.token)
       return session
     },
