@@ -7,7 +7,7 @@ import type { WireEvent } from './wire.ts'
 import * as v from 'valibot'
 import { resolveReconnectOptions } from './backoff.ts'
 import { createCalls } from './calls.ts'
-import { createConnection, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './connection.ts'
+import { CLIENT_CLOSED, createConnection, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './connection.ts'
 import { ClientError, errorFromEvent } from './errors.ts'
 import { createOutbox, DEFAULT_QUEUE_MAX_SIZE, DEFAULT_QUEUE_MAX_WAIT_MS } from './outbox.ts'
 import { createRegistryView, isEmptyChange } from './registry-view.ts'
@@ -204,7 +204,9 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     dropped(info) {
       handshake = undefined
       status = info.willReconnect ? 'reconnecting' : 'closed'
-      calls.rejectAll(new ClientError('disconnected', `connection lost before the answer (${info.code}${info.reason ? ` ${info.reason}` : ''})`))
+      calls.rejectAll(info.reason === CLIENT_CLOSED
+        ? new ClientError('closed', 'client closed before the answer')
+        : new ClientError('disconnected', `connection lost before the answer (${info.code}${info.reason ? ` ${info.reason}` : ''})`))
       if (status === 'closed')
         outbox.failAll(new ClientError('closed', 'client closed'))
       closeListeners.emit(info)

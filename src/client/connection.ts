@@ -19,6 +19,8 @@ export interface HeartbeatOptions {
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 20_000
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 45_000
+/** The close reason of `close()`, as `onClose` reports it. */
+export const CLIENT_CLOSED = 'client closed'
 
 /** Why a socket ended, as `onClose` reports it. */
 export interface CloseInfo {
@@ -143,7 +145,7 @@ export function createConnection(options: ConnectionOptions): Connection {
       return
     closed = true
     clearTimeout(retryTimer)
-    drop(1000, 'client closed', true)
+    drop(1000, CLIENT_CLOSED, true)
   }
 
   open()

@@ -1,10 +1,13 @@
 import type { ClientOptions, HubClient, ModulesChange } from '../../src/client/index.ts'
 import type { RunningHub } from '../helpers/hub.ts'
+import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
 import { ClientError, createClient } from '../../src/client/index.ts'
+import { listenHub } from '../../src/listen.ts'
+import { createServer } from '../../src/server.ts'
 import { onCleanup, RawPeer, startHub } from '../helpers/hub.ts'
 import { until } from '../helpers/json-socket.ts'
 
@@ -133,5 +136,136 @@ describe('hub-server/client imports', () => {
       for (const [, specifier] of source.matchAll(/from '([^']+)'/g))
         expect(specifier, `${file} imports ${specifier}`).toMatch(/^(\.\/[\w-]+\.ts|valibot)$/)
     }
+  })
+})
+
+/** A hub on a fixed port that can be stopped and started again there, as a restarted process would. */
+async function hubOnPort(port: number): Promise<RunningHub & { announces: () => number }> {
+  const server = createServer({ logger: { level: 'silent' }, env: {}, auth: { token } })
+  let announces = 0
+  server.hub.observers.on('received', (type) => {
+    if (type === 'module:announce')
+      announces++
+  })
+  const listener = await listenHub(server, { port, host: '127.0.0.1', env: {} })
+  onCleanup(() => listener.close())
+  return { server, port, url: (path = '/ws') => `ws://127.0.0.1:${port}${path}`, close: () => listener.close(), announces: () => announces }
+}
+
+describe('hub-server/client across disconnects', () => {
+  it('comes back after the hub restarts on the same port: views equal, each module announced once, pending calls rejected', async () => {
+    const first = await startHub({ auth: { token } })
+    const port = first.port
+    const watcher = client(first, 'watcher')
+    const bot = client(first, 'bot')
+    let slowCalls = 0
+    bot.respond('slow', () => {
+      slowCalls++
+      return new Promise(() => {})
+    })
+    const closes: Array<{ code: number, willReconnect: boolean }> = []
+    const reconnects: number[] = []
+    const opens: boolean[] = []
+    watcher.onClose(info => closes.push({ code: info.code, willReconnect: info.willReconnect }))
+    watcher.onReconnect(info => reconnects.push(info.attempt))
+    watcher.onOpen(info => opens.push(info.reconnected))
+    await opened(watcher, bot)
+    await until(() => watcher.modules.size === 2, 'the watcher to see both')
+    const pending = watcher.request('slow', {})
+    const ack = pending.catch((error: unknown) => error)
+    await until(() => slowCalls === 1, 'the request to reach the bot')
+
+    await first.close()
+    expect(await ack).toMatchObject({ code: 'disconnected' })
+    await until(() => watcher.status === 'reconnecting' && bot.status === 'reconnecting', 'both to notice')
+    expect(closes[0]).toEqual({ code: 1001, willReconnect: true })
+    // While the hub is down, a call waits; with no room to wait, it fails at once.
+    const queued = watcher.emit('note', { text: 'sent once back' }, { to: 'module:bot', ack: true })
+    const noted: unknown[] = []
+    bot.on('note', data => noted.push(data))
+
+    const second = await hubOnPort(port)
+    await opened(watcher, bot)
+    expect(opens).toEqual([false, true])
+    expect(reconnects[0]).toBe(1)
+    expect(await queued).toEqual({ delivered: 1 })
+    expect(noted).toEqual([{ text: 'sent once back' }])
+    await until(() => viewOf(watcher).join() === hubModules(second).join() && viewOf(bot).join() === hubModules(second).join(), 'the views to equal the new registry')
+    expect(viewOf(watcher)).toEqual(['bot', 'watcher'])
+    expect(second.announces()).toBe(2)
+    // The consumer registration came back too: a request without `to` finds the bot again.
+    bot.respond('ping', () => ({ pong: true }))
+    expect(await watcher.request('ping', {})).toEqual({ pong: true })
+  })
+
+  it('fails calls clearly: no queue, a queue that waited too long, a closed client', async () => {
+    const hub = await startHub({ auth: { token } })
+    const noQueue = client(hub, 'a', { queue: { maxSize: 0 } })
+    await expect(noQueue.emit('x', {})).rejects.toMatchObject({ code: 'not_connected', message: 'not connected' })
+    const shortQueue = client(hub, 'b', { queue: { maxSize: 1, maxWaitMs: 1 }, url: 'ws://127.0.0.1:1/ws' })
+    await expect(shortQueue.emit('x', {})).rejects.toMatchObject({ code: 'not_connected', message: 'not connected within 1 ms' })
+    const c = client(hub, 'c')
+    c.respond('never', () => new Promise(() => {}))
+    const d = client(hub, 'd')
+    await opened(c, d)
+    const pending = d.request('never', {})
+    const waiting = client(hub, 'e', { url: 'ws://127.0.0.1:1/ws' })
+    const queued = waiting.emit('x', {})
+    await new Promise(resolve => setTimeout(resolve, 20))
+    d.close()
+    waiting.close()
+    await expect(pending).rejects.toMatchObject({ code: 'closed' })
+    await expect(queued).rejects.toMatchObject({ code: 'closed' })
+    await expect(d.emit('x', {})).rejects.toMatchObject({ code: 'closed' })
+    expect(waiting.status).toBe('closed')
+  })
+
+  it('stops on a refused token, and on a refused announce, saying why', async () => {
+    const hub = await startHub({ auth: { token }, modules: [{ name: 'brain', token: 'brain-secret' }] })
+    const errors: unknown[] = []
+    const closes: boolean[] = []
+    const bad = client(hub, 'x', { token: 'wrong' })
+    bad.onError(error => errors.push(error))
+    bad.onClose(info => closes.push(info.willReconnect))
+    await until(() => bad.status === 'closed', 'the client to stop')
+    expect(errors).toEqual([new ClientError('unauthorized', 'invalid token')])
+    expect(errors[0]).toMatchObject({ code: 'unauthorized' })
+    expect(closes).toEqual([false])
+    const imposter = client(hub, 'brain')
+    imposter.onError(error => errors.push(error))
+    await until(() => imposter.status === 'closed', 'the imposter to stop')
+    expect(errors[1]).toMatchObject({ code: 'hub_error', message: 'announce refused: token not valid for module brain' })
+    const brain = client(hub, 'brain', { token: 'brain-secret' })
+    await opened(brain)
+  })
+
+  it('drops a connection that stays silent past the heartbeat timeout, and tries again', async () => {
+    // A server that accepts the socket and never answers, as a half-open connection looks.
+    const silent = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(silent, 'listening')
+    onCleanup(() => new Promise(resolve => silent.close(resolve)))
+    let sockets = 0
+    silent.on('connection', () => sockets++)
+    const port = (silent.address() as { port: number }).port
+    const c = createClient({ url: `ws://127.0.0.1:${port}/ws`, WebSocket, heartbeat: { intervalMs: 20, timeoutMs: 100 }, reconnect: { initialDelayMs: 10 } })
+    onCleanup(() => c.close())
+    const closes: Array<{ code: number, reason: string }> = []
+    c.onClose(info => closes.push({ code: info.code, reason: info.reason }))
+    await until(() => sockets >= 2, 'a second socket')
+    expect(closes[0]).toEqual({ code: 4000, reason: 'heartbeat timeout' })
+    expect(c.status).not.toBe('open')
+  })
+
+  it('with registry "none" keeps no view and still routes', async () => {
+    const hub = await startHub({ auth: { token } })
+    const bot = client(hub, 'quiet', { registry: 'none' })
+    const other = client(hub, 'other')
+    await opened(bot, other)
+    const got: unknown[] = []
+    bot.on('hello', data => got.push(data))
+    await other.emit('hello', { n: 1 }, { to: 'module:quiet' })
+    await until(() => got.length === 1, 'the event')
+    await until(() => other.modules.size === 2, 'the other to see both')
+    expect(bot.modules.size).toBe(0)
   })
 })
