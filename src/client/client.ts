@@ -31,8 +31,11 @@ export interface ClientModule {
 
 /** What `createClient` takes. */
 export interface ClientOptions {
-  /** The hub's native endpoint, e.g. `ws://localhost:6121/ws`. */
-  url: string
+  /**
+   * The hub's native endpoint, e.g. `ws://localhost:6121/ws`; with several (the nodes of a
+   * cluster), each reconnect tries the next.
+   */
+  url: string | readonly string[]
   /** The hub's token or a module token; sent in the first frame (`module:authenticate`), never in the URL. */
   token?: string
   /** The module to announce; without one the client only listens, sends and asks. */
@@ -165,6 +168,8 @@ function received<D>(event: WireEvent): ReceivedEvent<D> {
 
 /** Connects to a hub, authenticates, announces `module`, and keeps doing so across reconnects. */
 export function createClient<E extends EventMap = EventMap>(options: ClientOptions): HubClient<E> {
+  if (options.url.length === 0)
+    throw new TypeError('no url to connect to')
   const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
   if (!WebSocketImpl)
     throw new TypeError('no WebSocket: pass `WebSocket` (e.g. from the `ws` package) to createClient')
@@ -191,7 +196,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   let handshake: { authenticate: string, announce?: string, ping: string } | undefined
 
   const connection = createConnection({
-    url: options.url,
+    urls: typeof options.url === 'string' ? [options.url] : options.url,
     WebSocket: WebSocketImpl,
     reconnect: options.reconnect === false ? false : resolveReconnectOptions(options.reconnect),
     heartbeat: {

@@ -38,7 +38,8 @@ export interface ReconnectInfo {
 }
 
 export interface ConnectionOptions {
-  url: string
+  /** Tried in turn: each new socket after a drop takes the next. */
+  urls: readonly string[]
   WebSocket: WebSocketConstructor
   reconnect: ResolvedReconnectOptions | false
   heartbeat: Required<HeartbeatOptions>
@@ -66,6 +67,7 @@ export interface Connection {
 export function createConnection(options: ConnectionOptions): Connection {
   let socket: WebSocketLike | undefined
   let attempt = 0
+  let sockets = 0
   let openedAt = 0
   let lastHeard = 0
   let closed = false
@@ -75,7 +77,7 @@ export function createConnection(options: ConnectionOptions): Connection {
   function open(): void {
     retryTimer = undefined
     // A malformed URL throws here, on the first attempt, out of createClient.
-    const current = new options.WebSocket(options.url)
+    const current = new options.WebSocket(options.urls[sockets++ % options.urls.length]!)
     socket = current
     current.onopen = () => {
       openedAt = lastHeard = Date.now()
