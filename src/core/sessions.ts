@@ -5,7 +5,7 @@ import type { Announcements } from './announcements.ts'
 import type { Consumers } from './consumers.ts'
 import type { ModuleCatalog } from './module-catalog.ts'
 import type { Refusals } from './refusals.ts'
-import type { RegistryFeed } from './registry-feed.ts'
+import type { RegistryFeed, RegistryRequest } from './registry-feed.ts'
 import type { Requests } from './requests.ts'
 import type { ClusterLink } from './session.ts'
 import { nanoid } from 'nanoid'
@@ -23,6 +23,8 @@ export interface Handshake {
   alias?: string
   /** The peer's own identity (AIRI `extension:authenticate {identity}`): see `PeerInfo.identity`. */
   identity?: Identity
+  /** How it wants to hear the registry: deltas, or nothing (default: every change as its own event). */
+  registry?: RegistryRequest
 }
 
 export interface SessionsOptions extends Pick<ResolvedHubOptions, 'auth' | 'onError'> {
@@ -81,13 +83,14 @@ export function createSessions(options: SessionsOptions): Sessions {
     selfNamed.update(session)
     cluster?.update(session)
     send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data }, parentId)
-    feed.sync(session)
+    feed.admit(session, handshake.registry)
   }
 
   function disconnect(session: Session, reason: DeannounceReason = 'connection closed'): void {
     if (session.state === 'closed')
       return
     announcements.deannounce(session, reason)
+    feed.leave(session)
     session.state = 'closed'
     peers.delete(session.id)
     aliases.remove(session)

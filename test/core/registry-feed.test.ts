@@ -3,6 +3,7 @@ import type { Connection, HubEvent, ModuleEntry } from '../../src/types.ts'
 import { describe, expect, it, vi } from 'vitest'
 import { createObservers } from '../../src/core/observers.ts'
 import { createRegistryFeed, REPAIR_CHECK_MS } from '../../src/core/registry-feed.ts'
+import { createRegistryLog } from '../../src/core/registry-log.ts'
 import { createRegistry } from '../../src/core/registry.ts'
 import { Session } from '../../src/core/session.ts'
 
@@ -47,14 +48,18 @@ function setup() {
   }
   const feed = createRegistryFeed({
     registry,
-    recipients: () => peers.values(),
+    log: createRegistryLog(64),
+    healthOf: () => true,
     deliver,
     createEvent: (type, data) => ({ type, data }),
     announcedOf: identity => ({ plugin: identity.pluginId, instanceId: identity.instanceId }),
     laggingBytes: LAGGING,
     observers,
     onLagging: () => {},
+    onGap: () => {},
   })
+  for (const peer of peers)
+    feed.admit(peer)
   const announce = (name: string): ModuleEntry => {
     const entry: ModuleEntry = { name, peerId: name, identity: { pluginId: name, instanceId: name, labels: {} } }
     registry.set(entry)
