@@ -26,12 +26,12 @@ client.respond('weather:forecast', ({ city }) => {
 })
 
 client.on('chat:hello', async ({ name }, event) => {
-  log(`hello from ${name} (${event.source?.plugin})`)
-  await client.emit('chat:hello', { name: 'weather' }, { to: `plugin:${event.source?.plugin}` })
+  log(`hello from ${name} (${event.from?.plugin})`)
+  await client.emit('chat:hello', { name: 'weather' }, { to: `plugin:${event.from?.plugin}` })
 })
 
 client.onOpen(async ({ reconnected }) => {
-  log(`${reconnected ? 'back' : 'ready'}: ${[...client.modules.keys()].join(', ')}`)
+  log(`${reconnected ? 'back' : 'ready'}: ${[...client.modules.values()].map(module => module.name).join(', ')}`)
   try {
     const { now } = await client.request('clock:now', {}, { timeoutMs: 2000 })
     log(`the clock says ${now}`)

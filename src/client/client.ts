@@ -82,8 +82,10 @@ export type Destinations = string | Array<string | Record<string, unknown>>
 export interface ReceivedEvent<D = Record<string, unknown>> {
   type: string
   data: D
-  /** The sender, as the hub stamped it. */
+  /** The sender as the hub stamped it, in the shape of the generation it announced with. */
   source?: Record<string, unknown>
+  /** The sender's plugin id and instance id, read from `source` whatever its shape. */
+  from?: { plugin: string, instance: string }
   id?: string
   parentId?: string
 }
@@ -113,8 +115,10 @@ export interface RequestOptions {
 export interface HubClient<E extends EventMap = EventMap> {
   /** Where the connection stands, for a UI. */
   readonly status: ClientStatus
-  /** The hub's registry (every node's modules), by `moduleKey` (name, or `name#index`); empty with `registry: 'none'`. */
+  /** The hub's registry (every node's modules), by `moduleKey` (`name[#index][@peer]`); empty with `registry: 'none'`. */
   readonly modules: ReadonlyMap<string, ModuleEntry>
+  /** The first module in `modules` of that name (and index), whichever peer holds it. */
+  find: (name: string, index?: number) => ModuleEntry | undefined
   /** Handles events of one type routed to this client (not requests: see `respond`). */
   on: <K extends keyof E & string>(type: K, handler: EventHandler<E[K]>) => () => void
   /** Removes a handler given to `on`. */
@@ -162,8 +166,23 @@ function destinations(to: Destinations | undefined): Array<string | Record<strin
   return to === undefined ? undefined : Array.isArray(to) ? to : [to]
 }
 
+function idOf(value: unknown): string | undefined {
+  if (typeof value === 'string')
+    return value
+  const id = value !== null && typeof value === 'object' ? (value as { id?: unknown }).id : undefined
+  return typeof id === 'string' ? id : undefined
+}
+
+/** Plugin and instance id of a stamped source: 0.8.4 `{plugin, instanceId}`, later `{id, plugin: {id}, extension: {id}}`. */
+function senderOf(source: Record<string, unknown> | undefined): ReceivedEvent['from'] {
+  const plugin = idOf(source?.plugin) ?? idOf(source?.extension)
+  const instance = idOf(source?.instanceId) ?? idOf(source?.id)
+  return plugin !== undefined && instance !== undefined ? { plugin, instance } : undefined
+}
+
 function received<D>(event: WireEvent): ReceivedEvent<D> {
-  return { type: event.type, data: event.data as D, source: event.metadata?.source, id: event.metadata?.event?.id, parentId: event.metadata?.event?.parentId }
+  const source = event.metadata?.source
+  return { type: event.type, data: event.data as D, source, from: senderOf(source), id: event.metadata?.event?.id, parentId: event.metadata?.event?.parentId }
 }
 
 /** Connects to a hub, authenticates, announces `module`, and keeps doing so across reconnects. */
@@ -237,12 +256,17 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     errorListeners.emit(error)
   }
 
-  function opened(): void {
+  /** `module:authenticate`, asking for the registry capability: from the revision the view holds, if any. */
+  function authenticateFrame(): ReturnType<typeof frame> {
     const since = view.position
-    const authenticate = frame('module:authenticate', {
+    return frame('module:authenticate', {
       ...(options.token !== undefined && { token: options.token }),
       registry: mode === 'none' ? { mode } : { mode, ...(since && { since }) },
     })
+  }
+
+  function opened(): void {
+    const authenticate = authenticateFrame()
     send(authenticate)
     let announce: string | undefined
     if (module) {
@@ -293,8 +317,8 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
         if (delta.success && mode !== 'none') {
           const change = view.apply(delta.output)
           if (change === 'gap')
-            // Deltas of one connection come in order, so a gap means lost state: reconnect, and recover from our revision.
-            connection.drop(4000, 'registry gap')
+            // Deltas of one connection come in order; should one not follow, ask again from what we hold.
+            send(authenticateFrame())
           else
             changed(change)
         }
@@ -407,6 +431,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       return status
     },
     modules: view.modules,
+    find: view.find,
     on(type, handler) {
       let set = handlers.get(type)
       if (!set)

@@ -5,6 +5,8 @@ import type { Delta, WireModule } from './wire.ts'
 export interface ModuleEntry {
   name: string
   index?: number
+  /** The peer holding it (a `peer:<id>` destination); a hub without the delta capability does not say. */
+  peer?: string
   /** The identity as the hub renders it (its own announced shape, or AIRI 0.8.4's flat one). */
   identity: Record<string, unknown>
   /** False while the hub has not heard from its peer for a heartbeat timeout. */
@@ -25,9 +27,9 @@ export interface RegistryPosition {
   revision: number
 }
 
-/** The key of a module in `client.modules`: its name, and `#index` when it has one. */
-export function moduleKey(module: { name: string, index?: number }): string {
-  return module.index === undefined ? module.name : `${module.name}#${module.index}`
+/** The key of a module in `client.modules`: its name, `#index` when it has one, `@peer` when the hub names its peer. */
+export function moduleKey(module: { name: string, index?: number, peer?: string }): string {
+  return `${module.name}${module.index === undefined ? '' : `#${module.index}`}${module.peer === undefined ? '' : `@${module.peer}`}`
 }
 
 type Wire = v.InferOutput<typeof WireModule>
@@ -36,6 +38,8 @@ function toEntry(module: Wire, healthy = true): ModuleEntry {
   const entry: ModuleEntry = { name: module.name, identity: module.identity ?? {}, healthy: module.healthy ?? healthy }
   if (module.index !== undefined)
     entry.index = module.index
+  if (module.peer !== undefined)
+    entry.peer = module.peer
   return entry
 }
 
@@ -50,7 +54,9 @@ export interface RegistryView {
   readonly position: RegistryPosition | undefined
   /** A full sync replaces the view; only real differences are reported. */
   replace: (modules: Wire[], position?: RegistryPosition) => ModulesChange
-  /** A delta on top of `position`; `gap` when it does not apply there (the caller asks for a sync). */
+  /** The first module of that name (and index), whichever peer holds it. */
+  find: (name: string, index?: number) => ModuleEntry | undefined
+  /** A delta on top of `position`; `gap` when it does not apply there (the caller asks again from `position`). */
   apply: (delta: v.InferOutput<typeof Delta>) => ModulesChange | 'gap'
   announced: (module: Wire) => ModulesChange
   deannounced: (module: Wire) => ModulesChange
@@ -106,6 +112,13 @@ export function createRegistryView(): RegistryView {
         put(entry, result)
       position = at
       return result
+    },
+    find(name, index) {
+      for (const entry of modules.values()) {
+        if (entry.name === name && entry.index === index)
+          return entry
+      }
+      return undefined
     },
     apply(delta) {
       if (!position || position.epoch !== delta.epoch || position.revision !== delta.from)

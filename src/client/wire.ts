@@ -52,7 +52,8 @@ export function createIds(): () => string {
   return () => `${prefix}-${(next++).toString(36)}`
 }
 
-const Key = { name: v.pipe(v.string(), v.minLength(1)), index: v.optional(v.number()) }
+/** A module's key: its owning peer (the delta capability names it; two peers may hold modules of one name), name and index. */
+const Key = { peer: v.optional(v.string()), name: v.pipe(v.string(), v.minLength(1)), index: v.optional(v.number()) }
 
 /** A module as the hub's registry traffic carries it. */
 export const WireModule = v.object({

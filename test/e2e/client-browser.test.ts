@@ -24,8 +24,8 @@ import { createClient } from '/client/index.js'
 window.log = []
 const client = createClient({ url: decodeURIComponent(location.hash.slice(1)), token: '${token}', module: { name: 'page', labels: { ui: 'web' } }, reconnect: { initialDelayMs: 50 } })
 client.onOpen(info => log.push(info.reconnected ? 'reopen' : 'open'))
-client.onModules(() => log.push('modules ' + [...client.modules.keys()].sort().join(',')))
-client.on('hello', (data, event) => log.push('hello ' + data.text + ' from ' + event.source.plugin))
+client.onModules(() => log.push('modules ' + [...client.modules.values()].map(m => m.name).sort().join(',')))
+client.on('hello', (data, event) => log.push('hello ' + data.text + ' from ' + event.from.plugin))
 client.respond('page:add', ({ a, b }) => ({ sum: a + b }))
 window.client = client
 </script>`
@@ -83,8 +83,8 @@ describe('hub-server/client in a real browser', () => {
     await logged(page, 'modules legacy,node,page')
     // Both the AIRI peer and the Node client see the page's module, labels and all.
     await airi.waitFor(e => e.type === 'module:announced' && e.data.name === 'page')
-    await until(() => node.modules.get('page'), 'the node client to see the page')
-    expect(node.modules.get('page')!.identity).toMatchObject({ plugin: 'page', labels: { ui: 'web' } })
+    await until(() => node.find('page'), 'the node client to see the page')
+    expect(node.find('page')!.identity).toMatchObject({ plugin: 'page', labels: { ui: 'web' } })
 
     airi.send({ type: 'hello', data: { text: 'hi' }, route: { destinations: ['label:ui=web'] } })
     await logged(page, 'hello hi from legacy')

@@ -20,7 +20,7 @@ function client(url: string | string[], name: string, options: Partial<ClientOpt
 }
 
 function keys(c: HubClient | RunningHub): string {
-  const names = 'modules' in c ? [...c.modules.keys()] : [...c.server.hub.registry.entries()].map(entry => entry.name)
+  const names = 'modules' in c ? [...c.modules.values()].map(entry => entry.name) : [...c.server.hub.registry.entries()].map(entry => entry.name)
   return names.sort().join(',')
 }
 

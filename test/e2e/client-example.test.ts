@@ -32,7 +32,7 @@ describe('the client example (examples/client)', () => {
 
     bot.child.kill('SIGTERM')
     expect(await bot.exitCode()).toBe(0)
-    await until(() => !clock.modules.has('weather'), 'the bot to leave')
+    await until(() => !clock.find('weather'), 'the bot to leave')
     expect(bot.output).not.toMatch(/error:/)
   })
 })

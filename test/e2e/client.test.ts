@@ -30,8 +30,9 @@ function hubModules(hub: RunningHub): string[] {
   return [...hub.server.hub.registry.entries()].map(entry => entry.index === undefined ? entry.name : `${entry.name}#${entry.index}`).sort()
 }
 
+/** The client's view, keyed as `hubModules` is (names with their index). */
 function viewOf(c: HubClient): string[] {
-  return [...c.modules.keys()].sort()
+  return [...c.modules.values()].map(entry => entry.index === undefined ? entry.name : `${entry.name}#${entry.index}`).sort()
 }
 
 describe('hub-server/client', () => {
@@ -53,13 +54,13 @@ describe('hub-server/client', () => {
     await until(() => viewOf(watcher).length === 3 && viewOf(bot).length === 3, 'both views to hold three modules')
     expect(viewOf(watcher)).toEqual(hubModules(hub))
     expect(viewOf(bot)).toEqual(['bot#2', 'legacy', 'watcher'])
-    expect(watcher.modules.get('bot#2')).toMatchObject({ name: 'bot', index: 2, healthy: true, identity: { plugin: 'bot', labels: { team: 'a' } } })
+    expect(watcher.find('bot', 2)).toMatchObject({ name: 'bot', index: 2, healthy: true, identity: { plugin: 'bot', labels: { team: 'a' } } })
     // The AIRI peer hears of the client's module as AIRI clients do.
     await airi.waitFor(e => e.type === 'module:announced' && e.data.name === 'bot')
 
     bot.close()
     expect(bot.status).toBe('closed')
-    await until(() => !watcher.modules.has('bot#2'), 'the bot to leave the view')
+    await until(() => !watcher.find('bot', 2), 'the bot to leave the view')
     expect(viewOf(watcher)).toEqual(hubModules(hub))
     expect(changes.flatMap(c => c.removed.map(m => m.name))).toEqual(['bot'])
   })
@@ -72,7 +73,7 @@ describe('hub-server/client', () => {
     await airi.join('legacy', { token })
     await opened(a, b)
     const got: Array<{ data: unknown, from: unknown }> = []
-    b.on('chat:message', (data, event) => got.push({ data, from: event.source?.plugin }))
+    b.on('chat:message', (data, event) => got.push({ data, from: event.from?.plugin }))
 
     expect(await a.emit('chat:message', { text: 'hi' }, { to: 'module:b' })).toEqual({})
     await until(() => got.length === 1, 'b to receive')
