@@ -35,6 +35,9 @@ export function moduleKey(module: { name: string, index?: number, peer?: string 
 type Wire = v.InferOutput<typeof WireModule>
 
 function toEntry(module: Wire, healthy = true): ModuleEntry {
+  // What the delta capability sends is an entry already (a fresh object from validation): keep it.
+  if (module.identity !== undefined && module.healthy !== undefined)
+    return module as ModuleEntry
   const entry: ModuleEntry = { name: module.name, identity: module.identity ?? {}, healthy: module.healthy ?? healthy }
   if (module.index !== undefined)
     entry.index = module.index
@@ -103,13 +106,16 @@ export function createRegistryView(): RegistryView {
     },
     replace(list, at) {
       const result = change()
-      const next = new Map(list.map(module => [moduleKey(module), toEntry(module)]))
+      const seen = new Set<string>()
+      for (const module of list) {
+        const entry = toEntry(module)
+        seen.add(moduleKey(entry))
+        put(entry, result)
+      }
       for (const key of [...modules.keys()]) {
-        if (!next.has(key))
+        if (!seen.has(key))
           remove(key, result)
       }
-      for (const entry of next.values())
-        put(entry, result)
       position = at
       return result
     },
