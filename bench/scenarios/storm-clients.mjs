@@ -41,7 +41,7 @@ function start({ url, token, from, to, n, concurrency }) {
     const complete = clients.filter(client => client.status === 'open' && client.modules.size === n).length
     const report = `${complete}/${bytes}`
     if (report !== last)
-      process.send({ complete, bytes })
+      process.send({ complete, bytes, cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000) })
     last = report
   }, 20)
 }

@@ -9,7 +9,7 @@ import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { startTarget } from '../lib/process.mjs'
+import { cpuMsOf, startTarget } from '../lib/process.mjs'
 import { round } from '../lib/stats.mjs'
 import { urlOf } from '../lib/targets.mjs'
 import { closePeers, joinStorm } from './join-storm.mjs'
@@ -38,10 +38,9 @@ function waitUntil(done, timeoutMs) {
 function createClients({ url, token, n, concurrency, processes }) {
   const shares = Array.from({ length: processes }, () => {
     const child = fork(fileURLToPath(new URL('./storm-clients.mjs', import.meta.url)), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    const share = { child, complete: 0, bytes: 0 }
+    const share = { child, complete: 0, bytes: 0, cpuMs: 0 }
     child.on('message', (report) => {
-      share.complete = report.complete
-      share.bytes = report.bytes
+      Object.assign(share, report)
     })
     return share
   })
@@ -57,6 +56,7 @@ function createClients({ url, token, n, concurrency, processes }) {
       concurrency: Math.ceil(concurrency / processes),
     })),
     bytes: () => sum('bytes'),
+    cpuMs: () => sum('cpuMs'),
     complete: () => sum('complete'),
     close: () => Promise.all(shares.map(({ child }) => {
       child.send({ cmd: 'close' })
@@ -71,6 +71,7 @@ async function clientStorms({ target, token, n, concurrency, processes, timeoutM
   let restarted
   const storm = createClients({ url: urlOf(target, port), token, n, concurrency, processes })
   try {
+    const cpuBefore = cpuMsOf(server.pids)
     const startedAt = performance.now()
     storm.start()
     const convergedAt = await waitUntil(() => storm.complete() === n, timeoutMs)
@@ -82,6 +83,8 @@ async function clientStorms({ target, token, n, concurrency, processes, timeoutM
       convergedPeers: storm.complete(),
       registryBytes: bytes,
       registryBytesPerPeer: round(bytes / n, 0),
+      serverCpuMs: cpuMsOf(server.pids) - cpuBefore,
+      clientsCpuMs: storm.cpuMs(),
     }
 
     // The hub goes down under every client and comes back on the same port.
@@ -98,6 +101,7 @@ async function clientStorms({ target, token, n, concurrency, processes, timeoutM
       recoverMs: recoveredAt === 'timeout' ? null : round(recoveredAt - droppedAt, 0),
       afterUpMs: recoveredAt === 'timeout' ? null : round(recoveredAt - upAt, 0),
       recoveredPeers: storm.complete(),
+      serverCpuMs: cpuMsOf(restarted.pids),
     }
     return { join, reconnect }
   }
@@ -112,9 +116,10 @@ export async function storms({ target, token, n, concurrency = 500, processes = 
   let airi
   try {
     const names = Array.from({ length: n }, (_, i) => `p${i}`)
+    const cpuBefore = cpuMsOf(server.pids)
     const { peers, result } = await joinStorm({ target, ports: server.ports, token, names, concurrency, timeoutMs })
     closePeers(peers)
-    airi = result
+    airi = { ...result, serverCpuMs: cpuMsOf(server.pids) - cpuBefore }
   }
   finally {
     await server.stop()
