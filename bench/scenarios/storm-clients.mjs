@@ -9,6 +9,11 @@ import WebSocket from 'ws'
 const clients = []
 let bytes = 0
 
+function cpuMs() {
+  const { user, system } = process.cpuUsage()
+  return Math.round((user + system) / 1000)
+}
+
 class Counting extends WebSocket {
   constructor(address) {
     super(address, { perMessageDeflate: false })
@@ -41,7 +46,7 @@ function start({ url, token, from, to, n, concurrency }) {
     const complete = clients.filter(client => client.status === 'open' && client.modules.size === n).length
     const report = `${complete}/${bytes}`
     if (report !== last)
-      process.send({ complete, bytes, cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000) })
+      process.send({ complete, bytes, cpuMs: cpuMs() })
     last = report
   }, 20)
 }

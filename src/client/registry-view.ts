@@ -75,8 +75,7 @@ export function createRegistryView(): RegistryView {
     return { added: [], removed: [], updated: [] }
   }
 
-  function put(entry: ModuleEntry, into: ModulesChange): void {
-    const key = moduleKey(entry)
+  function put(entry: ModuleEntry, into: ModulesChange, key = moduleKey(entry)): void {
     const old = modules.get(key)
     modules.set(key, entry)
     if (!old)
@@ -96,7 +95,7 @@ export function createRegistryView(): RegistryView {
   function setHealth(key: string, healthy: boolean, into: ModulesChange): void {
     const old = modules.get(key)
     if (old && old.healthy !== healthy)
-      put({ ...old, healthy }, into)
+      put({ ...old, healthy }, into, key)
   }
 
   return {
@@ -106,16 +105,15 @@ export function createRegistryView(): RegistryView {
     },
     replace(list, at) {
       const result = change()
-      const seen = new Set<string>()
+      const stale = new Set(modules.keys())
       for (const module of list) {
         const entry = toEntry(module)
-        seen.add(moduleKey(entry))
-        put(entry, result)
+        const key = moduleKey(entry)
+        stale.delete(key)
+        put(entry, result, key)
       }
-      for (const key of [...modules.keys()]) {
-        if (!seen.has(key))
-          remove(key, result)
-      }
+      for (const key of stale)
+        remove(key, result)
       position = at
       return result
     },

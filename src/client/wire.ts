@@ -8,14 +8,24 @@ export interface WireEvent {
   route?: Record<string, unknown>
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/**
+ * An object, checked without walking (or copying) its keys: every client validates every
+ * registry entry it receives, and `v.record` would walk each identity again.
+ */
+const AnObject = v.custom<Record<string, unknown>>(isObject)
+
 const Envelope = v.object({
   type: v.pipe(v.string(), v.minLength(1)),
-  data: v.record(v.string(), v.unknown()),
+  data: AnObject,
   metadata: v.optional(v.object({
-    source: v.optional(v.record(v.string(), v.unknown())),
+    source: v.optional(AnObject),
     event: v.optional(v.object({ id: v.optional(v.string()), parentId: v.optional(v.string()) })),
   })),
-  route: v.optional(v.record(v.string(), v.unknown())),
+  route: v.optional(AnObject),
 })
 
 /** Reads one text frame: the hub sends superjson (`{json: event}`), which plain JSON reads as its `json`; anything else is dropped. */
@@ -27,7 +37,7 @@ export function decodeFrame(text: string): WireEvent | undefined {
   catch {
     return undefined
   }
-  const event = parsed !== null && typeof parsed === 'object' && 'json' in parsed && !('type' in parsed) ? parsed.json : parsed
+  const event = isObject(parsed) && 'json' in parsed && !('type' in parsed) ? parsed.json : parsed
   const result = v.safeParse(Envelope, event)
   return result.success ? result.output as WireEvent : undefined
 }
@@ -58,7 +68,7 @@ const Key = { peer: v.optional(v.string()), name: v.pipe(v.string(), v.minLength
 /** A module as the hub's registry traffic carries it. */
 export const WireModule = v.object({
   ...Key,
-  identity: v.optional(v.record(v.string(), v.unknown())),
+  identity: v.optional(AnObject),
   healthy: v.optional(v.boolean()),
 })
 
