@@ -166,7 +166,7 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
     const recovering = new Map<number, Session[]>()
     for (const [session, since] of joining) {
       deltaPeers.add(session)
-      if (since?.epoch === log.epoch && log.diffSince(since.revision)) {
+      if (since?.epoch === log.epoch && log.holds(since.revision)) {
         const group = recovering.get(since.revision)
         if (group)
           group.push(session)
@@ -183,6 +183,7 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       sendFullSync(full)
       observers.emit('registryDeltaSync', 'full', full.length)
     }
+    // One diff per revision held, however many peers held it.
     for (const [since, to] of recovering) {
       deliver(deltaEvent(since, log.diffSince(since)!), to, undefined, ignoreBacklog)
       observers.emit('registryDeltaSync', 'delta', to.length)

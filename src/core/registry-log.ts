@@ -23,10 +23,10 @@ export interface RegistryLog {
   /** Bumped by every change. */
   readonly revision: number
   append: (change: RegistryChange) => void
+  /** Whether the log holds every change after `revision` (cheap: no diff is made). */
+  holds: (revision: number) => boolean
   /** The changes after `revision` up to now, net; undefined when the log no longer holds them all. */
   diffSince: (revision: number) => RegistryDiff | undefined
-  /** How many changes lie between `revision` and now (what a diff from it costs). */
-  distance: (revision: number) => number
 }
 
 /** Entries are told apart by owner, name and index: a replaced module is the same key. */
@@ -41,8 +41,10 @@ export function createRegistryLog(capacity: number): RegistryLog {
   const epoch = nanoid()
   let revision = 0
 
+  const holds = (since: number): boolean => Number.isSafeInteger(since) && since >= 0 && since <= revision && revision - since <= capacity
+
   function diffSince(since: number): RegistryDiff | undefined {
-    if (since > revision || revision - since > capacity || !Number.isSafeInteger(since))
+    if (!holds(since))
       return undefined
     // Per key: whether it was there before the first change (a first change that is not an add),
     // whether it was removed, added, or changed health, and its last entry and health.
@@ -87,7 +89,7 @@ export function createRegistryLog(capacity: number): RegistryLog {
       revision++
       ring[revision % capacity] = change
     },
+    holds,
     diffSince,
-    distance: since => revision - since,
   }
 }

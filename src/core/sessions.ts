@@ -23,7 +23,7 @@ export interface Handshake {
   alias?: string
   /** The peer's own identity (AIRI `extension:authenticate {identity}`): see `PeerInfo.identity`. */
   identity?: Identity
-  /** How it wants to hear the registry: deltas, or nothing (default: every change as its own event). */
+  /** How it wants to hear the registry: deltas, or nothing (default: as asked at the upgrade, else every change as its own event). */
   registry?: RegistryRequest
 }
 
@@ -50,12 +50,19 @@ export interface SessionsOptions extends Pick<ResolvedHubOptions, 'auth' | 'onEr
   send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
 }
 
+/** What a peer brings to its connection: the token, and how it hears the registry, given at the upgrade. */
+export interface ConnectInit {
+  token?: string
+  /** The default of its authentications that do not say (AIRI `?registry=none`). */
+  registry?: RegistryRequest
+}
+
 export interface Sessions {
   /** Whether peers must authenticate at all. */
   readonly authRequired: boolean
   /** Whether a token would authenticate (for gateways that check it before the upgrade). */
   verifyToken: (token: unknown) => boolean
-  connect: (connection: Connection, init?: { token?: string }) => Session
+  connect: (connection: Connection, init?: ConnectInit) => Session
   authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => HubError | undefined
   /** The peer's connection is gone: its modules, aliases and consumers go with it. */
   disconnect: (session: Session, reason?: DeannounceReason) => void
@@ -69,6 +76,7 @@ export function createSessions(options: SessionsOptions): Sessions {
   const authRequired = auth.tokens.length > 0
   const verifyToken = createTokenVerifier([...auth.tokens, ...options.devtoolsTokens, ...catalog.tokens])
   const isDevtoolsToken = createTokenVerifier(options.devtoolsTokens)
+  const registryAtUpgrade = new WeakMap<Session, RegistryRequest>()
 
   function admit(session: Session, token: unknown, parentId?: string, handshake: Handshake = {}): void {
     session.state = 'authenticated'
@@ -82,8 +90,10 @@ export function createSessions(options: SessionsOptions): Sessions {
       session.identity = handshake.identity
     selfNamed.update(session)
     cluster?.update(session)
-    send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data }, parentId)
-    feed.admit(session, handshake.registry)
+    // A peer that asked how it hears the registry (in the handshake or at the upgrade) is told the mode it got.
+    const registry = handshake.registry ?? registryAtUpgrade.get(session)
+    send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data, ...(registry && { registry: { mode: registry.mode } }) }, parentId)
+    feed.admit(session, registry)
   }
 
   function disconnect(session: Session, reason: DeannounceReason = 'connection closed'): void {
@@ -136,6 +146,8 @@ export function createSessions(options: SessionsOptions): Sessions {
       const session = new Session(nanoid(), connection, Date.now())
       peers.set(session.id, session)
       catalog.bind(session, init?.token)
+      if (init?.registry)
+        registryAtUpgrade.set(session, init.registry)
       if (!authRequired || (init?.token !== undefined && verifyToken(init.token)))
         admit(session, init?.token)
       return session

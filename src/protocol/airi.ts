@@ -375,7 +375,7 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
       // A peer that asks for the registry its way is of the current generation (identities as announced).
       if (registry)
         speaksLaterGeneration(session)
-      answer(session, hub.authenticate(session, auth.token, parentId, registry && { data: { registry: { mode: registry.mode } }, registry }), parentId)
+      answer(session, hub.authenticate(session, auth.token, parentId, { registry }), parentId)
       return
     }
     case 'peer:authenticate': {

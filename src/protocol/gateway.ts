@@ -1,6 +1,7 @@
 import type { Hooks, Peer } from 'crossws'
 import type { Close } from '../core/close.ts'
 import type { Session } from '../core/session.ts'
+import type { ConnectInit } from '../core/sessions.ts'
 import type { HubError } from '../errors.ts'
 import type { Hub } from '../hub.ts'
 import type { Connection, EventEncoder, HubEvent } from '../types.ts'
@@ -52,8 +53,8 @@ export interface GatewaySocket {
   readonly query: URLSearchParams
   /** The socket's hub sessions still open: liveness and disconnect apply to all of them. */
   readonly sessions: ReadonlySet<Session>
-  /** Opens a hub session on this socket. */
-  connect: (connection: Connection) => Session
+  /** Opens a hub session on this socket (`init.registry`: how it hears the registry, asked at the upgrade). */
+  connect: (connection: Connection, init?: Pick<ConnectInit, 'registry'>) => Session
   /** The port of a session that is the whole socket: frames go out as they are. */
   connection: (encoder: EventEncoder) => Connection
   /** Queues a frame (held to the end of the turn); returns what earlier turns left unsent. */
@@ -232,8 +233,8 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
         return closed
       },
       describe,
-      connect(connection) {
-        const session = hub.connect(connection, { token })
+      connect(connection, init) {
+        const session = hub.connect(connection, { ...init, token })
         sessions.add(session)
         return session
       },

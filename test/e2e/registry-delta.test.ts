@@ -1,51 +1,15 @@
 import type WebSocket from 'ws'
+import type { DeltaEntry as Entry } from '../helpers/delta-view.ts'
 import type { WireEvent } from '../helpers/hub.ts'
 import { describe, expect, it } from 'vitest'
 import { metric } from '../helpers/cluster.ts'
-import { RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { isRegistry, names, viewOf } from '../helpers/delta-view.ts'
+import { RawPeer, settle, startHub, upgradeStatus } from '../helpers/hub.ts'
 import { until } from '../helpers/json-socket.ts'
 
 const TOKEN = 'secret'
 
-interface Entry { peer: string, name: string, index?: number, identity: Record<string, unknown>, healthy: boolean }
 interface Since { epoch: string, revision: number }
-
-const keyOf = (module: { peer: string, name: string, index?: number }): string => `${module.peer}/${module.name}/${module.index ?? ''}`
-const isRegistry = (event: WireEvent): boolean => event.type.startsWith('registry:') || /module:(?:de-)?announced$/.test(event.type)
-
-/**
- * The registry view a delta client builds from what it received after its `module:authenticated`:
- * a sync replaces it, a delta edits it and must start at the revision the view is at.
- */
-function viewOf(peer: RawPeer): { epoch?: string, revision: number, modules: Map<string, Entry>, deltas: WireEvent[] } {
-  const view = { epoch: undefined as string | undefined, revision: -1, modules: new Map<string, Entry>(), deltas: [] as WireEvent[] }
-  const start = peer.received.findLastIndex(event => event.type === 'module:authenticated')
-  for (const event of peer.received.slice(start + 1)) {
-    if (event.type === 'registry:modules:sync') {
-      view.modules = new Map(event.data.modules.map((module: Entry) => [keyOf(module), module]))
-    }
-    else if (event.type === 'registry:modules:delta') {
-      expect(event.data.from, 'a delta starts where the view is').toBe(view.revision)
-      expect(event.data.epoch).toBe(view.epoch)
-      view.deltas.push(event)
-      for (const key of event.data.removed)
-        view.modules.delete(keyOf(key))
-      for (const entry of event.data.added)
-        view.modules.set(keyOf(entry), entry)
-      for (const change of event.data.health)
-        view.modules.get(keyOf(change))!.healthy = change.healthy
-    }
-    else {
-      expect(isRegistry(event), `a delta peer gets no ${event.type}`).toBe(false)
-      continue
-    }
-    view.epoch = event.data.epoch
-    view.revision = event.data.revision
-  }
-  return view
-}
-
-const names = (peer: RawPeer): string[] => [...viewOf(peer).modules.values()].map(entry => entry.name).sort()
 
 /** Connects and authenticates asking for `registry`; resolves with the reply. */
 async function connect(url: string, registry?: Record<string, unknown>): Promise<{ peer: RawPeer, reply: WireEvent }> {
@@ -127,7 +91,8 @@ describe('registry deltas (module:authenticate {registry: {mode: "delta"}})', ()
     const leaves = await airiPeer(hub.url(), 'leaves')
     const first = await connect(hub.url(), { mode: 'delta' })
     await viewing(first.peer, ['stays', 'leaves'])
-    const since: Since = { epoch: viewOf(first.peer).epoch!, revision: viewOf(first.peer).revision }
+    const held = viewOf(first.peer)
+    const since: Since = { epoch: held.epoch!, revision: held.revision }
     await first.peer.close()
 
     await leaves.close()
@@ -139,6 +104,7 @@ describe('registry deltas (module:authenticate {registry: {mode: "delta"}})', ()
     // The gap alone: the module that stayed is not sent again, and no full sync comes.
     await settle()
     expect(back.peer.ofType('registry:modules:sync')).toEqual([])
+    expect([...viewOf(back.peer, held).modules.values()].map(entry => entry.name).sort()).toEqual(['joins', 'stays'])
     expect(await metric(hub, 'hub_registry_delta_syncs_total{kind="delta"}')).toBe(1)
 
     // Five more changes: revision `since` is older than the four the log keeps.
@@ -215,5 +181,46 @@ describe('registry opt-out (module:authenticate {registry: {mode: "none"}})', ()
     await sender.close()
     await settle()
     expect(peer.received.filter(isRegistry)).toEqual([])
+  })
+})
+
+describe('the registry mode asked at the upgrade (/ws?registry=delta|none)', () => {
+  it('admits a peer of a hub without auth in that mode: no AIRI sync, ever', async () => {
+    const hub = await startHub()
+    await airiPeer(hub.url(), 'first')
+    const quiet = await RawPeer.connect(`${hub.url()}?registry=none`)
+    const watching = await RawPeer.connect(`${hub.url()}?registry=delta`)
+    expect((await quiet.waitForType('module:authenticated')).data).toEqual({ authenticated: true, registry: { mode: 'none' } })
+    expect((await watching.waitForType('module:authenticated')).data).toEqual({ authenticated: true, registry: { mode: 'delta' } })
+    await viewing(watching, ['first'])
+    // An AIRI client that only changed its URL: it announces and is routed to as ever.
+    quiet.send({ type: 'module:announce', data: { name: 'bot', identity: { plugin: 'bot', instanceId: 'bot-1' } } })
+    await viewing(watching, ['bot', 'first'])
+    watching.send({ type: 'bot:hello', data: {}, route: { destinations: ['module:bot'] } })
+    await quiet.waitForType('bot:hello')
+    await settle()
+    expect(quiet.received.filter(isRegistry)).toEqual([])
+  })
+
+  it('holds the registry back until the in-band authentication asks to recover', async () => {
+    const hub = await startHub()
+    await airiPeer(hub.url(), 'stays')
+    const first = await RawPeer.connect(`${hub.url()}?registry=delta`)
+    await viewing(first, ['stays'])
+    const held = viewOf(first)
+    await first.close()
+    await airiPeer(hub.url(), 'joins')
+
+    // What our client does on reconnect: nothing of the registry at connect, then only the gap.
+    const back = await RawPeer.connect(`${hub.url()}?registry=none`)
+    await back.waitForType('module:authenticated')
+    back.send({ type: 'module:authenticate', data: { registry: { mode: 'delta', since: { epoch: held.epoch, revision: held.revision } } } })
+    await until(() => back.ofType('module:authenticated').length === 2 && viewOf(back, held).modules.size === 2, 'the recovered view')
+    expect(back.received.filter(isRegistry).map(event => [event.type, event.data.from])).toEqual([['registry:modules:delta', held.revision]])
+  })
+
+  it('refuses another mode at the upgrade with 400', async () => {
+    const hub = await startHub()
+    expect(await upgradeStatus(`${hub.url()}?registry=all`)).toBe(400)
   })
 })
