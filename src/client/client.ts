@@ -185,6 +185,17 @@ function received<D>(event: WireEvent): ReceivedEvent<D> {
   return { type: event.type, data: event.data as D, source, from: senderOf(source), id: event.metadata?.event?.id, parentId: event.metadata?.event?.parentId }
 }
 
+/**
+ * The URL with `registry=none`: a hub that admits the socket at connect (no auth configured)
+ * would otherwise send it the whole registry before its `module:authenticate` asks for a mode;
+ * that frame then switches to the mode asked. Hubs without the capability ignore the parameter.
+ */
+function withoutRegistryAtConnect(url: string): string {
+  const parsed = new URL(url)
+  parsed.searchParams.set('registry', 'none')
+  return parsed.toString()
+}
+
 /** Connects to a hub, authenticates, announces `module`, and keeps doing so across reconnects. */
 export function createClient<E extends EventMap = EventMap>(options: ClientOptions): HubClient<E> {
   if (options.url.length === 0)
@@ -215,7 +226,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   let handshake: { authenticate: string, announce?: string, ping: string } | undefined
 
   const connection = createConnection({
-    urls: typeof options.url === 'string' ? [options.url] : options.url,
+    urls: (typeof options.url === 'string' ? [options.url] : options.url).map(withoutRegistryAtConnect),
     WebSocket: WebSocketImpl,
     reconnect: options.reconnect === false ? false : resolveReconnectOptions(options.reconnect),
     heartbeat: {

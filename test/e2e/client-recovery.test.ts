@@ -82,6 +82,19 @@ describe('hub-server/client registry recovery', () => {
     expect(after.flatMap(e => e.data.added.map((entry: { name: string }) => entry.name)).sort()).toEqual(['third', 'watcher'])
   })
 
+  it('on a hub without auth (admitted at connect) gets one sync of its mode, never the AIRI one', async () => {
+    const hub = await startHub()
+    await airi(hub, 'first')
+    const socket = gatedWebSocket()
+    const watcher = client(hub, 'watcher', { WebSocket: socket.WebSocket, token: undefined })
+    await until(() => watcher.status === 'open' && names(watcher) === 'first,watcher', 'the view')
+    const frames = registryTypes(socket.frames[0]!)
+    expect(frames[0]).toMatchObject({ type: 'registry:modules:sync', data: { epoch: expect.any(String) } })
+    expect(frames.filter(e => e.type === 'registry:modules:sync')).toHaveLength(1)
+    expect(frames.map(e => e.type)).not.toContain('module:announced')
+    expect(socket.sockets[0]!.url).toMatch(/\?registry=none$/)
+  })
+
   it('gets a full sync when the hub\'s log no longer reaches back to its revision', async () => {
     const hub = await startHub({ auth: { token }, limits: { registryLogEntries: 2 } })
     const socket = gatedWebSocket()
