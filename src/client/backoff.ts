@@ -28,12 +28,18 @@ export interface ReconnectOptions {
   stableAfterMs?: number
 }
 
+/** `reconnect.initialDelayMs` unless told otherwise. */
 export const DEFAULT_RECONNECT_INITIAL_DELAY_MS = 1000
+/** `reconnect.maxDelayMs` unless told otherwise. */
 export const DEFAULT_RECONNECT_MAX_DELAY_MS = 30_000
+/** `reconnect.factor` unless told otherwise. */
 export const DEFAULT_RECONNECT_FACTOR = 2
+/** `reconnect.jitter` unless told otherwise. */
 export const DEFAULT_RECONNECT_JITTER = 0.5
+/** `reconnect.stableAfterMs` unless told otherwise. */
 export const DEFAULT_RECONNECT_STABLE_AFTER_MS = 10_000
 
+/** Reconnect options with every default filled in. */
 export type ResolvedReconnectOptions = Required<ReconnectOptions>
 
 /** Fills in the defaults and checks the values. */

@@ -68,6 +68,7 @@ export interface ClientOptions {
   requestTimeoutMs?: number
 }
 
+/** How long `request` waits for a reply, and `emit` for an ack, unless told otherwise. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 /** The hub answers a request's timeout itself; the client's own timer only covers a hub that never answers. */
 const LOCAL_TIMEOUT_GRACE_MS = 2000
@@ -93,10 +94,12 @@ export interface ReceivedEvent<D = Record<string, unknown>> {
 /** Event types and their data; `createClient<MyEvents>()` types `on`, `emit`, `request` and `respond`. */
 export type EventMap = Record<string, any>
 
+/** Handles a routed event: its data, and the event with its sender. */
 export type EventHandler<D> = (data: D, event: ReceivedEvent<D>) => void
 /** Answers a request; what it returns (or resolves to) is the reply's data, what it throws an error reply. */
 export type RequestHandler<D> = (data: D, event: ReceivedEvent<D>) => Record<string, unknown> | Promise<Record<string, unknown>>
 
+/** How `emit` sends. */
 export interface EmitOptions {
   /** Destinations; none = every other peer. */
   to?: Destinations
@@ -104,6 +107,7 @@ export interface EmitOptions {
   ack?: boolean
 }
 
+/** Where `request` asks, and how long it waits. */
 export interface RequestOptions {
   /** Destinations; without them the request goes to the one consumer of its type (a peer that `respond`s to it). */
   to?: Destinations
@@ -224,6 +228,10 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   let opens = 0
   /** Ids of this connection's handshake frames; the ping's pong says the hub has processed the rest. */
   let handshake: { authenticate: string, announce?: string, ping: string } | undefined
+
+  function off(type: string, handler: EventHandler<any>): void {
+    handlers.get(type)?.delete(handler)
+  }
 
   const connection = createConnection({
     urls: (typeof options.url === 'string' ? [options.url] : options.url).map(withoutRegistryAtConnect),
@@ -448,11 +456,9 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       if (!set)
         handlers.set(type, set = new Set())
       set.add(handler)
-      return () => this.off(type, handler)
+      return () => off(type, handler)
     },
-    off(type, handler) {
-      handlers.get(type)?.delete(handler)
-    },
+    off,
     async emit(type, data, emitOptions = {}) {
       const route = { ...(emitOptions.to !== undefined && { destinations: destinations(emitOptions.to) }), ...(emitOptions.ack && { ack: true }) }
       const event = frame(type, data, Object.keys(route).length > 0 ? { route } : {})

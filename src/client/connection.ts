@@ -17,7 +17,9 @@ export interface HeartbeatOptions {
   timeoutMs?: number
 }
 
+/** `heartbeat.intervalMs` unless told otherwise. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 20_000
+/** `heartbeat.timeoutMs` unless told otherwise. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 45_000
 /** The close reason of `close()`, as `onClose` reports it. */
 export const CLIENT_CLOSED = 'client closed'
@@ -37,6 +39,7 @@ export interface ReconnectInfo {
   delayMs: number
 }
 
+/** What createConnection needs: where to connect, how, and whom to tell. */
 export interface ConnectionOptions {
   /** Tried in turn: each new socket after a drop takes the next. */
   urls: readonly string[]

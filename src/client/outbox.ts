@@ -14,7 +14,9 @@ export interface QueueOptions {
   maxWaitMs?: number
 }
 
+/** `queue.maxSize` unless told otherwise. */
 export const DEFAULT_QUEUE_MAX_SIZE = 100
+/** `queue.maxWaitMs` unless told otherwise. */
 export const DEFAULT_QUEUE_MAX_WAIT_MS = 30_000
 
 interface Queued {
@@ -33,6 +35,7 @@ export interface Outbox {
   failAll: (error: ClientError) => void
 }
 
+/** Creates an empty outbox. */
 export function createOutbox(options: Required<QueueOptions>): Outbox {
   const queued = new Set<Queued>()
   return {
