@@ -2,6 +2,7 @@ import type { ServerOptions } from '../../src/server.ts'
 import { describe, expect, it } from 'vitest'
 import { defineMiddleware } from '../../src/core/middleware.ts'
 import { RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { until } from '../helpers/json-socket.ts'
 
 const TOKEN = 'token'
 
@@ -27,9 +28,13 @@ async function fixture(options: ServerOptions = {}) {
   /** Sends from `from` and returns the names of the peers that received it (sorted). */
   async function send(route: Record<string, unknown> | undefined, data: Record<string, unknown> = {}, from = 'sender'): Promise<string[]> {
     const type = `test:${++counter}`
-    peers[from]!.send({ type, data, ...(route ? { route } : {}) })
-    await settle(120)
-    const got = Object.entries(peers).filter(([, p]) => p.ofType(type).length > 0).map(([n]) => n)
+    // The receipt counts the peers the hub routed it to: wait for that many, then a moment for any extra.
+    const id = peers[from]!.send({ type, data, route: { ...route, ack: true } })
+    const receipt = await peers[from]!.waitFor(event => event.type === 'event:ack' && event.metadata?.event?.parentId === id)
+    const receivers = (): string[] => Object.entries(peers).filter(([, p]) => p.ofType(type).length > 0).map(([n]) => n)
+    await until(() => receivers().length >= (receipt.data.delivered as number), `${receipt.data.delivered} receivers of ${type}`)
+    await settle(30)
+    const got = receivers()
     for (const [name, peer] of Object.entries(peers))
       expect(peer.ofType(type).length, `${name} got ${type} more than once`).toBeLessThanOrEqual(1)
     expect(stranger.ofType(type)).toHaveLength(0)
