@@ -49,6 +49,8 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
   readonly registry: Registry
   /** Every connected session, by id. */
   readonly peers: ReadonlyMap<string, Session>
+  /** The authenticated peers of other nodes, by id (clustered). */
+  readonly remotePeers: ReadonlyMap<string, RemotePeer>
   /** Open sockets of every gateway, counted so that upgrades past the limits are refused. */
   readonly admission: Admission
   /**
@@ -220,6 +222,7 @@ export function createHub(input: HubOptions = {}): Hub {
     options,
     registry,
     peers,
+    remotePeers: remote,
     cluster,
     observers,
     admission: createAdmission(limits),
@@ -238,9 +241,15 @@ export function createHub(input: HubOptions = {}): Hub {
     verifyToken: sessions.verifyToken,
     connect(connection, init) {
       start()
-      return sessions.connect(connection, init)
+      const session = sessions.connect(connection, init)
+      observers.emit('topology')
+      return session
     },
-    authenticate: sessions.authenticate,
+    authenticate(session, token, parentId, handshake) {
+      const refused = sessions.authenticate(session, token, parentId, handshake)
+      observers.emit('topology')
+      return refused
+    },
     disconnect: sessions.disconnect,
     announce: announcements.announce,
     identify: announcements.identify,
