@@ -20,10 +20,10 @@ const isLoopbackAddress = (address: string): boolean => /^(?:127\.\d+\.\d+\.\d+|
  */
 export function createDashboardAuth(hub: Hub, token: string | undefined, trustProxy: boolean): DashboardAuth {
   const verify = token === undefined ? undefined : createTokenVerifier([token])
-  const refuse = (request: Request, status: number, message: string, why: string, headers?: Record<string, string>): Response => {
+  const refuse = (request: Request, status: number, message: string, why: string): Response => {
     hub.observers.emit('error', 'dashboard_refused')
     logRefusal(hub, `refused dashboard ${request.method} ${new URL(request.url).pathname} from ${clientAddress(request, trustProxy)}: ${why}`)
-    return refused(status, message, headers)
+    return refused(status, message)
   }
   return (request) => {
     if (!verify) {
@@ -33,8 +33,9 @@ export function createDashboardAuth(hub: Hub, token: string | undefined, trustPr
         : refuse(request, 403, 'No dashboard token is configured (DASHBOARD_TOKEN, METRICS_TOKEN or AUTHENTICATION_TOKEN): the dashboard answers on a loopback host only', 'no token configured, not loopback')
     }
     const header = request.headers.get('authorization')
+    // The page's first request asks without a token: a challenge, not an error worth counting.
     if (!header?.startsWith('Bearer '))
-      return refuse(request, 401, 'A dashboard token is required (Authorization: Bearer <token>)', 'no token', { 'www-authenticate': 'Bearer' })
+      return refused(401, 'A dashboard token is required (Authorization: Bearer <token>)', { 'www-authenticate': 'Bearer' })
     return verify(header.slice(7)) ? undefined : refuse(request, 403, 'Wrong dashboard token', 'wrong token')
   }
 }
