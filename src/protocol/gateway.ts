@@ -226,8 +226,8 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
       if (!hub.observers.has('closed'))
         return
       const names = [...sessions].flatMap(session => session.modules.map(module => module.name))
-      const modules = names.length > 0 ? ` (${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''})` : ''
-      hub.observers.emit('closed', `${id()}${modules}`, code, reason, gateway.name)
+      const peer = names.length > 0 ? `${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''} (${id()})` : id()
+      hub.observers.emit('closed', peer, code, reason, gateway.name)
     }
 
     const socket: GatewaySocket = {

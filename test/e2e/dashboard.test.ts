@@ -124,7 +124,7 @@ describe('the dashboard in a real browser', () => {
     await expect.poll(() => page.locator('.node-row').count()).toBe(2)
     const nodeA = a!.server.hub.cluster!.nodeId
     const nodeB = b!.server.hub.cluster!.nodeId
-    expect(await page.locator(`.node-row[data-node="${nodeA}"]`).textContent()).toContain('(this)')
+    expect(await page.locator(`.node-row[data-node="${nodeA}"]`).getAttribute('data-self')).toBe('this')
     await expect.poll(() => page.locator(`.node-row[data-node="${nodeB}"] td[data-modules]`).textContent()).toBe('1')
     expect(await moduleRow(page, 'vision-b').getAttribute('data-node')).toBe(nodeB)
     expect(await moduleRow(page, 'vision-b').getAttribute('data-protocol')).toBe('airi')
@@ -134,6 +134,54 @@ describe('the dashboard in a real browser', () => {
     await onB.close()
     await moduleRow(page, 'vision-b').waitFor({ state: 'detached' })
   })
+
+  it('shows a realistic hub at a glance: two nodes, a dozen modules, traffic, a missing module, errors and closes', async () => {
+    const redis = await startRedis()
+    onCleanup(() => redis.kill())
+    const [a, b] = await startNodes(redis.url, 2, 3000, { dashboard: { token: TOKEN }, heartbeat: { readTimeout: 4000 }, modules: [{ name: 'tts-elevenlabs', required: true }] })
+    const modules: Array<[RunningHub, string, string, Record<string, string>]> = [
+      [a!, 'stage-web', 'proj-airi:stage-web', { ui: 'web' }],
+      [a!, 'discord-bot', 'airi-plugin-discord', { channel: 'discord', env: 'prod' }],
+      [a!, 'telegram-bot', 'airi-plugin-telegram', { channel: 'telegram', env: 'prod' }],
+      [a!, 'stt-whisper', 'airi-plugin-stt', { gpu: 'yes' }],
+      [a!, 'memory-pgvector', 'airi-plugin-memory', { store: 'pgvector' }],
+      [b!, 'minecraft-agent', 'airi-plugin-minecraft', { game: 'minecraft' }],
+      [b!, 'factorio-agent', 'airi-plugin-factorio', { game: 'factorio' }],
+      [b!, 'vision-yolo', 'airi-plugin-vision', { gpu: 'yes' }],
+      [b!, 'stage-tamagotchi', 'proj-airi:stage-tamagotchi', { ui: 'desktop' }],
+      [b!, 'twitter-poster', 'airi-plugin-twitter', { channel: 'twitter', env: 'staging' }],
+    ]
+    const peers = new Map<string, RawPeer>()
+    for (const [hub, name, plugin, labels] of modules) {
+      const peer = await RawPeer.connect(hub.url())
+      await peer.join(name, { identity: { plugin, instanceId: `${name}-1`, labels } })
+      peers.set(name, peer)
+    }
+    const phoenix = phoenixSocket(b!.url('/plugin_socket'))
+    expect((await outcome(phoenix.channel('plugin:atomemo-tools', {}).join())).status).toBe('ok')
+    const page = await openDashboard(a!)
+    await expect.poll(() => page.locator('.mrow').count()).toBe(11)
+    // Some traffic for the charts, a bad frame for the errors, a hung peer, a peer that leaves for the closes.
+    ;(peers.get('minecraft-agent')!.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
+    for (let i = 0; i < 100; i++) {
+      peers.get('discord-bot')!.send({ type: 'input:text', data: { text: `hello ${i}` }, route: { destinations: ['plugin:proj-airi:stage-web'] } })
+      if (i % 20 < 12)
+        peers.get('stage-web')!.send({ type: 'output:reply', data: { text: `hi ${i}` } })
+      if (i % 3 === 0)
+        peers.get('stt-whisper')!.send({ type: 'input:voice', data: { seconds: i } })
+      if (i % 25 === 0)
+        peers.get('telegram-bot')!.sendRaw('{not json')
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+    await page.locator('.mrow[data-name="minecraft-agent"][data-health="unhealthy"]').waitFor({ timeout: 5000 })
+    await peers.get('telegram-bot')!.close()
+    await page.locator('.close-row', { hasText: 'telegram-bot' }).waitFor()
+    await expect.poll(() => page.locator('#missing').textContent()).toBe('Required modules missing: tts-elevenlabs')
+    await expect.poll(() => page.locator('#rates-legend').textContent()).toContain('input:text')
+    await page.locator('.error-row').first().waitFor()
+    expect(await page.locator('.node-row').count()).toBe(2)
+    await shot(page, 'overview')
+  }, 60_000)
 
   it('stays responsive with 2000 modules: only the rows in sight are in the page, and filtering finds any of them', async () => {
     const hub = await startHub({ dashboard: { token: TOKEN }, limits: { maxModulesPerPeer: 200 } })
