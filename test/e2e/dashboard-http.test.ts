@@ -147,4 +147,25 @@ describe('dashboard over HTTP', () => {
       done = (await reader.read()).done
     expect(done).toBe(true)
   })
+
+  it('drops a page that does not read, like any slow consumer, and stops working for it', async () => {
+    const hub = await startHub({ dashboard: { token: 'secret' }, metrics: { enabled: false }, limits: { maxBufferedBytes: 64 * 1024, maxModulesPerPeer: 400 } })
+    const errors: string[] = []
+    hub.server.hub.observers.on('error', reason => errors.push(reason))
+    // In process, so that nothing (no socket buffer) reads the stream: its queue only grows.
+    const response = await hub.server.app.fetch(new Request('http://127.0.0.1/dashboard/api/stream', { headers: { ...bearer('secret'), host: '127.0.0.1' } }))
+    expect(response.status).toBe(200)
+    const peer = await RawPeer.connect(hub.url())
+    for (let i = 0; i < 400; i++)
+      peer.send({ type: 'extension:module:announce', data: { name: `m${i}`, identity: { id: `m${i}`, extension: { id: 'bulk' }, labels: { note: 'x'.repeat(200) } } } })
+    await until(() => errors.includes('slow_consumer'), 'the page dropped', 10_000)
+    await until(() => !hub.server.hub.observers.has('topology'), 'nothing left running for pages')
+    // What was queued is still readable, then the stream ends.
+    let done = false
+    const reader = response.body!.getReader()
+    while (!done)
+      done = (await reader.read()).done
+    expect(done).toBe(true)
+    expect(peer.closed).toBeUndefined() // the peers are not affected
+  })
 })

@@ -181,6 +181,8 @@ describe('the dashboard in a real browser', () => {
     await page.locator('.error-row').first().waitFor()
     expect(await page.locator('.node-row').count()).toBe(2)
     await shot(page, 'overview')
+    await page.emulateMedia({ colorScheme: 'dark' })
+    await shot(page, 'overview-dark')
   }, 60_000)
 
   it('stays responsive with 2000 modules: only the rows in sight are in the page, and filtering finds any of them', async () => {
