@@ -161,6 +161,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
   for (const url of listener.urls)
     logger.log(`hub-server listening on ${url.replace(/^http/, 'ws')}ws`)
+  if (server.dashboardPath)
+    logger.log(`dashboard on ${listener.urls[0]?.replace(/\/$/, '')}${server.dashboardPath}`)
   // Missing required modules are logged, and the hub keeps serving: they may come later.
   const required = server.hub.options.modules.filter(module => module.required).map(module => module.name)
   if (required.length > 0) {

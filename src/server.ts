@@ -167,6 +167,8 @@ export interface HubServer {
   closeAllPeers: () => Promise<void>
   /** Gateways' own ports (`Gateway.port`): `listenHub` serves `/` of each as the gateway's first path. */
   rootPorts: ReadonlyArray<{ port: number, path: string }>
+  /** The dashboard page's path, when it is served. */
+  dashboardPath?: string
 }
 
 const NOT_FOUND = (): Response => new Response('Not Found', { status: 404 })
@@ -237,5 +239,6 @@ export function createServer(options: ServerOptions = {}): HubServer {
       return hub.close()
     },
     rootPorts: served.flatMap(gateway => gateway.port === undefined ? [] : [{ port: gateway.port, path: gateway.paths[0]! }]),
+    dashboardPath: dashboard.enabled ? dashboard.path : undefined,
   }
 }

@@ -3,6 +3,7 @@ import { request } from 'node:http'
 import { describe, expect, it } from 'vitest'
 import { onCleanup, RawPeer, startHub } from '../helpers/hub.ts'
 import { until } from '../helpers/json-socket.ts'
+import { freePort, runCli } from '../helpers/process.ts'
 
 const base = (hub: RunningHub, path = '/dashboard'): string => `http://127.0.0.1:${hub.port}${path}`
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
@@ -167,5 +168,15 @@ describe('dashboard over HTTP', () => {
       done = (await reader.read()).done
     expect(done).toBe(true)
     expect(peer.closed).toBeUndefined() // the peers are not affected
+  })
+
+  it('is announced by the command, served from the built package with the token it was given', async () => {
+    const port = await freePort()
+    const cli = runCli(['--port', String(port), '--dashboard-token', 'cli-token'])
+    const [, url] = await cli.waitForOutput(/dashboard on (http:\/\/\S+)/)
+    expect(url).toBe(`http://127.0.0.1:${port}/dashboard`)
+    expect((await fetch(url!)).status).toBe(200)
+    expect((await fetch(`${url}/api/stream`, { headers: bearer('wrong') })).status).toBe(403)
+    expect((await openStream(`${url}/api/stream`, bearer('cli-token'))).status).toBe(200)
   })
 })
