@@ -115,7 +115,7 @@ export function createHub(input: HubOptions = {}): Hub {
   const { logger, limits } = options
 
   // What routing reads: the tables below are filled by sessions, announcements and remote peers.
-  const registry = createRegistry()
+  const registry = createRegistry({ onChange: () => observers.emit('topology') })
   const catalog = createModuleCatalog({ modules: options.modules, registry, requiredTimeoutMs: options.requiredTimeoutMs })
   const peers = new Map<string, Session>()
   const authenticated = new Map<string, Session>()

@@ -152,19 +152,16 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
   return {
     sync: syncs.push,
     announced(entry, except) {
-      observers.emit('topology')
       for (const type of changeTypes(entry, 'announced'))
         publish(type, entryData(entry), except)
     },
     deannounced(entry, reason, except) {
-      observers.emit('topology')
       if (registry.ofPeer(entry.peerId).length === 0)
         healthChanges.delete(entry.peerId)
       for (const type of changeTypes(entry, 'de-announced'))
         publish(type, { ...entryData(entry), reason }, except)
     },
     health(entry, healthy, except) {
-      observers.emit('topology')
       healthChanges.set(entry.peerId, { sequence: sequence + 1, healthy })
       publish(...healthPayload(entry, healthy), except)
     },

@@ -45,7 +45,7 @@ export interface Registry {
  * indexes routing answers destinations from (plugin id, instance id, module name, label
  * key=value).
  */
-export function createRegistry(): Registry {
+export function createRegistry({ onChange }: { /** After every change (a live view redraws). */ onChange?: () => void } = {}): Registry {
   const all = new Set<ModuleEntry>()
   const byPeer = new Map<string, ModuleEntry[]>()
   const indexes: Record<IndexName, Map<string, EntrySet>> = {
@@ -77,6 +77,7 @@ export function createRegistry(): Registry {
       byPeer.set(entry.peerId, owned)
     index(entry, removeFrom)
     revision++
+    onChange?.()
     return true
   }
 
@@ -95,6 +96,7 @@ export function createRegistry(): Registry {
       added.set(entry, Date.now())
       index(entry, addTo)
       revision++
+      onChange?.()
       return previous
     },
     delete: remove,

@@ -108,6 +108,7 @@ export function createRemotePeers(options: RemotePeersOptions): RemotePeers {
       const peer = peers.get(id)
       if (peer?.node === node)
         peer.unhealthy = !healthy
+      observers.emit('topology')
       for (const entry of registry.ofPeer(id)) {
         if (entry.node === node)
           feed.health(entry, healthy)
