@@ -2,6 +2,7 @@ import type { Cluster } from './backplane/cluster.ts'
 import type { Admission } from './core/admission.ts'
 import type { Announcements } from './core/announcements.ts'
 import type { Consumers } from './core/consumers.ts'
+import type { Explain } from './core/explain.ts'
 import type { ModuleCatalog } from './core/module-catalog.ts'
 import type { Observers } from './core/observers.ts'
 import type { Publish } from './core/publish.ts'
@@ -20,6 +21,7 @@ import { createAnnouncements } from './core/announcements.ts'
 import { CLOSE } from './core/close.ts'
 import { createConsumers } from './core/consumers.ts'
 import { announcedIdentity, markPlainJson, perIdentity } from './core/event.ts'
+import { createExplain } from './core/explain.ts'
 import { createLiveness } from './core/liveness.ts'
 import { createModuleCatalog } from './core/module-catalog.ts'
 import { createObservers } from './core/observers.ts'
@@ -101,6 +103,12 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
   readonly consumers: Pick<Consumers, 'events' | 'handlers'>
   /** Starts the hub, and resolves once every required module is announced (on any node); rejects after `requiredTimeoutMs` naming the missing ones. */
   ready: () => Promise<void>
+  /**
+   * Where an event from a peer (or the hub) would go, and for every peer left out the routing
+   * step that excluded it; delivers nothing, changes nothing. A bad request is a `HubError`.
+   * Async only when a routing middleware is.
+   */
+  explain: Explain
 }
 
 /** The hub core: wiring of sessions, registry, routing, remote peers and liveness; it knows nothing of sockets. */
@@ -237,6 +245,7 @@ export function createHub(input: HubOptions = {}): Hub {
       return catalog.ready()
     },
     start,
+    explain: createExplain({ steps: router.steps, registry, peers, remote, consumers, requests, refusals }),
     authRequired: sessions.authRequired,
     verifyToken: sessions.verifyToken,
     connect(connection, init) {

@@ -57,9 +57,10 @@ export interface Consumers {
   has: (event: string) => boolean
   /**
    * The one consumer of `event` under `delivery` that passes `isCandidate`, and the group it
-   * was chosen from; undefined peer when there is none.
+   * was chosen from; undefined peer when there is none. With `preview`, it only tells whom it
+   * would choose: no round-robin turn or sticky key changes (explaining a route).
    */
-  select: (event: string, delivery: Delivery, isCandidate: (peer: PeerInfo) => boolean) => { group: string, peer?: PeerInfo }
+  select: (event: string, delivery: Delivery, isCandidate: (peer: PeerInfo) => boolean, preview?: boolean) => { group: string, peer?: PeerInfo }
   /** The event types with any consumer, on any node. */
   events: () => Iterable<string>
   /** Every consumer of the event type, in every group, with its priority. */
@@ -167,7 +168,7 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
 
     handlers: event => [...byEvent.get(event)?.values() ?? []].flat().map(({ peer, priority }) => ({ peer, priority })),
 
-    select(event, delivery, isCandidate) {
+    select(event, delivery, isCandidate, preview = false) {
       const group = groupOf(delivery)
       const candidates = byEvent.get(event)?.get(group)?.filter(consumer => isCandidate(consumer.peer)) ?? []
       if (candidates.length === 0)
@@ -179,9 +180,12 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
           const members = candidates.map(consumer => consumer.peer.id).join('\0')
           let cursor = cursors.get(key)
           if (cursor?.members !== members)
-            cursors.set(key, cursor = { members, next: 0 })
+            cursor = { members, next: 0 }
           const chosen = candidates[cursor.next % candidates.length]!
-          cursor.next = (cursor.next + 1) % candidates.length
+          if (!preview) {
+            cursors.set(key, cursor)
+            cursor.next = (cursor.next + 1) % candidates.length
+          }
           return { group, peer: chosen.peer }
         }
         case 'sticky': {
@@ -193,6 +197,8 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
           if (kept)
             return { group, peer: kept.peer }
           const chosen = candidates[0]!.peer
+          if (preview)
+            return { group, peer: chosen }
           sticky.delete(stickyKey)
           if (sticky.size >= maxStickyKeys)
             sticky.delete(sticky.keys().next().value!)

@@ -10,6 +10,13 @@ export interface RouteContext {
   /** Stops the event: nobody receives it. */
   drop: () => void
   readonly dropped: boolean
+  /**
+   * Set when the hub only explains where the event would go (`hub.explain`, the dashboard):
+   * nothing is delivered. A middleware with side effects (counting, logging, calling out)
+   * should skip them then and still narrow or drop as it would; one that does not call
+   * `next()` is taken to exclude every recipient it was given.
+   */
+  readonly explain?: true
 }
 
 export type Next = () => void | Promise<void>

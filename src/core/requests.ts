@@ -47,6 +47,8 @@ export interface Requests {
    * none (and `no responder` to the requester at once) when there is no candidate.
    */
   open: (requester: Session, event: HubEvent, recipients: ReadonlySet<PeerInfo>) => PeerInfo | undefined
+  /** The responder `open` would choose now among the recipients, without taking a turn (explaining a route). */
+  responder: (type: string, recipients: ReadonlySet<PeerInfo>) => PeerInfo | undefined
   /**
    * An event (source stamped) whose `parentId` names a request this node knows: delivered to
    * its requester (1) if `session` is its responder and it is the first answer, else dropped (0);
@@ -151,7 +153,7 @@ export function createRequests(options: RequestsOptions): Requests {
   }
 
   /** Healthy first, then on this node, then round-robin by type among what is left. */
-  function choose(type: string, recipients: ReadonlySet<PeerInfo>): PeerInfo | undefined {
+  function choose(type: string, recipients: ReadonlySet<PeerInfo>, preview = false): PeerInfo | undefined {
     let pool = [...recipients]
     if (pool.length > 1) {
       const healthy = pool.filter(peer => !(peer as Partial<Session | RemotePeer>).unhealthy)
@@ -165,7 +167,8 @@ export function createRequests(options: RequestsOptions): Requests {
       return pool[0]
     pool.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
     const turn = turns.get(type) ?? 0
-    remember(turns, type, turn + 1, MAX_ROUND_ROBIN_TYPES)
+    if (!preview)
+      remember(turns, type, turn + 1, MAX_ROUND_ROBIN_TYPES)
     return pool[turn % pool.length]
   }
 
@@ -197,6 +200,8 @@ export function createRequests(options: RequestsOptions): Requests {
       ;(responder as Partial<Session>).connection?.requested?.(event)
       return responder
     },
+
+    responder: (type, recipients) => choose(type, recipients, true),
 
     reply(session, event) {
       const id = event.metadata?.event?.parentId

@@ -56,6 +56,27 @@ export type Pick = (recipients: ReadonlySet<PeerInfo>) => PeerInfo | undefined
 /** Told, for each recipient, the bytes its connection had waiting and the length of the frame just queued. */
 export type Backlog = (session: Session, waiting: number, frameLength: number) => void
 
+/**
+ * The steps of `route`, one at a time and in its order, for explaining a route without taking
+ * it (`createExplain`): none of them delivers, or changes any state.
+ */
+export interface RouteSteps {
+  /** The consumer delivery the event asks for (or its type implies); undefined = destinations. */
+  deliveryOf: (event: HubEvent) => Delivery | undefined
+  /** Recipients chosen by destinations alone; never the sender (none when the hub sends it). */
+  select: (sender: PeerInfo | undefined, event: HubEvent) => Set<PeerInfo>
+  /** Why a registered consumer can't take an event: gone from its node, unhealthy, or denied by the policy; undefined = a candidate. */
+  unfitConsumer: (peer: PeerInfo) => 'gone' | 'unhealthy' | 'policy' | undefined
+  /** Whether the sender skips policy and middleware (a trusted devtools peer's `route.bypass`). */
+  bypasses: (sender: PeerInfo | undefined, event: HubEvent) => boolean
+  policy?: RecipientFilter
+  middleware: readonly RoutingMiddleware[]
+  /** The recipients a middleware chain left, of those it was given: it may only narrow them. */
+  narrow: (given: ReadonlySet<PeerInfo>, left: readonly PeerInfo[]) => Set<PeerInfo>
+  /** Bytes a local recipient has waiting, when over `maxBufferedBytes` (delivering closes it as a slow consumer). */
+  overBuffered: (session: Session) => number | undefined
+}
+
 export interface Router {
   /**
    * Routes one event from `sender`; returns how many peers it was delivered to (async if a
@@ -68,6 +89,23 @@ export interface Router {
    * the slow-consumer check.
    */
   deliver: (event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog?: Backlog) => number
+  readonly steps: RouteSteps
+}
+
+const HUB_SENDER: PeerInfo = { id: 'hub', authenticated: false }
+
+/** The context a routing middleware sees; `explain` marks a dry run (`hub.explain`). */
+export function createRouteContext(event: HubEvent, sender: PeerInfo | undefined, recipients: Iterable<PeerInfo>, explain?: true): RouteContext {
+  let dropped = false
+  return {
+    event,
+    // The hub itself sends as no peer: middleware sees an unauthenticated, moduleless sender.
+    sender: sender ?? HUB_SENDER,
+    recipients: [...recipients],
+    drop: () => { dropped = true },
+    get dropped() { return dropped },
+    ...(explain && { explain }),
+  }
 }
 
 /** The destinations of an event: `route.destinations`, else an array at `data.destinations`. */
@@ -193,7 +231,7 @@ export function createRouter(options: RouterOptions): Router {
   }
 
   /** Recipients chosen by destinations alone; never the sender. */
-  function select(sender: Session, event: HubEvent): Set<PeerInfo> {
+  function select(sender: PeerInfo | undefined, event: HubEvent): Set<PeerInfo> {
     const destinations = destinationsOf(event)
     const recipients = new Set<PeerInfo>()
     remoteSelected = false
@@ -204,7 +242,8 @@ export function createRouter(options: RouterOptions): Router {
       for (const destination of destinations)
         collect(compileDestination(destination), recipients)
     }
-    recipients.delete(sender)
+    if (sender)
+      recipients.delete(sender)
     return recipients
   }
 
@@ -220,20 +259,41 @@ export function createRouter(options: RouterOptions): Router {
     return defaults && consumers.has(event.type) ? defaults : undefined
   }
 
-  /** A registered consumer still present (on this node or its own), healthy and allowed by the policy. */
-  function isCandidate(candidate: PeerInfo): boolean {
+  /** A registered consumer is a candidate when still present (on this node or its own), healthy and allowed by the policy. */
+  function unfitConsumer(candidate: PeerInfo): 'gone' | 'unhealthy' | 'policy' | undefined {
     const { node } = candidate as Partial<RemotePeer>
-    return (node === undefined ? authenticated.get(candidate.id) : remote.get(candidate.id)) === candidate
-      && !(candidate as Session | RemotePeer).unhealthy
-      && (!policy || policy(candidate))
+    if ((node === undefined ? authenticated.get(candidate.id) : remote.get(candidate.id)) !== candidate)
+      return 'gone'
+    if ((candidate as Session | RemotePeer).unhealthy)
+      return 'unhealthy'
+    if (policy && !policy(candidate))
+      return 'policy'
   }
 
   /** The one consumer an event goes to, on any node: never the sender, an unhealthy peer or one the policy denies. */
   function selectConsumer(sender: Session, event: HubEvent, delivery: Delivery): Set<PeerInfo> {
-    const { group, peer } = consumers.select(event.type, delivery, candidate => candidate !== sender && isCandidate(candidate))
+    const { group, peer } = consumers.select(event.type, delivery, candidate => candidate !== sender && unfitConsumer(candidate) === undefined)
     remoteSelected = (peer as Partial<RemotePeer> | undefined)?.node !== undefined
     onConsumerDelivery(sender, event, delivery, group, peer)
     return new Set(peer ? [peer] : [])
+  }
+
+  function bypasses(sender: PeerInfo | undefined, event: HubEvent): boolean {
+    return allowBypass && (sender as Partial<Session> | undefined)?.trusted === true && event.route?.bypass === true
+  }
+
+  function narrow(given: ReadonlySet<PeerInfo>, left: readonly PeerInfo[]): Set<PeerInfo> {
+    const narrowed = new Set<PeerInfo>()
+    for (const peer of left) {
+      if (given.has(peer))
+        narrowed.add(peer)
+    }
+    return narrowed
+  }
+
+  function overBuffered(session: Session): number | undefined {
+    const waiting = session.connection.buffered?.() ?? 0
+    return waiting > maxBufferedBytes ? waiting : undefined
   }
 
   function checkSlowConsumer(session: Session, waiting: number): void {
@@ -309,8 +369,7 @@ export function createRouter(options: RouterOptions): Router {
       const one = pick(recipients)
       return dispatch(sender, event, new Set(one ? [one] : []), clustered)
     }
-    const bypass = allowBypass && sender.trusted && event.route?.bypass === true
-    if (bypass)
+    if (bypasses(sender, event))
       return send(event, recipients)
     if (policy) {
       for (const session of recipients) {
@@ -321,23 +380,11 @@ export function createRouter(options: RouterOptions): Router {
     if (!runMiddleware)
       return send(event, recipients)
 
-    let dropped = false
-    const context: RouteContext = {
-      event,
-      sender,
-      recipients: [...recipients],
-      drop: () => { dropped = true },
-      get dropped() { return dropped },
-    }
+    const context = createRouteContext(event, sender, recipients)
     let delivered = 0
     const final: Next = () => {
       // Middleware narrows: anything it added that destinations and policy did not choose is ignored.
-      const allowed = recipients
-      recipients = new Set()
-      for (const peer of context.recipients) {
-        if (allowed.has(peer))
-          recipients.add(peer)
-      }
+      recipients = narrow(recipients, context.recipients)
       delivered = send(context.event, recipients)
     }
     const result = runMiddleware(context, final)
@@ -350,5 +397,9 @@ export function createRouter(options: RouterOptions): Router {
     return delivered
   }
 
-  return { route, deliver }
+  return {
+    route,
+    deliver,
+    steps: { deliveryOf, select, unfitConsumer, bypasses, policy, middleware: options.middleware, narrow, overBuffered },
+  }
 }

@@ -1,59 +1,16 @@
 import type { ShapeLimits } from '../core/bounds.ts'
 import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
-import type { AnnouncedIdentity, EventEncoder, HubEvent, Identity, RouteExpression, StampedSource, WireIdentity } from '../types.ts'
+import type { AnnouncedIdentity, EventEncoder, HubEvent, Identity, StampedSource, WireIdentity } from '../types.ts'
 import * as v from 'valibot'
 import { checkData, checkRoutes } from '../core/bounds.ts'
+import { ConsumerRegistration, Data, DataDestinations, Route } from '../core/event-schema.ts'
 import { checkSuperjsonMeta, fromSuperjson, isPlainJson, markPlainJson, toSuperjson, toWireIdentity } from '../core/event.ts'
 import { HubError } from '../errors.ts'
 
 // --- Envelope validation ---------------------------------------------------------------
 
 const StringRecord = v.record(v.string(), v.string())
-const Strings = v.array(v.string())
-const inverted = { inverted: v.optional(v.boolean()) }
-
-const Expression: v.GenericSchema<RouteExpression> = v.variant('type', [
-  v.object({ type: v.literal('and'), all: v.array(v.lazy(() => Expression)) }),
-  v.object({ type: v.literal('or'), any: v.array(v.lazy(() => Expression)) }),
-  v.object({ type: v.literal('glob'), glob: v.string(), ...inverted }),
-  v.object({ type: v.literal('ids'), ids: Strings, ...inverted }),
-  v.object({ type: v.literal('plugin'), plugins: Strings, ...inverted }),
-  v.object({ type: v.literal('instance'), instances: Strings, ...inverted }),
-  v.object({ type: v.literal('label'), selectors: Strings, ...inverted }),
-  v.object({ type: v.literal('module'), modules: Strings, ...inverted }),
-  v.object({ type: v.literal('source'), sources: Strings, ...inverted }),
-]) as v.GenericSchema<RouteExpression>
-
-export const Data = v.custom<Record<string, unknown>>(
-  value => typeof value === 'object' && value !== null && !Array.isArray(value),
-)
-
-/** Consumer event and group names; the hub holds them to `limits.maxNameLength` as well. */
-const ConsumerName = v.pipe(v.string(), v.minLength(1), v.maxLength(1024))
-const ConsumerMode = v.picklist(['consumer', 'consumer-group'])
-
-const Delivery = v.object({
-  mode: v.optional(ConsumerMode),
-  group: v.optional(ConsumerName),
-  selection: v.optional(v.picklist(['first', 'priority', 'round-robin', 'sticky'])),
-  stickyKey: v.optional(v.pipe(v.string(), v.maxLength(1024))),
-  required: v.optional(v.boolean()),
-})
-
-/** `route.reply`: `true`, or `{timeoutMs}` (the Phoenix gateway takes the same as `payload.reply`). */
-export const Reply = v.union([
-  v.literal(true),
-  v.object({ timeoutMs: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(1))) }),
-])
-
-/** `module:consumer:register` / `unregister` data (the Phoenix gateway takes the same). */
-export const ConsumerRegistration = v.object({
-  event: ConsumerName,
-  mode: v.optional(ConsumerMode),
-  group: v.optional(ConsumerName),
-  priority: v.optional(v.pipe(v.number(), v.finite())),
-})
 
 const Envelope = v.looseObject({
   type: v.pipe(v.string(), v.minLength(1)),
@@ -62,17 +19,8 @@ const Envelope = v.looseObject({
     source: v.optional(v.unknown()),
     event: v.optional(v.looseObject({ id: v.optional(v.string()), parentId: v.optional(v.string()) })),
   })),
-  route: v.optional(v.looseObject({
-    destinations: v.optional(v.array(v.union([v.string(), Expression]))),
-    bypass: v.optional(v.boolean()),
-    delivery: v.optional(Delivery),
-    reply: v.optional(Reply),
-    ack: v.optional(v.boolean()),
-  })),
+  route: v.optional(Route),
 })
-
-// Destinations may also ride in `data.destinations`; they must be valid there too.
-export const DataDestinations = v.optional(v.array(v.union([v.string(), Expression])))
 
 /** 0.8.4 client: `{ plugin, instanceId, version?, labels? }`. */
 const FlatIdentity = v.object({
