@@ -5,6 +5,7 @@ import type { ResolvedDashboardOptions } from './options.ts'
 import type { DashboardStreams } from './stream.ts'
 import { clientAddress } from '../protocol/limits.ts'
 import { createDashboardAuth } from './auth.ts'
+import { createExplainHandler } from './explain-route.ts'
 import { createDashboardPage } from './page.ts'
 import { createDashboardStats } from './stats.ts'
 import { createDashboardStreams } from './stream.ts'
@@ -20,8 +21,10 @@ export function addDashboard(app: H3, hub: Hub, { path, token }: ResolvedDashboa
   const page = createDashboardPage()
   const authorize = createDashboardAuth(hub, token, trustProxy)
   const streams = createDashboardStreams(hub, createTopologyView(hub), createDashboardStats(hub.observers))
+  const explain = createExplainHandler(hub)
 
   app.get(path, page)
   app.get(`${path}/api/stream`, event => authorize(event.req) ?? streams.open(event.req, clientAddress(event.req, trustProxy)))
+  app.post(`${path}/api/explain`, event => authorize(event.req) ?? explain(event.req))
   return streams
 }

@@ -179,4 +179,45 @@ describe('dashboard over HTTP', () => {
     expect((await fetch(`${url}/api/stream`, { headers: bearer('wrong') })).status).toBe(403)
     expect((await openStream(`${url}/api/stream`, bearer('cli-token'))).status).toBe(200)
   })
+
+  it('explains a route as JSON for scripts, and answers a bad request 400 saying why', async () => {
+    const hub = await startHub({ dashboard: { token: 'secret' }, routing: { policy: { denyLabels: ['env=prod'] } }, limits: { maxPayloadBytes: 4096 } })
+    const sender = await RawPeer.connect(hub.url())
+    await sender.join('sender')
+    const prod = await RawPeer.connect(hub.url())
+    await prod.join('tts-prod', { identity: { plugin: 'tts', instanceId: 'tts-1', labels: { env: 'prod' } } })
+    const dev = await RawPeer.connect(hub.url())
+    await dev.join('tts-dev', { identity: { plugin: 'tts', instanceId: 'tts-2', labels: { env: 'dev' } } })
+    const explain = (body: string, headers: Record<string, string> = bearer('secret')): Promise<Response> =>
+      fetch(`${base(hub)}/api/explain`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
+
+    const response = await explain(JSON.stringify({ from: 'sender', event: { type: 'say', route: { destinations: ['plugin:tts'] } } }))
+    expect(response.status).toBe(200)
+    const result = await response.json() as { recipients: Array<{ modules: Array<{ name: string }>, protocol?: string }>, excluded: Array<{ modules: Array<{ name: string }>, step: string, reason: string }> }
+    expect(result.recipients.map(peer => peer.modules[0]!.name)).toEqual(['tts-dev'])
+    expect(result.recipients[0]!.protocol).toBe('airi')
+    expect(result.excluded.map(peer => [peer.modules[0]!.name, peer.step, peer.reason])).toEqual(expect.arrayContaining([
+      ['sender', 'sender', expect.any(String)],
+      ['tts-prod', 'policy', 'policy denyLabels "env=prod"'],
+    ]))
+    expect(prod.ofType('say')).toEqual([]) // nothing was delivered
+
+    const error = async (response: Response): Promise<[number, string]> => [response.status, (await response.json() as { error: string }).error]
+    expect((await explain('{}', {})).status).toBe(401)
+    expect((await explain('{}', bearer('nope'))).status).toBe(403)
+    expect(await error(await explain('{not json'))).toEqual([400, expect.stringMatching(/^The body must be JSON/)])
+    expect(await error(await explain(JSON.stringify({ event: { data: {} } })))).toEqual([400, expect.stringMatching(/^Invalid explain request: .* at event\.type$/)])
+    expect(await error(await explain(JSON.stringify({ from: 'nobody', event: { type: 'say' } })))).toEqual([400, 'no peer or module "nobody" on any node'])
+    expect(await error(await explain(JSON.stringify({ event: { type: 'say', data: { pad: 'x'.repeat(5000) } } })))).toEqual([413, 'The body is over 4096 bytes'])
+    // Chunked, with no length to judge by: cut while reading.
+    const chunks = new ReadableStream({
+      pull(controller) {
+        controller.enqueue(new TextEncoder().encode('x'.repeat(1000)))
+      },
+    })
+    const chunked = await fetch(`${base(hub)}/api/explain`, { method: 'POST', headers: bearer('secret'), body: chunks, duplex: 'half' } as RequestInit)
+    expect(await error(chunked)).toEqual([413, 'The body is over 4096 bytes'])
+    // The hub is fine: it still explains.
+    expect((await explain(JSON.stringify({ event: { type: 'say' } }))).status).toBe(200)
+  })
 })
