@@ -185,6 +185,47 @@ describe('the dashboard in a real browser', () => {
     await shot(page, 'overview-dark')
   }, 60_000)
 
+  it('explains routing: picks a sender, takes destinations, names the policy rule that left a peer out', async () => {
+    const hub = await startHub({ dashboard: { token: TOKEN }, routing: { policy: { denyLabels: ['env=prod'] } } })
+    const modules: Array<[string, string, Record<string, string>]> = [
+      ['discord-bot', 'airi-plugin-discord', { env: 'dev' }],
+      ['tts-dev', 'airi-plugin-tts', { env: 'dev' }],
+      ['tts-prod', 'airi-plugin-tts', { env: 'prod' }],
+      ['vision', 'airi-plugin-vision', { env: 'dev' }],
+    ]
+    const peers = new Map<string, RawPeer>()
+    for (const [name, plugin, labels] of modules) {
+      const peer = await RawPeer.connect(hub.url())
+      await peer.join(name, { identity: { plugin, instanceId: `${name}-1`, labels } })
+      peers.set(name, peer)
+    }
+    const page = await openDashboard(hub)
+    await page.locator('#tab-explain').click()
+    await page.locator('#explain-from').fill('discord-bot')
+    await page.locator('#explain-type').fill('input:text')
+    await page.locator('#explain-destinations').fill('["plugin:airi-plugin-tts"]')
+    await page.locator('#explain-form button[type=submit]').click()
+    await page.locator('.recipient-row').first().waitFor()
+    const recipients = await page.locator('.recipient-row').allTextContents()
+    expect(recipients).toHaveLength(1)
+    expect(recipients[0]).toContain('tts-dev')
+    const excluded = page.locator('.excluded-row', { hasText: 'tts-prod' })
+    expect(await excluded.getAttribute('data-step')).toBe('policy')
+    expect(await excluded.textContent()).toContain('policy denyLabels "env=prod"')
+    expect(await page.locator('.excluded-row', { hasText: 'vision' }).getAttribute('data-step')).toBe('destinations')
+    expect(await page.locator('.excluded-row', { hasText: 'discord-bot' }).getAttribute('data-step')).toBe('sender')
+    await shot(page, 'explain')
+    expect(peers.get('tts-dev')!.ofType('input:text')).toEqual([]) // explaining sends nothing
+
+    // A pasted event, and a mistake said plainly.
+    await page.locator('#explain-event').fill('{"type": "input:text", "route": {"destinations": ["label:env=prod"]}}')
+    await page.locator('#explain-form button[type=submit]').click()
+    await expect.poll(() => page.locator('.recipient-row').count()).toBe(0)
+    await page.locator('#explain-from').fill('nobody')
+    await page.locator('#explain-form button[type=submit]').click()
+    await expect.poll(() => page.locator('#explain-error').textContent()).toBe('no peer or module "nobody" on any node')
+  })
+
   it('stays responsive with 2000 modules: only the rows in sight are in the page, and filtering finds any of them', async () => {
     const hub = await startHub({ dashboard: { token: TOKEN }, limits: { maxModulesPerPeer: 200 } })
     const page = await openDashboard(hub)
