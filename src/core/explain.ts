@@ -78,8 +78,12 @@ function describePeer(peer: PeerInfo): ExplainPeer {
   return described
 }
 
-function describeDestinations(event: HubEvent): string {
-  return destinationsOf(event)!.map(destination => typeof destination === 'string' ? destination : JSON.stringify(destination)).join(', ')
+/** Why destinations left a peer out, naming them as sent (none = the event names no recipient). */
+function destinationsReason(event: HubEvent): string {
+  const destinations = destinationsOf(event)!
+  if (destinations.length === 0)
+    return 'destinations: the list is empty, so the event goes to nobody'
+  return `destinations: no destination matches (${destinations.map(destination => typeof destination === 'string' ? destination : JSON.stringify(destination)).join(', ')})`
 }
 
 function middlewareName(middleware: RoutingMiddleware, index: number): string {
@@ -165,7 +169,9 @@ export function createExplain(options: ExplainOptions): Explain {
       const members = new Set<PeerInfo>()
       const { group, peer: chosen } = consumers.select(event.type, delivery, (candidate) => {
         members.add(candidate)
-        const why = candidate === sender ? 'gone' : steps.unfitConsumer(candidate)
+        if (candidate === sender)
+          return false
+        const why = steps.unfitConsumer(candidate)
         if (why)
           unfit.set(candidate, why)
         return why === undefined
@@ -186,7 +192,8 @@ export function createExplain(options: ExplainOptions): Explain {
     }
     else {
       const selected = steps.select(sender, event)
-      const reason = destinationsOf(event) ? `destinations: no destination matches (${describeDestinations(event)})` : ''
+      // Without destinations every authenticated peer is selected: the reason is never needed.
+      const reason = destinationsOf(event) ? destinationsReason(event) : ''
       exclude(peer => selected.has(peer) ? undefined : { step: 'destinations', reason })
     }
 

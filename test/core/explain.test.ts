@@ -3,7 +3,6 @@ import type { RoutingMiddleware } from '../../src/core/middleware.ts'
 import type { Hub } from '../../src/hub.ts'
 import type { FakePeer } from '../helpers/fake-connection.ts'
 import { describe, expect, it } from 'vitest'
-import { defineMiddleware } from '../../src/core/middleware.ts'
 import { HubError } from '../../src/errors.ts'
 import { connectPeer, joinPeer, useSocketFreeHubs } from '../helpers/fake-connection.ts'
 
@@ -86,14 +85,14 @@ describe('hub.explain', () => {
 
   it('lays a peer at the door of the middleware that removed it; middleware sees the dry run', () => {
     const seen: Array<boolean | undefined> = []
-    const audit = defineMiddleware((context, next) => {
+    const audit: RoutingMiddleware = (context, next) => {
       seen.push(context.explain)
       return next()
-    })
-    const noVision = defineMiddleware((context, next) => {
+    }
+    const noVision: RoutingMiddleware = (context, next) => {
       context.recipients = context.recipients.filter(peer => peer.module?.name !== 'vision')
       return next()
-    })
+    }
     const hub = hubOf({ routing: { middleware: [audit, noVision] } })
     const sender = joinPeer(hub, 'sender')
     joinPeer(hub, 'tts')
@@ -138,6 +137,24 @@ describe('hub.explain', () => {
     }
   })
 
+  it('lets a trusted devtools peer\'s route.bypass skip policy and middleware, and an empty list select nobody', () => {
+    const none: RoutingMiddleware = function none(context) {
+      context.drop()
+    }
+    const hub = hubOf({ auth: { token: 't' }, routing: { devtoolsTokens: ['dev'], policy: { denyPlugins: ['hidden'] }, middleware: [none] } })
+    joinPeer(hub, 'devtools', { token: 'dev' })
+    joinPeer(hub, 'plain', { token: 't' })
+    joinPeer(hub, 'hidden', { token: 't' })
+    const bypassing = { type: 't', route: { bypass: true } }
+    expect(recipientsOf(explain(hub, { from: 'devtools', event: bypassing }))).toEqual(['hidden', 'plain'])
+    expect(excludedOf(explain(hub, { from: 'plain', event: bypassing }))).toMatchObject({
+      hidden: 'policy: policy denyPlugins "hidden" (plugin "hidden")',
+      devtools: 'middleware: middleware #1 (none) dropped the event',
+    })
+    expect(excludedOf(explain(hub, { from: 'devtools', event: { type: 't', route: { destinations: [] } } })).plain)
+      .toBe('destinations: destinations: the list is empty, so the event goes to nobody')
+  })
+
   it('shows whom a round-robin consumer delivery would pick without taking the turn', () => {
     const hub = hubOf()
     const sender = joinPeer(hub, 'sender')
@@ -160,6 +177,22 @@ describe('hub.explain', () => {
     hub.publish(sender.session, { type: 'job', data: {}, route: { delivery: { group: 'g', selection: 'round-robin' } } })
     expect(workers.map(worker => worker.connection.ofType('job').length)).toEqual([1, 0, 0])
     expect(recipientsOf(explain(hub, request))).toEqual(['w2'])
+  })
+
+  it('never picks the sender or a consumer the policy denies, naming the rule', () => {
+    const hub = hubOf({ routing: { policy: { denyLabels: ['blocked=yes'] } } })
+    const sender = joinPeer(hub, 'sender')
+    const blocked = joinPeer(hub, 'blocked', { labels: { blocked: 'yes' } })
+    const open = joinPeer(hub, 'open')
+    hub.registerConsumer(sender.session, { event: 'job', priority: 20 })
+    hub.registerConsumer(blocked.session, { event: 'job', priority: 10 })
+    hub.registerConsumer(open.session, { event: 'job' })
+    const result = explain(hub, { from: 'sender', event: { type: 'job', route: { delivery: { mode: 'consumer' } } } })
+    expect(recipientsOf(result)).toEqual(['open'])
+    expect(excludedOf(result)).toEqual({
+      sender: 'sender: the sender: an event is never echoed to it',
+      blocked: 'policy: policy denyLabels "blocked=yes"',
+    })
   })
 
   it('shows one responder for a request, and a slow consumer as such', () => {
