@@ -24,7 +24,7 @@ export function addDashboard(app: H3, hub: Hub, { path, token }: ResolvedDashboa
   const explain = createExplainHandler(hub)
 
   app.get(path, page)
-  app.get(`${path}/api/stream`, event => authorize(event.req) ?? streams.open(event.req, clientAddress(event.req, trustProxy)))
+  app.get(`${path}/api/stream`, event => authorize(event.req) ?? streams.open(clientAddress(event.req, trustProxy)))
   app.post(`${path}/api/explain`, event => authorize(event.req) ?? explain(event.req))
   return streams
 }

@@ -8,8 +8,8 @@ export const DASHBOARD_BATCH_MS = 250
 const SAMPLE_MS = 1000
 
 export interface DashboardStreams {
-  /** A page's live stream (server-sent events): a `snapshot`, then `update` batches. */
-  open: (request: Request, who: string) => Response
+  /** A page's live stream (server-sent events): a `snapshot`, then `update` batches; `who` names it in log lines. */
+  open: (who: string) => Response
   /** Pages open now. */
   readonly size: number
   /** Ends every page's stream (the hub is closing). */
@@ -153,7 +153,7 @@ export function createDashboardStreams(hub: Hub, view: TopologyView, stats: Dash
       for (const page of [...pages])
         leave(page, true)
     },
-    open(_request, who) {
+    open(who) {
       let page: Page
       const body = new ReadableStream<Uint8Array>({
         start(controller) {

@@ -33,7 +33,6 @@ export interface Topology {
   nodes: NodeRow[]
   /** Required modules (the `modules` option) announced on no node. */
   missing: string[]
-  required: string[]
 }
 
 /** Module changes since the last batch. */
@@ -114,7 +113,6 @@ export function createTopologyView(hub: Hub): TopologyView {
         node: id,
         nodes: [...nodes.values()],
         missing: hub.catalog.missing(),
-        required: hub.options.modules.filter(module => module.required).map(module => module.name),
       }
     },
     changes() {
