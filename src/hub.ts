@@ -30,6 +30,7 @@ import { createPublish } from './core/publish.ts'
 import { createReceipts } from './core/receipts.ts'
 import { createRefusals, HUB_PLUGIN } from './core/refusals.ts'
 import { createRegistryFeed } from './core/registry-feed.ts'
+import { createRegistryLog } from './core/registry-log.ts'
 import { createRegistry } from './core/registry.ts'
 import { createRemotePeers } from './core/remote-peers.ts'
 import { createRequests } from './core/requests.ts'
@@ -82,7 +83,7 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
   send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
   /** A hub-originated event (answering `parentId`), for a gateway that writes one itself (`Connection.fail`). */
   event: (type: string, data: Record<string, unknown>, parentId?: string) => HubEvent
-  /** Sends the peer the whole registry (`registry:modules:sync`) at the end of this turn. */
+  /** Sends the peer the whole registry (`registry:modules:sync`) at the end of this turn, if it hears every change (not a delta or `none` peer). */
   sync: (session: Session) => void
   /** Set when clustered (a `backplane`, or `redisUrl` through `createServer()`). */
   readonly cluster?: Cluster
@@ -174,13 +175,17 @@ export function createHub(input: HubOptions = {}): Hub {
 
   const feed = createRegistryFeed({
     registry,
-    recipients: () => authenticated.values(),
+    log: createRegistryLog(limits.registryLogEntries),
+    healthOf: entry => !(peers.get(entry.peerId) ?? remote.get(entry.peerId))?.unhealthy,
     deliver: router.deliver,
     createEvent,
     announcedOf: perIdentity(announcedIdentity),
     laggingBytes: limits.maxBufferedBytes / 2,
     observers,
     onLagging: (session, waiting) => logger.debug(`peer ${session.id} is behind on the registry (${waiting} bytes unsent): its deltas wait for one sync`),
+    onGap: (session, since, epoch) => since.epoch === epoch
+      ? logger.info(`peer ${session.id} holds registry revision ${since.revision}, which the log does not hold (limits.registryLogEntries): it gets a full sync`)
+      : logger.debug(`peer ${session.id} holds a registry revision of another epoch (a restarted or another node): it gets a full sync`),
   })
   const announcements = createAnnouncements({ registry, feed, consumers, selfNamed, refusals, limits, logger, catalog, cluster, send })
   const sessions = createSessions({ auth: options.auth, onError, devtoolsTokens: options.routing.devtoolsTokens, maxNameLength: limits.maxNameLength, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, requests, catalog, cluster, send })

@@ -150,6 +150,12 @@ export interface HubOptions {
      */
     maxRequestTimeoutMs?: number
     /**
+     * Registry changes the hub keeps by revision, so that a delta peer reconnecting gets only
+     * what changed since the revision it holds; an older gap gets the full registry.
+     * @default 4096
+     */
+    registryLogEntries?: number
+    /**
      * Destinations one event may list.
      * @default 64
      */
@@ -247,6 +253,7 @@ export interface ResolvedLimits extends ShapeLimits {
   maxConsumersPerPeer: number
   maxPendingRequestsPerPeer: number
   maxRequestTimeoutMs: number
+  registryLogEntries: number
 }
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
@@ -264,6 +271,7 @@ export const DEFAULT_MAX_MODULES_PER_PEER = 64
 export const DEFAULT_MAX_CONSUMERS_PER_PEER = 64
 export const DEFAULT_MAX_PENDING_REQUESTS_PER_PEER = 256
 export const DEFAULT_MAX_REQUEST_TIMEOUT_MS = 300_000
+export const DEFAULT_REGISTRY_LOG_ENTRIES = 4096
 /** How long a request waits for its reply when `route.reply` names no `timeoutMs`. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 export const DEFAULT_MAX_DESTINATIONS = 64
@@ -360,6 +368,7 @@ function resolveLimits(limits: HubOptions['limits'], env: Env): ResolvedLimits {
     maxConsumersPerPeer: positiveInt('limits.maxConsumersPerPeer', limits?.maxConsumersPerPeer, env, DEFAULT_MAX_CONSUMERS_PER_PEER),
     maxPendingRequestsPerPeer: positiveInt('limits.maxPendingRequestsPerPeer', limits?.maxPendingRequestsPerPeer, env, DEFAULT_MAX_PENDING_REQUESTS_PER_PEER),
     maxRequestTimeoutMs: positiveInt('limits.maxRequestTimeoutMs', limits?.maxRequestTimeoutMs, env, DEFAULT_MAX_REQUEST_TIMEOUT_MS),
+    registryLogEntries: positiveInt('limits.registryLogEntries', limits?.registryLogEntries, env, DEFAULT_REGISTRY_LOG_ENTRIES),
     maxDestinations: positiveInt('limits.maxDestinations', limits?.maxDestinations, env, DEFAULT_MAX_DESTINATIONS, 0),
     maxExpressionDepth: positiveInt('limits.maxExpressionDepth', limits?.maxExpressionDepth, env, DEFAULT_MAX_EXPRESSION_DEPTH),
     maxRouteItems: positiveInt('limits.maxRouteItems', limits?.maxRouteItems, env, DEFAULT_MAX_ROUTE_ITEMS),

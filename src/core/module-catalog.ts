@@ -78,6 +78,11 @@ export interface ModuleCatalog {
   readonly tokens: readonly string[]
   /** The peer authenticated with `token`: it is bound to that token's module, or to none (no token: unchanged). */
   bind: (peer: object, token: unknown) => void
+  /**
+   * Binds a peer that brings no token to module `name` alone (a gateway's keyless admission),
+   * so it may announce nothing else; false, and nothing bound, when `name` has a token of its own.
+   */
+  restrict: (peer: object, name: string) => boolean
   /** Why the peer may not announce `name`: a protected name without its token, or another name with one. */
   refusal: (peer: object, name: string) => HubError | undefined
   /** The identity with the configured labels of `name` merged over its own. */
@@ -122,6 +127,12 @@ export function createModuleCatalog({ modules, registry, requiredTimeoutMs }: Mo
         bound.delete(peer)
       else
         bound.set(peer, name)
+    },
+    restrict(peer, name) {
+      if (byName.get(name)?.token !== undefined)
+        return false
+      bound.set(peer, name)
+      return true
     },
     refusal(peer, name) {
       const own = bound.get(peer)

@@ -28,6 +28,8 @@ export interface HubObservations {
   registryDeltasSkipped: [count: number]
   /** Peers that fell behind on the registry got the full sync that repairs their view. */
   registryRepaired: [count: number]
+  /** Delta peers got their first sync (after authenticating, or having fallen behind): a delta from the revision they held, or the full registry. */
+  registryDeltaSync: [kind: 'delta' | 'full', count: number]
 }
 
 type Listener<K extends keyof HubObservations> = (...args: HubObservations[K]) => void

@@ -1,5 +1,6 @@
 import type { AnnouncedIdentity, HubEvent, Identity, ModuleEntry } from '../types.ts'
 import type { Observers } from './observers.ts'
+import type { RegistryChange, RegistryDiff, RegistryLog } from './registry-log.ts'
 import type { Registry } from './registry.ts'
 import type { Router } from './router.ts'
 import type { Session } from './session.ts'
@@ -11,10 +12,23 @@ import { createTurnQueue } from './turn.ts'
 /** How often peers that fell behind on registry changes are checked for a drained backlog (ms). */
 export const REPAIR_CHECK_MS = 100
 
+/**
+ * How a peer asked to hear the registry when it authenticated (AIRI `module:authenticate
+ * {registry}`); a peer that did not ask gets every change as its own event.
+ */
+export interface RegistryRequest {
+  /** `delta`: one `registry:modules:delta` per turn that changed the registry; `none`: nothing at all. */
+  mode: 'delta' | 'none'
+  /** The last revision the peer holds (of this epoch): it gets only what changed since, while the log holds it. */
+  since?: { epoch: string, revision: number }
+}
+
 export interface RegistryFeedOptions {
   registry: Registry
-  /** Who hears registry changes: every authenticated session. */
-  recipients: () => Iterable<Session>
+  /** The recent changes by revision, for delta peers. */
+  log: RegistryLog
+  /** Whether a module's peer is healthy now (delta peers see it in each entry). */
+  healthOf: (entry: ModuleEntry) => boolean
   deliver: Router['deliver']
   /** A hub-originated event (no parentId: registry traffic answers nobody). */
   createEvent: (type: string, data: Record<string, unknown>) => HubEvent
@@ -28,10 +42,16 @@ export interface RegistryFeedOptions {
   observers: Observers
   /** A peer fell behind and its deltas are now coalesced (for a log line). */
   onLagging: (session: Session, waiting: number) => void
+  /** A delta peer named a revision the log no longer holds (or another epoch's): it gets a full sync (for a log line). */
+  onGap: (session: Session, since: NonNullable<RegistryRequest['since']>, epoch: string) => void
 }
 
 export interface RegistryFeed {
-  /** Queues a full `registry:modules:sync` for the peer; the turn's syncs leave together. */
+  /** An authenticated peer hears the registry as it asked (again, when it authenticates again): it gets its first sync at the turn's end. */
+  admit: (session: Session, request?: RegistryRequest) => void
+  /** The peer is gone: it hears nothing more. */
+  leave: (session: Session) => void
+  /** Queues a full `registry:modules:sync` for a peer that hears every change; the turn's syncs leave together. */
   sync: (session: Session) => void
   announced: (entry: ModuleEntry, except?: Session) => void
   deannounced: (entry: ModuleEntry, reason: string, except?: Session) => void
@@ -42,6 +62,9 @@ export interface RegistryFeed {
 
 // One module as registry events carry it.
 interface EntryData extends Record<string, unknown> { name: string, index?: number, identity: AnnouncedIdentity }
+
+// One module as delta peers see it: its owner tells apart modules of the same name and index.
+interface DeltaEntry extends EntryData { peer: string, healthy: boolean }
 
 /** A HEAD (extension) module is announced and de-announced under both names, the HEAD one first (stage-ui listens to both). */
 function changeTypes(entry: ModuleEntry, change: 'announced' | 'de-announced'): string[] {
@@ -59,9 +82,19 @@ function changeTypes(entry: ModuleEntry, change: 'announced' | 'de-announced'): 
  * of the modules whose health changed meanwhile (a sync carries none). Registry traffic never
  * closes a peer: only routed traffic counts toward the slow-consumer limit, so what the
  * registry adds to a backlog stays bounded (`laggingBytes`, one turn of deltas, one sync).
+ *
+ * Peers that asked for `delta` get instead, at the end of each turn that changed the registry,
+ * one `registry:modules:delta` (the turn's net changes by revision, encoded once for all of
+ * them); their first sync is a delta from the revision they hold when the log still has it,
+ * else the full registry with its revision. Peers that asked for `none` are in no recipient set.
  */
 export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
-  const { registry, recipients, deliver, createEvent, announcedOf, laggingBytes, observers, onLagging } = options
+  const { registry, log, healthOf, deliver, createEvent, announcedOf, laggingBytes, observers, onLagging, onGap } = options
+  // Who hears every change as its own event, and who hears deltas; a `none` peer is in neither.
+  const perChange = new Set<Session>()
+  const deltaPeers = new Set<Session>()
+  // Delta peers waiting for their first sync at the turn's end, with the revision they hold.
+  const joining = new Map<Session, RegistryRequest['since']>()
   // Every delta bumps the sequence; a lagging peer remembers the one it missed first.
   let sequence = 0
   const lagging = new Map<Session, number>()
@@ -81,7 +114,93 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       syncCache = { revision: registry.revision, modules: [...registry.entries()].map(entryData) }
     deliver(markPlainJson(createEvent('registry:modules:sync', { modules: syncCache.modules })), to, undefined, ignoreBacklog)
   }
-  const syncs = createTurnQueue<Session>(asked => sendSync(new Set(asked.filter(session => session.state !== 'closed'))))
+  const syncs = createTurnQueue<Session>(asked => sendSync(new Set(asked.filter(session => perChange.has(session) && session.state !== 'closed'))))
+
+  const deltaEntry = (entry: ModuleEntry): DeltaEntry => ({ peer: entry.peerId, ...entryData(entry), healthy: healthOf(entry) })
+  const deltaEvent = (from: number, diff: RegistryDiff): HubEvent => markPlainJson(createEvent('registry:modules:delta', {
+    epoch: log.epoch,
+    revision: log.revision,
+    from,
+    added: diff.added.map(deltaEntry),
+    removed: diff.removed.map(({ peerId, name, index }) => ({ peer: peerId, name, index })),
+    health: diff.health.map(({ entry: { peerId, name, index }, healthy }) => ({ peer: peerId, name, index, healthy })),
+  }))
+  // The full registry for delta peers, encoded once per revision.
+  let fullSync: { revision: number, event: HubEvent } | undefined
+  function sendFullSync(to: Iterable<Session>): void {
+    if (fullSync?.revision !== log.revision)
+      fullSync = { revision: log.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(deltaEntry), epoch: log.epoch, revision: log.revision })) }
+    deliver(fullSync.event, to, undefined, ignoreBacklog)
+  }
+
+  // The revision delta peers were last brought to; the turn's changes lie after it.
+  let flushed = log.revision
+  let flushQueued = false
+  function queueFlush(): void {
+    if (!flushQueued) {
+      flushQueued = true
+      setImmediate(flush)
+    }
+  }
+
+  /** At the turn's end: the turn's delta to the delta peers that keep up, then the first syncs of those that joined. */
+  function flush(): void {
+    flushQueued = false
+    if (log.revision !== flushed) {
+      const to = [...deltaPeers].filter(session => !lagging.has(session))
+      if (to.length > 0) {
+        const diff = log.diffSince(flushed)
+        // A turn of more changes than the log holds (a node of many modules gone at once) is a full sync.
+        if (diff)
+          deliver(deltaEvent(flushed, diff), to, undefined, judge)
+        else
+          sendFullSync(to)
+      }
+      if (to.length < deltaPeers.size)
+        observers.emit('registryDeltasSkipped', deltaPeers.size - to.length)
+      flushed = log.revision
+    }
+    if (joining.size === 0)
+      return
+    const full: Session[] = []
+    const recovering = new Map<number, Session[]>()
+    for (const [session, since] of joining) {
+      deltaPeers.add(session)
+      if (since?.epoch === log.epoch && log.holds(since.revision)) {
+        const group = recovering.get(since.revision)
+        if (group)
+          group.push(session)
+        else
+          recovering.set(since.revision, [session])
+        continue
+      }
+      if (since)
+        onGap(session, since, log.epoch)
+      full.push(session)
+    }
+    joining.clear()
+    // One diff per revision held, however many peers held it; a gap that changed more entries
+    // than the registry holds (a mass reconnect) is smaller as a full sync.
+    for (const [since, to] of recovering) {
+      const diff = log.diffSince(since)!
+      if (diff.added.length + diff.removed.length + diff.health.length > registry.size) {
+        full.push(...to)
+        continue
+      }
+      deliver(deltaEvent(since, diff), to, undefined, ignoreBacklog)
+      observers.emit('registryDeltaSync', 'delta', to.length)
+    }
+    if (full.length > 0) {
+      sendFullSync(full)
+      observers.emit('registryDeltaSync', 'full', full.length)
+    }
+  }
+
+  function record(change: RegistryChange): void {
+    log.append(change)
+    if (deltaPeers.size > 0)
+      queueFlush()
+  }
 
   // What this turn queued per peer: a connection may tell only what earlier turns left unsent,
   // and one turn of a storm can carry hundreds of deltas (every peer that dropped at once).
@@ -102,7 +221,7 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
     sequence++
     const to: Session[] = []
     let skipped = 0
-    for (const session of recipients()) {
+    for (const session of perChange) {
       if (session === except)
         continue
       if (lagging.has(session))
@@ -125,7 +244,15 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       }
       else if ((session.connection.buffered?.() ?? 0) < laggingBytes / 2) {
         lagging.delete(session)
-        drained.set(session, since)
+        // A delta peer joins again: its full sync leaves at the turn's end, after that turn's delta.
+        if (deltaPeers.delete(session)) {
+          joining.set(session, undefined)
+          queueFlush()
+          observers.emit('registryRepaired', 1)
+        }
+        else {
+          drained.set(session, since)
+        }
       }
     }
     if (drained.size > 0) {
@@ -149,19 +276,44 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       : ['registry:modules:health:unhealthy', { ...entryData(entry), reason: 'heartbeat late' }]
   }
 
+  function leave(session: Session): void {
+    perChange.delete(session)
+    deltaPeers.delete(session)
+    joining.delete(session)
+    lagging.delete(session)
+  }
+
   return {
-    sync: syncs.push,
+    admit(session, request) {
+      leave(session)
+      if (!request) {
+        perChange.add(session)
+        syncs.push(session)
+      }
+      else if (request.mode === 'delta') {
+        joining.set(session, request.since)
+        queueFlush()
+      }
+    },
+    leave,
+    sync(session) {
+      if (perChange.has(session))
+        syncs.push(session)
+    },
     announced(entry, except) {
+      record({ kind: 'added', entry })
       for (const type of changeTypes(entry, 'announced'))
         publish(type, entryData(entry), except)
     },
     deannounced(entry, reason, except) {
+      record({ kind: 'removed', entry })
       if (registry.ofPeer(entry.peerId).length === 0)
         healthChanges.delete(entry.peerId)
       for (const type of changeTypes(entry, 'de-announced'))
         publish(type, { ...entryData(entry), reason }, except)
     },
     health(entry, healthy, except) {
+      record({ kind: 'health', entry, healthy })
       healthChanges.set(entry.peerId, { sequence: sequence + 1, healthy })
       publish(...healthPayload(entry, healthy), except)
     },
@@ -169,6 +321,8 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       clearTimeout(repairTimer)
       repairTimer = undefined
       lagging.clear()
+      deltaPeers.clear()
+      joining.clear()
     },
   }
 }

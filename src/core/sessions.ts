@@ -5,7 +5,7 @@ import type { Announcements } from './announcements.ts'
 import type { Consumers } from './consumers.ts'
 import type { ModuleCatalog } from './module-catalog.ts'
 import type { Refusals } from './refusals.ts'
-import type { RegistryFeed } from './registry-feed.ts'
+import type { RegistryFeed, RegistryRequest } from './registry-feed.ts'
 import type { Requests } from './requests.ts'
 import type { ClusterLink } from './session.ts'
 import { nanoid } from 'nanoid'
@@ -23,6 +23,8 @@ export interface Handshake {
   alias?: string
   /** The peer's own identity (AIRI `extension:authenticate {identity}`): see `PeerInfo.identity`. */
   identity?: Identity
+  /** How it wants to hear the registry: deltas, or nothing (default: as asked at the upgrade, else every change as its own event). */
+  registry?: RegistryRequest
 }
 
 export interface SessionsOptions extends Pick<ResolvedHubOptions, 'auth' | 'onError'> {
@@ -42,10 +44,22 @@ export interface SessionsOptions extends Pick<ResolvedHubOptions, 'auth' | 'onEr
   /** Requests: a peer that leaves drops its own and fails those it was to answer. */
   requests: Pick<Requests, 'leave'>
   /** Known modules: their own tokens authenticate too, and bind the peer to the module names they open. */
-  catalog: Pick<ModuleCatalog, 'tokens' | 'bind'>
+  catalog: Pick<ModuleCatalog, 'tokens' | 'bind' | 'restrict'>
   cluster?: ClusterLink
   /** Sends a hub-originated event to one peer. */
   send: (session: Session, type: string, data: Record<string, unknown>, parentId?: string) => void
+}
+
+/** What a peer brings to its connection: the token, and how it hears the registry, given at the upgrade. */
+export interface ConnectInit {
+  token?: string
+  /** The default of its authentications that do not say (AIRI `?registry=none`). */
+  registry?: RegistryRequest
+  /**
+   * A gateway admits the peer without a token for that one module name, which its configuration
+   * lists; never a name the catalog gives a token of its own (such a peer stays pending).
+   */
+  admittedAs?: string
 }
 
 export interface Sessions {
@@ -53,7 +67,8 @@ export interface Sessions {
   readonly authRequired: boolean
   /** Whether a token would authenticate (for gateways that check it before the upgrade). */
   verifyToken: (token: unknown) => boolean
-  connect: (connection: Connection, init?: { token?: string }) => Session
+  /** A new peer, admitted at once when its token is good, none is needed, or `admittedAs` holds. */
+  connect: (connection: Connection, init?: ConnectInit) => Session
   authenticate: (session: Session, token: unknown, parentId?: string, handshake?: Handshake) => HubError | undefined
   /** The peer's connection is gone: its modules, aliases and consumers go with it. */
   disconnect: (session: Session, reason?: DeannounceReason) => void
@@ -67,6 +82,7 @@ export function createSessions(options: SessionsOptions): Sessions {
   const authRequired = auth.tokens.length > 0
   const verifyToken = createTokenVerifier([...auth.tokens, ...options.devtoolsTokens, ...catalog.tokens])
   const isDevtoolsToken = createTokenVerifier(options.devtoolsTokens)
+  const registryAtUpgrade = new WeakMap<Session, RegistryRequest>()
 
   function admit(session: Session, token: unknown, parentId?: string, handshake: Handshake = {}): void {
     session.state = 'authenticated'
@@ -80,14 +96,17 @@ export function createSessions(options: SessionsOptions): Sessions {
       session.identity = handshake.identity
     selfNamed.update(session)
     cluster?.update(session)
-    send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data }, parentId)
-    feed.sync(session)
+    // A peer that asked how it hears the registry (in the handshake or at the upgrade) is told the mode it got.
+    const registry = handshake.registry ?? registryAtUpgrade.get(session)
+    send(session, handshake.reply ?? 'module:authenticated', { authenticated: true, ...handshake.data, ...(registry && { registry: { mode: registry.mode } }) }, parentId)
+    feed.admit(session, registry)
   }
 
   function disconnect(session: Session, reason: DeannounceReason = 'connection closed'): void {
     if (session.state === 'closed')
       return
     announcements.deannounce(session, reason)
+    feed.leave(session)
     session.state = 'closed'
     peers.delete(session.id)
     aliases.remove(session)
@@ -135,7 +154,10 @@ export function createSessions(options: SessionsOptions): Sessions {
       const session = new Session(nanoid(), connection, Date.now())
       peers.set(session.id, session)
       catalog.bind(session, init?.token)
-      if (!authRequired || (init?.token !== undefined && verifyToken(init.token)))
+      if (init?.registry)
+        registryAtUpgrade.set(session, init.registry)
+      const admittedAs = init?.admittedAs !== undefined && catalog.restrict(session, init.admittedAs)
+      if (!authRequired || admittedAs || (init?.token !== undefined && verifyToken(init.token)))
         admit(session, init?.token)
       return session
     },

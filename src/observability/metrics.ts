@@ -63,6 +63,7 @@ export function createMetrics(hub: Hub, maxEventTypes: number, builtInTypes: rea
   const rateLimited = new Counter({ name: 'hub_rate_limited_total', help: 'Frames dropped over a socket\'s rate limit (dropped), sockets closed for it (closed, 4029)', labelNames: ['action'], registers })
   const skipped = new Counter({ name: 'hub_registry_deltas_skipped_total', help: 'Registry deltas not sent to peers that fell behind (coalesced into one sync)', registers })
   const repaired = new Counter({ name: 'hub_registry_repairs_total', help: 'Full registry syncs sent to peers that fell behind, once their backlog drained', registers })
+  const deltaSyncs = new Counter({ name: 'hub_registry_delta_syncs_total', help: 'First syncs of registry delta peers: only what changed since the revision they held (kind=delta), or the full registry (kind=full)', labelNames: ['kind'], registers })
   const consumerDeliveries = new Counter({ name: 'hub_consumer_deliveries_total', help: 'Consumer deliveries (route.delivery, input:* defaults) by event, group and outcome: delivered, or missed (no candidate)', labelNames: ['event', 'group', 'outcome'], registers })
   const requests = new Counter({ name: 'hub_requests_total', help: 'Requests (route.reply) of this node\'s peers by type and outcome: replied, timeout, no_responder, responder_gone', labelNames: ['type', 'outcome'], registers })
   const repliesDropped = new Counter({ name: 'hub_request_replies_dropped_total', help: 'Replies dropped by type: a second answer, one after the timeout, or one from a peer that is not the responder', labelNames: ['type'], registers })
@@ -88,6 +89,7 @@ export function createMetrics(hub: Hub, maxEventTypes: number, builtInTypes: rea
   hub.observers.on('rateLimited', action => rateLimited.inc({ action }))
   hub.observers.on('registryDeltasSkipped', count => skipped.inc(count))
   hub.observers.on('registryRepaired', count => repaired.inc(count))
+  hub.observers.on('registryDeltaSync', (kind, count) => deltaSyncs.inc({ kind }, count))
 
   return { render: () => registry.metrics(), contentType: registry.contentType }
 }

@@ -1,6 +1,6 @@
 import type { Gateway } from './gateway.ts'
 import { HubError } from '../errors.ts'
-import { airiEncoder, eventIdOfFrame, handleAiriFrame } from './airi.ts'
+import { airiCurrentEncoder, airiEncoder, eventIdOfFrame, handleAiriFrame } from './airi.ts'
 import { defineGateway } from './gateway.ts'
 
 export interface AiriGatewayOptions {
@@ -27,6 +27,8 @@ const AIRI_EVENTS = [
   'transport:connection:heartbeat',
 ]
 
+const REGISTRY_MODES = new Set(['delta', 'none'])
+
 /** The native AIRI endpoint (all three client generations): one hub session per socket. */
 export function airiGateway({ path = DEFAULT_AIRI_PATH }: AiriGatewayOptions = {}): Gateway {
   return defineGateway({
@@ -35,9 +37,17 @@ export function airiGateway({ path = DEFAULT_AIRI_PATH }: AiriGatewayOptions = {
     events: AIRI_EVENTS,
     // AIRI clients authenticate in-band (`module:authenticate`); a token at the upgrade must be good.
     auth: { inBand: true, status: 401 },
+    // `?registry=delta|none`: how the peer hears the registry from its connection on (a bot that wants none of it never gets a sync).
+    upgrade(request) {
+      const mode = new URL(request.url).searchParams.get('registry')
+      if (mode !== null && !REGISTRY_MODES.has(mode))
+        return new Response('registry must be delta or none', { status: 400 })
+    },
     open(socket) {
       const { hub } = socket
-      const session = socket.connect(socket.connection(airiEncoder))
+      const mode = socket.query.get('registry') as 'delta' | 'none' | null
+      // A peer that asks for the registry its way is of the current generation (identities as announced).
+      const session = socket.connect(socket.connection(mode ? airiCurrentEncoder : airiEncoder), mode ? { registry: { mode } } : undefined)
       return {
         message: text => handleAiriFrame(hub, session, text),
         rateLimited: text => session.connection.fail(hub.refuse(session, new HubError('rate_limited', 'rate limited')), eventIdOfFrame(text)),

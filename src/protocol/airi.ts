@@ -65,6 +65,20 @@ const Configure = v.pipe(
   v.check(input => input.moduleName !== undefined || input.identity !== undefined),
 )
 
+/**
+ * `module:authenticate`: AIRI sends `{token}`; a peer of ours may also ask how it hears the
+ * registry (`registry: {mode, since?}`, see `RegistryRequest`). Other fields are let through as today.
+ */
+const ModuleAuthenticate = v.looseObject({
+  token: v.optional(v.unknown()),
+  registry: v.optional(v.strictObject({
+    mode: v.picklist(['delta', 'none']),
+    since: v.optional(v.strictObject({
+      epoch: v.pipe(v.string(), v.maxLength(64)),
+      revision: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
+    })),
+  })),
+})
 const PeerAuthenticate = v.object({ token: v.optional(v.unknown()), peerId: v.optional(v.pipe(v.string(), v.minLength(1))) })
 const ExtensionAuthenticate = v.object({ token: v.optional(v.unknown()), identity: Extension })
 const ExtensionAnnounce = v.object({ identity: Extension, permissions: v.optional(v.unknown()) })
@@ -301,9 +315,17 @@ export function handleAiriFrame(hub: Hub, session: Session, text: string): void 
       if (dataOf(hub, session, Heartbeat, event)?.kind === 'ping')
         hub.send(session, 'transport:connection:heartbeat', { kind: 'pong', message: hub.options.heartbeat.message, at: Date.now() }, parentId)
       return
-    case 'module:authenticate':
-      answer(session, hub.authenticate(session, data.token, parentId), parentId)
+    case 'module:authenticate': {
+      const auth = dataOf(hub, session, ModuleAuthenticate, event)
+      if (!auth)
+        return
+      const { registry } = auth
+      // A peer that asks for the registry its way is of the current generation (identities as announced).
+      if (registry)
+        speaksLaterGeneration(session)
+      answer(session, hub.authenticate(session, auth.token, parentId, { registry }), parentId)
       return
+    }
     case 'peer:authenticate': {
       const auth = dataOf(hub, session, PeerAuthenticate, event)
       if (!auth)

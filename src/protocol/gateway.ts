@@ -1,6 +1,7 @@
 import type { Hooks, Peer } from 'crossws'
 import type { Close } from '../core/close.ts'
 import type { Session } from '../core/session.ts'
+import type { ConnectInit } from '../core/sessions.ts'
 import type { HubError } from '../errors.ts'
 import type { Hub } from '../hub.ts'
 import type { Connection, EventEncoder, HubEvent } from '../types.ts'
@@ -39,6 +40,11 @@ export interface GatewayAuth {
 export interface UpgradeExtras {
   token?: string
   protocol?: string
+  /**
+   * This upgrade may come without a token (pending, as with `auth.inBand`): the gateway admits
+   * its sessions by configuration (`GatewaySocket.connect(connection, { admittedAs })`) or not at all.
+   */
+  keyless?: boolean
 }
 
 /** One open socket of a gateway, as the plumbing keeps it. */
@@ -50,10 +56,14 @@ export interface GatewaySocket {
   readonly address: string
   /** The query of the upgrade URL (a module name the client put there). */
   readonly query: URLSearchParams
+  /** The path of the upgrade URL (one of the gateway's `paths`). */
+  readonly path: string
+  /** The host of the upgrade URL (its `Host` header), port included. */
+  readonly host: string
   /** The socket's hub sessions still open: liveness and disconnect apply to all of them. */
   readonly sessions: ReadonlySet<Session>
-  /** Opens a hub session on this socket. */
-  connect: (connection: Connection) => Session
+  /** Opens a hub session on this socket: `registry`, how it hears the registry (asked at the upgrade); `admittedAs`, admitted without a token for that module name alone (see `Sessions.connect`). */
+  connect: (connection: Connection, init?: Pick<ConnectInit, 'registry' | 'admittedAs'>) => Session
   /** The port of a session that is the whole socket: frames go out as they are. */
   connection: (encoder: EventEncoder) => Connection
   /** Queues a frame (held to the end of the turn); returns what earlier turns left unsent. */
@@ -164,6 +174,8 @@ interface UpgradeContext {
   token?: string
   address: string
   search: string
+  path: string
+  host: string
   /** Upgraded without a token while auth is required: it must authenticate in-band. */
   pending: boolean
 }
@@ -209,7 +221,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
   const idleMs = 2 * hub.options.heartbeat.readTimeout
 
   function open(peer: Peer): OpenSocket {
-    const { token, address, search, pending: pendingAtUpgrade } = peer.context as unknown as UpgradeContext
+    const { token, address, search, path, host, pending: pendingAtUpgrade } = peer.context as unknown as UpgradeContext
     let pending = pendingAtUpgrade
     const ticket = hub.admission.open(address, pending)
     const tcp = socketOf(peer)
@@ -235,13 +247,15 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
       token,
       address,
       query: new URLSearchParams(search),
+      path,
+      host,
       sessions,
       get closed() {
         return closed
       },
       describe,
-      connect(connection) {
-        const session = hub.connect(connection, { token })
+      connect(connection, init) {
+        const session = hub.connect(connection, { ...init, token })
         sessions.add(session)
         return session
       },
@@ -349,11 +363,12 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
       if (extras instanceof Response)
         return extras
       const token = upgradeToken(request, params) ?? extras?.token
-      if (hub.authRequired && (token === undefined ? !inBand : !hub.verifyToken(token)))
+      if (hub.authRequired && (token === undefined ? !(inBand || extras?.keyless) : !hub.verifyToken(token)))
         return REFUSED_TOKEN[status]()
       const pending = hub.authRequired && token === undefined
       const address = clientAddress(request, trustProxy)
-      const context: UpgradeContext = { token, address, search: new URL(request.url).search, pending }
+      const url = new URL(request.url)
+      const context: UpgradeContext = { token, address, search: url.search, path: url.pathname, host: url.host, pending }
       return refuseUpgrade(hub, address, pending) ?? { context: context as unknown as Record<string, unknown>, protocol: extras?.protocol }
     },
     open(peer) {

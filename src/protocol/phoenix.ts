@@ -3,6 +3,7 @@ import type { Env } from '../env-options.ts'
 import type { Hub } from '../hub.ts'
 import type { Connection, EventEncoder, HubEvent } from '../types.ts'
 import type { Gateway, GatewaySocket } from './gateway.ts'
+import type { Layr8Inbox } from './layr8.ts'
 import { Buffer } from 'node:buffer'
 import process from 'node:process'
 import { nanoid } from 'nanoid'
@@ -13,6 +14,8 @@ import { isPlainJson } from '../core/event.ts'
 import { envOptions, invalid, listOf, positiveInt } from '../env-options.ts'
 import { HubError } from '../errors.ts'
 import { defineGateway, failureEvent } from './gateway.ts'
+import { keylessOf, keylessRefusal } from './keyless.ts'
+import { assignDid, createLayr8Inbox, LAYR8_EVENTS, LAYR8_TOPIC, routeAck, routeMessage } from './layr8.ts'
 import { logRefusal } from './limits.ts'
 
 // --- Codec -----------------------------------------------------------------------------
@@ -87,6 +90,16 @@ export interface PhoenixGatewayOptions {
    * @default { invoke_tool: { reply: 'invoke_tool_response', error: 'invoke_tool_error', correlate: 'request_id' } } (Atomemo plugins)
    */
   replies?: Record<string, PhoenixReplyRule>
+  /**
+   * Module names admitted without a key, by path: with auth on, an upgrade on one of these
+   * paths that brings no key is let in, and its socket may join channels for the names listed
+   * there only, each once across the hub, never a name the `modules` catalog gives a token of
+   * its own. A listed `name` also admits Atomemo's release topic name `<name>__release__<version>`.
+   * Upgrades without a key on any other path are refused (403) as before.
+   * @example { '/release_socket': ['plugin-a', 'plugin-b'] }
+   * @default env `PHOENIX_KEYLESS` (`/release_socket:plugin-a,plugin-b`, groups separated by `;`), else none
+   */
+  keyless?: Record<string, string[]>
   /** Where env-configurable options are read. @default process.env */
   env?: Env
 }
@@ -106,6 +119,8 @@ export interface ResolvedPhoenixOptions {
   readonly topics: string[]
   readonly maxChannels: number
   readonly replies: Readonly<Record<string, PhoenixReplyRule>>
+  /** Path (without the `/websocket` suffix) → the module names admitted there without a key. */
+  readonly keyless: ReadonlyMap<string, ReadonlySet<string>>
 }
 
 export const DEFAULT_PHOENIX_PATHS: readonly string[] = ['/socket', '/debug_socket', '/release_socket', '/plugin_socket']
@@ -124,6 +139,7 @@ export const MAX_CORRELATED_REQUESTS = 4096
 /** The Phoenix gateway's env-configurable options. */
 export const PHOENIX_ENV_OPTIONS = envOptions({
   PHOENIX_MAX_CHANNELS: { option: 'phoenix.maxChannels', flag: 'phoenix-max-channels', value: '<count>', default: String(DEFAULT_PHOENIX_MAX_CHANNELS), description: 'channels one Phoenix socket may join; further joins are refused' },
+  PHOENIX_KEYLESS: { option: 'phoenix.keyless', flag: 'phoenix-keyless', value: '<path:name,…;…>', default: '', description: 'Phoenix modules admitted without a key, by path (e.g. /release_socket:plugin-a,plugin-b for Atomemo release plugins); each name once across the hub, never one with its own token' },
 })
 
 /** Resolves the gateway's options once. Throws `HubError('invalid_option')`. */
@@ -134,6 +150,7 @@ export function resolvePhoenixOptions(options: PhoenixGatewayOptions = {}): Reso
     topics: listOf('phoenix.topics', options.topics ?? DEFAULT_PHOENIX_TOPICS, t => t !== '' && !t.includes(':'), 'non-empty prefixes without ":"'),
     maxChannels: positiveInt(PHOENIX_ENV_OPTIONS.PHOENIX_MAX_CHANNELS, options.maxChannels, env, DEFAULT_PHOENIX_MAX_CHANNELS),
     replies: repliesOf(options.replies ?? DEFAULT_PHOENIX_REPLIES),
+    keyless: keylessOf(PHOENIX_ENV_OPTIONS.PHOENIX_KEYLESS, options.keyless, options.paths ?? DEFAULT_PHOENIX_PATHS, env),
   }
 }
 
@@ -149,18 +166,60 @@ function repliesOf(replies: Record<string, PhoenixReplyRule>): Record<string, Ph
 // --- Channels --------------------------------------------------------------------------
 
 const HEARTBEAT_TOPIC = 'phoenix'
+/**
+ * The hub's own AIRI events (authentication results, registry syncs and changes, health): a
+ * Phoenix plugin did not ask for them, so a channel gets them only when its join asked, with
+ * `hub_events: true` (all of them) or a list of these types. `registry:` covers every
+ * `registry:*` type (syncs and health). Errors, receipts, `module:configure` and replies
+ * answer the channel itself and always arrive.
+ */
+const HUB_EVENT_TYPES: readonly string[] = [
+  'module:authenticated',
+  'peer:authenticated',
+  'extension:authenticated',
+  'extension:announced',
+  'module:announced',
+  'module:de-announced',
+  'extension:module:announced',
+  'extension:module:de-announced',
+  'registry:modules:sync',
+  'registry:modules:health:unhealthy',
+  'registry:modules:health:healthy',
+]
+const HUB_EVENT_PREFIXES = HUB_EVENT_TYPES.map(type => `${JSON.stringify(type)},`)
+function isHubEventType(type: string): boolean {
+  return HUB_EVENT_TYPES.includes(type)
+}
+const isHubEvent = (tail: string): boolean => tail.startsWith('"registry:') || HUB_EVENT_PREFIXES.some(prefix => tail.startsWith(prefix))
+
 const PushPayload = v.pipe(Data, v.check(data => v.is(DataDestinations, data.destinations) && (data.reply === undefined || v.is(RequestReply, data.reply))))
-/** A join may register the channel as a consumer of events (a chat-ingestion plugin), as `module:consumer:register` does. */
-const JoinPayload = v.looseObject({ consumers: v.optional(v.array(ConsumerRegistration)) })
+/**
+ * A join may register the channel as a consumer of events (a chat-ingestion plugin), as
+ * `module:consumer:register` does, and ask for the hub's own events (`hub_events`).
+ */
+const JoinPayload = v.looseObject({
+  consumers: v.optional(v.array(ConsumerRegistration)),
+  hub_events: v.optional(v.union([v.boolean(), v.pipe(v.array(v.pipe(v.string(), v.check(isHubEventType))), v.maxLength(HUB_EVENT_TYPES.length))])),
+})
+const INVALID_HUB_EVENTS = 'invalid hub_events: expected true or a list of the hub\'s event types'
 const INVALID_CONSUMER = 'invalid consumer: expected {event, group?, priority?, mode?}'
 const CONSUMER_EVENTS = new Set(['module:consumer:register', 'module:consumer:unregister'])
 const INVALID_FRAME = { ...CLOSE.invalidFrame, reason: 'invalid frame: expected [join_ref, ref, topic, event, payload]' }
 
 interface Channel {
   joinRef: PhoenixRef
+  /** The module it announced (a Layr8 agent's DID). */
+  name: string
   session: Session
   requests: ChannelRequests
+  /** Whether it asked for this push of the hub's own events (see `HUB_EVENT_TYPES`). */
+  wants: HubEventFilter
+  /** A Layr8 agent's channel (`plugins:<did>`): the messages it received, for its acks. */
+  inbox?: Layr8Inbox
 }
+
+/** Whether a channel gets a push of the hub's own, by its encoded `"type",data]` tail. */
+type HubEventFilter = (tail: string) => boolean
 
 /** The requests of one channel: its own pushes waiting for their reply, and those its plugin is to answer in its own terms. */
 interface ChannelRequests {
@@ -179,6 +238,8 @@ interface PhoenixSocket {
   hub: Hub
   options: ResolvedPhoenixOptions
   channels: Map<string, Channel>
+  /** Upgraded without a key on a `keyless` path: the module names it may join, and how many joins were refused so far. */
+  keyless?: { names: ReadonlySet<string>, refused: number }
 }
 
 type Reply = { status: 'ok', response: Record<string, unknown> } | { status: 'error', response: { reason: string } }
@@ -193,16 +254,34 @@ const errorReply = (reason: string): Reply => ({ status: 'error', response: { re
 /** Registry changes: the same for every channel of a socket. */
 const REGISTRY_EVENT_PREFIXES = ['"module:announced",', '"module:de-announced",', '"registry:']
 
+/** The join's `hub_events`: none (the default), all, or the listed types. */
+function hubEventFilter(asked: boolean | string[] | undefined): HubEventFilter {
+  if (asked === true)
+    return () => true
+  const prefixes = (asked || []).map(type => `${JSON.stringify(type)},`)
+  return tail => prefixes.some(prefix => tail.startsWith(prefix))
+}
+
 /**
  * Whether `topic` is the socket's lead channel: its oldest joined channel, or the first one
- * while it joins. What concerns the whole socket rather than one module goes to the lead
- * channel only: registry changes (a socket with N channels would otherwise get each one N
- * times) and the hub's pings when the socket falls silent.
+ * while it joins. The hub's pings when the socket falls silent go to the lead channel only.
  */
 function isLead(phoenix: PhoenixSocket, topic: string): boolean {
   const oldest = phoenix.channels.keys().next().value
   return oldest === undefined || oldest === topic
 }
+
+/**
+ * The channel that carries a registry change: the oldest joined that asked for it (a socket
+ * with N channels would otherwise get each one N times); `undefined` while none has.
+ */
+function registryLead(phoenix: PhoenixSocket, tail: string): string | undefined {
+  for (const [topic, channel] of phoenix.channels) {
+    if (channel.wants(tail))
+      return topic
+  }
+}
+const SYNC_TAIL = '"registry:modules:sync",'
 
 /** The `phx_reply` a reply event makes: its data, or an error reply's message as the reason. */
 function replyOf(event: HubEvent): Reply {
@@ -210,7 +289,7 @@ function replyOf(event: HubEvent): Reply {
 }
 
 /** The port one channel gives the hub; frames wait until the join reply is out. */
-function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string, requests: ChannelRequests): Connection & { open: () => void } {
+function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: string, requests: ChannelRequests, wants: HubEventFilter, inbox?: Layr8Inbox): Connection & { open: () => void } {
   const { socket, options } = phoenix
   const prefix = `[${JSON.stringify(joinRef)},null,${JSON.stringify(topic)},`
   let backlog: string[] | undefined = []
@@ -252,8 +331,12 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
       // `phx_*` events steer the client's channel state; no peer may forge them.
       if (tail.startsWith('"phx_'))
         return 0
+      if (isHubEvent(tail) && !wants(tail))
+        return 0
+      inbox?.delivered(tail)
       const registryChange = REGISTRY_EVENT_PREFIXES.some(p => tail.startsWith(p))
-      if (registryChange && !isLead(phoenix, topic))
+      // While it joins, a channel leads if no joined one asked for the change.
+      if (registryChange && (registryLead(phoenix, tail) ?? topic) !== topic)
         return 0
       if (backlog) {
         backlog.push(prefix + tail)
@@ -285,7 +368,9 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   const [joinRef, , topic, , payload] = frame
   const colon = topic.indexOf(':')
   const prefix = topic.slice(0, colon)
-  const name = topic.slice(colon + 1)
+  // A Layr8 agent without a DID of its own joins `plugins:`: the hub assigns one, its module name.
+  const assigned = colon !== -1 && topic.length === colon + 1 && prefix === LAYR8_TOPIC && options.topics.includes(prefix) ? assignDid(socket.host) : undefined
+  const name = assigned ?? topic.slice(colon + 1)
   if (colon === -1 || name === '' || !options.topics.includes(prefix))
     return reply(phoenix, frame, errorReply('unmatched topic'))
   if (phoenix.channels.has(topic))
@@ -300,11 +385,17 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
     return reply(phoenix, frame, errorReply('invalid payload'))
   const params = v.safeParse(JoinPayload, payload)
   if (!params.success)
-    return reply(phoenix, frame, errorReply(`${INVALID_CONSUMER} in consumers`))
+    return reply(phoenix, frame, errorReply(params.issues[0].path?.[0]?.key === 'hub_events' ? INVALID_HUB_EVENTS : `${INVALID_CONSUMER} in consumers`))
+
+  const keylessRefused = phoenix.keyless && keylessRefusal(hub, socket.path, phoenix.keyless.names, name)
+  if (keylessRefused)
+    return refuseKeyless(phoenix, frame, keylessRefused)
 
   const requests: ChannelRequests = { awaiting: new Map(), correlated: new Map() }
-  const connection = channelConnection(phoenix, joinRef, topic, requests)
-  const session = socket.connect(connection)
+  const wants = hubEventFilter(params.output.hub_events)
+  const inbox = prefix === LAYR8_TOPIC ? createLayr8Inbox() : undefined
+  const connection = channelConnection(phoenix, joinRef, topic, requests, wants, inbox)
+  const session = socket.connect(connection, { admittedAs: phoenix.keyless ? name : undefined })
   // Consumers first: a refused one leaves no module announced and withdrawn in the registry.
   for (const registration of session.authenticated ? params.output.consumers ?? [] : []) {
     const refused = hub.registerConsumer(session, registration)
@@ -319,23 +410,37 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
     hub.disconnect(session)
     return reply(phoenix, frame, errorReply('unauthorized'))
   }
-  phoenix.channels.set(topic, { joinRef, session, requests })
+  phoenix.channels.set(topic, { joinRef, name, session, requests, wants, inbox })
   const config = hub.catalog.optionsOf(name)
-  reply(phoenix, frame, okReply(config && { config }))
+  reply(phoenix, frame, okReply({ ...config && { config }, ...assigned && { did: assigned } }))
   connection.open()
+}
+
+// --- Keyless admission (Atomemo release plugins) ---------------------------------------
+
+/** Refuses a join without a key as `unauthorized`; past `auth.maxFailures` such refusals the socket is closed (4001). */
+function refuseKeyless(phoenix: PhoenixSocket, frame: PhoenixFrame, why: string): void {
+  const { hub, socket } = phoenix
+  const keyless = phoenix.keyless!
+  keyless.refused++
+  logRefusal(hub, `${socket.describe()} refused a join without a key: ${why}`)
+  hub.observers.emit('error', 'keyless_refused')
+  reply(phoenix, frame, errorReply('unauthorized'))
+  if (keyless.refused >= hub.options.auth.maxFailures)
+    socket.close(CLOSE.authFailed)
 }
 
 function leave(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel): void {
   const [joinRef, , topic] = frame
-  const wasLead = isLead(phoenix, topic)
+  const wasLead = registryLead(phoenix, SYNC_TAIL) === topic
   phoenix.channels.delete(topic)
   phoenix.hub.disconnect(channel.session)
   reply(phoenix, frame, okReply())
   phoenix.socket.write(encodePhoenixFrame(joinRef, joinRef, topic, 'phx_close', {}))
   // The channel that leads now had no registry changes before: it gets a full `registry:modules:sync` first.
-  const lead = wasLead ? phoenix.channels.values().next().value : undefined
-  if (lead)
-    phoenix.hub.sync(lead.session)
+  const lead = wasLead ? registryLead(phoenix, SYNC_TAIL) : undefined
+  if (lead !== undefined)
+    phoenix.hub.sync(phoenix.channels.get(lead)!.session)
 }
 
 /** `module:consumer:register` / `unregister`: answered ok, or with why the hub refused. */
@@ -358,6 +463,8 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
   const [, , , event, payload] = frame
   if (CONSUMER_EVENTS.has(event))
     return consumerPush(phoenix, frame, channel)
+  if (channel.inbox && Object.hasOwn(LAYR8_EVENTS, event))
+    return layr8Push(phoenix, frame, channel, channel.inbox)
   if (isHubCall(frame))
     return hubCall(phoenix, frame, channel)
   // Bounds before the schema: it recurses into destinations.
@@ -400,6 +507,18 @@ async function publishPush(phoenix: PhoenixSocket, frame: PhoenixFrame, channel:
   if (id !== undefined)
     channel.requests.awaiting.delete(id)
   reply(phoenix, frame, errorReply(failure))
+}
+
+/** A Layr8 agent's `message` or `ack`: answered `{delivered: n}`, or an error reason (`no route`). */
+async function layr8Push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channel, inbox: Layr8Inbox): Promise<void> {
+  const { hub } = phoenix
+  const [, , , event, payload] = frame
+  const refused = hub.refusal({ type: event, data: payload })
+  if (refused)
+    return reply(phoenix, frame, errorReply(refused.message))
+  const { session, name } = channel
+  const outcome = event === LAYR8_EVENTS.message ? await routeMessage(hub, session, name, payload) : await routeAck(hub, session, name, inbox, payload)
+  reply(phoenix, frame, 'reason' in outcome ? errorReply(outcome.reason) : okReply(outcome))
 }
 
 // --- Atomemo hub calls ------------------------------------------------------------------
@@ -505,24 +624,34 @@ function subprotocolAuth(request: Request): { token?: string, protocol?: string 
   }
 }
 
+// The `phoenix` client appends `/websocket` to the URL it is given.
+const WEBSOCKET_SUFFIX = '/websocket'
+
+/** The names admitted without a key on `path` (with or without the `/websocket` suffix), if any. */
+function keylessNamesOf({ keyless }: ResolvedPhoenixOptions, path: string): ReadonlySet<string> | undefined {
+  return keyless.get(path) ?? (path.endsWith(WEBSOCKET_SUFFIX) ? keyless.get(path.slice(0, -WEBSOCKET_SUFFIX.length)) : undefined)
+}
+
 /** The Phoenix Channels V2 endpoints (`/socket`, `/debug_socket`, …): each joined channel is a hub session. */
 export function phoenixGateway(input: PhoenixGatewayOptions = {}): Gateway {
   const options = resolvePhoenixOptions(input)
   return defineGateway({
     name: 'phoenix',
-    // The `phoenix` client appends `/websocket` to the URL it is given.
-    paths: options.paths.flatMap(path => [path, `${path}/websocket`]),
+    paths: options.paths.flatMap(path => [path, `${path}${WEBSOCKET_SUFFIX}`]),
     events: ['phx_join', 'phx_leave', 'heartbeat'],
     // Phoenix clients have no in-band auth: a bad or missing key is refused before the upgrade.
     auth: { params: ['api_key', 'token'], status: 403 },
     upgrade(request) {
-      const vsn = new URL(request.url).searchParams.get('vsn')
+      const url = new URL(request.url)
+      const vsn = url.searchParams.get('vsn')
       if (vsn !== null && !vsn.startsWith('2.'))
         return new Response('Unsupported vsn (only 2.x)', { status: 400 })
-      return subprotocolAuth(request)
+      return { ...subprotocolAuth(request), keyless: keylessNamesOf(options, url.pathname) !== undefined }
     },
     open(socket) {
-      const phoenix: PhoenixSocket = { socket, hub: socket.hub, options, channels: new Map() }
+      const { hub } = socket
+      const names = hub.authRequired && socket.token === undefined ? keylessNamesOf(options, socket.path) : undefined
+      const phoenix: PhoenixSocket = { socket, hub, options, channels: new Map(), keyless: names && { names, refused: 0 } }
       return {
         message: text => handleFrame(phoenix, text),
         rateLimited(text) {

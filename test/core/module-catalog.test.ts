@@ -28,6 +28,17 @@ describe('module catalog', () => {
     expect(catalog.refusal(voice, 'anything')).toBeUndefined()
   })
 
+  it('restricts a peer admitted without a token to one name, never a name with a token of its own', () => {
+    const catalog = createModuleCatalog({ modules, registry: createRegistry(), requiredTimeoutMs: 100 })
+    const release = {}
+    expect(catalog.restrict(release, 'brain')).toBe(true)
+    expect(catalog.refusal(release, 'brain')).toBeUndefined()
+    expect(catalog.refusal(release, 'other')?.code).toBe('module_forbidden')
+    const impostor = {}
+    expect(catalog.restrict(impostor, 'voice')).toBe(false)
+    expect(catalog.refusal(impostor, 'voice')?.code).toBe('module_forbidden')
+  })
+
   it('merges configured labels over announced ones and hands out options', () => {
     const catalog = createModuleCatalog({ modules, registry: createRegistry(), requiredTimeoutMs: 100 })
     expect(catalog.labelled('voice', identityOf('voice', { trust: 'low', team: 'a' })).labels).toEqual({ trust: 'high', team: 'a' })

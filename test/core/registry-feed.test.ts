@@ -3,8 +3,10 @@ import type { Connection, HubEvent, ModuleEntry } from '../../src/types.ts'
 import { describe, expect, it, vi } from 'vitest'
 import { createObservers } from '../../src/core/observers.ts'
 import { createRegistryFeed, REPAIR_CHECK_MS } from '../../src/core/registry-feed.ts'
+import { createRegistryLog } from '../../src/core/registry-log.ts'
 import { createRegistry } from '../../src/core/registry.ts'
 import { Session } from '../../src/core/session.ts'
+import { until } from '../helpers/json-socket.ts'
 
 const LAGGING = 1000
 
@@ -47,14 +49,18 @@ function setup() {
   }
   const feed = createRegistryFeed({
     registry,
-    recipients: () => peers.values(),
+    log: createRegistryLog(64),
+    healthOf: () => true,
     deliver,
     createEvent: (type, data) => ({ type, data }),
     announcedOf: identity => ({ plugin: identity.pluginId, instanceId: identity.instanceId }),
     laggingBytes: LAGGING,
     observers,
     onLagging: () => {},
+    onGap: () => {},
   })
+  for (const peer of peers)
+    feed.admit(peer)
   const announce = (name: string): ModuleEntry => {
     const entry: ModuleEntry = { name, peerId: name, identity: { pluginId: name, instanceId: name, labels: {} } }
     registry.set(entry)
@@ -97,6 +103,28 @@ describe('createRegistryFeed', () => {
     expect(a!.types.at(-1)).toBe('module:announced')
     feed.stop()
     vi.useRealTimers()
+  })
+
+  it('gives a delta peer that fell behind no more deltas, then one full sync once it drained', async () => {
+    const { feed, peers: [a, b], counts, announce } = setup()
+    feed.admit(a!, { mode: 'delta' })
+    feed.admit(b!, { mode: 'none' })
+    await until(() => a!.types.length === 1, 'the first sync')
+    a!.waiting = LAGGING + 1
+    announce('m1')
+    await until(() => a!.types.length === 2, 'the first delta')
+    announce('m2')
+    await until(() => counts.skipped === 1, 'the next delta skipped')
+    a!.waiting = 0
+    await until(() => a!.types.length === 3, 'the repairing sync')
+    expect(a!.types).toEqual(['registry:modules:sync', 'registry:modules:delta', 'registry:modules:sync'])
+    expect(counts.repaired).toBe(1)
+    announce('m3')
+    await until(() => a!.types.length === 4, 'deltas again')
+    expect(a!.types[3]).toBe('registry:modules:delta')
+    // A `none` peer heard nothing after it asked.
+    expect(b!.types).toEqual([])
+    feed.stop()
   })
 
   it('counts what one turn queued: a burst marks a peer lagging before its connection can tell', () => {

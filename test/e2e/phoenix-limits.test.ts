@@ -103,7 +103,7 @@ describe('phoenix gateway: registry changes once per socket', () => {
     socket.onMessage((message) => {
       messages.push(message as Message)
     })
-    const channels = Array.from({ length: CHANNELS }, (_, i) => socket.channel(`plugin:c${i}`, {}))
+    const channels = Array.from({ length: CHANNELS }, (_, i) => socket.channel(`plugin:c${i}`, { hub_events: true }))
     const replies = await Promise.all(channels.map(channel => outcome(channel.join())))
     expect(replies.every(r => r.status === 'ok')).toBe(true)
     await until(() => core.registry.size === CHANNELS, 'every channel announced')
@@ -144,7 +144,7 @@ describe('phoenix gateway: registry changes once per socket', () => {
     socket.onMessage((message) => {
       messages.push(message as Message)
     })
-    await Promise.all(['a', 'b', 'c'].map(name => outcome(socket.channel(`plugin:${name}`, {}).join())))
+    await Promise.all(['a', 'b', 'c'].map(name => outcome(socket.channel(`plugin:${name}`, { hub_events: ['module:announced', 'module:de-announced', 'registry:modules:health:unhealthy'] }).join())))
 
     // A native module that answers no ping: unhealthy, then expired.
     const silent = await RawPeer.connect(hub.url(), { autoPong: false })
@@ -159,8 +159,10 @@ describe('phoenix gateway: registry changes once per socket', () => {
   it('when the channel that carries the registry leaves, the next oldest takes over with a fresh sync', async () => {
     const hub = await startHub()
     const socket = await RawPhoenix.connect(rawUrl(hub))
+    // The oldest channel asked for none of the hub's events: it carries none.
+    await socket.request(['0', '0', 'plugin:quiet', 'phx_join', {}])
     for (const [ref, name] of [['1', 'a'], ['2', 'b'], ['3', 'c']] as const)
-      await socket.request([ref, ref, `plugin:${name}`, 'phx_join', {}])
+      await socket.request([ref, ref, `plugin:${name}`, 'phx_join', { hub_events: true }])
     await until(() => socket.frames.some(f => f[3] === 'registry:modules:sync'), 'the sync')
     await settle()
     const registryFrames = (from: number): Frame[] => socket.frames.slice(from).filter(f => /^(?:module:(?:de-)?announced|registry:)/.test(f[3]))
@@ -174,7 +176,7 @@ describe('phoenix gateway: registry changes once per socket', () => {
     await socket.request(['1', '4', 'plugin:a', 'phx_leave', {}])
     const sync = await socket.waitFor(f => f[3] === 'registry:modules:sync' && socket.frames.indexOf(f) >= left, 'the new carrier\'s sync')
     expect(sync[2]).toBe('plugin:b')
-    expect(sync[4].modules.map((m: { name: string }) => m.name).sort()).toEqual(['b', 'c'])
+    expect(sync[4].modules.map((m: { name: string }) => m.name).sort()).toEqual(['b', 'c', 'quiet'])
 
     const native = await RawPeer.connect(hub.url())
     await native.join('newcomer')

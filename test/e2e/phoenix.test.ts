@@ -114,7 +114,7 @@ describe('phoenix gateway: channels over raw V2 frames', () => {
     const watch = await watcher(hub)
     const socket = await RawPhoenix.connect(hub.url(`/socket/websocket?vsn=2.0.0&api_key=${KEY}`))
 
-    expect(await socket.request(['3', '4', 'debug_plugin:echo', 'phx_join', {}]))
+    expect(await socket.request(['3', '4', 'debug_plugin:echo', 'phx_join', { hub_events: true }]))
       .toEqual(['3', '4', 'debug_plugin:echo', 'phx_reply', { status: 'ok', response: {} }])
     const announced = await watch.waitFor(announcedAs('echo'))
     expect(announced.data.identity).toMatchObject({ plugin: 'echo', labels: { protocol: 'phoenix', topic: 'debug_plugin' } })
@@ -130,6 +130,42 @@ describe('phoenix gateway: channels over raw V2 frames', () => {
     const sync = socket.frames.findIndex(f => f[0] === '3' && f[3] === 'registry:modules:sync')
     expect(sync).toBeGreaterThan(replyAt)
     expect(socket.frames[sync]).toMatchObject(['3', null, 'debug_plugin:echo', 'registry:modules:sync', { modules: expect.any(Array) }])
+  })
+
+  it('pushes the hub\'s own events only into channels whose join asked for them (hub_events)', async () => {
+    const hub = await startHub()
+    const socket = await RawPhoenix.connect(hub.url('/socket/websocket?vsn=2.0.0'))
+    await socket.request(['1', '1', 'plugin:plain', 'phx_join', {}])
+    await socket.request(['2', '2', 'plugin:listed', 'phx_join', { hub_events: ['module:announced'] }])
+    const other = await RawPhoenix.connect(hub.url('/socket/websocket?vsn=2.0.0'))
+    await other.request(['1', '1', 'plugin:all', 'phx_join', { hub_events: true }])
+    await other.waitFor(f => f[3] === 'registry:modules:sync', 'the sync')
+
+    const native = await RawPeer.connect(hub.url())
+    await native.join('newcomer')
+    native.send({ type: 'hello', data: { n: 1 } })
+    await until(() => socket.frames.filter(f => f[3] === 'hello').length === 2 && other.frames.some(f => f[3] === 'hello'), 'the event on every channel')
+    await native.close()
+    await other.waitFor(f => f[3] === 'module:de-announced', 'the de-announcement')
+    await settle()
+
+    // A plugin that asked for nothing sees its routed events only; a list gets those types alone.
+    const pushes = (frames: typeof socket.frames): string[][] => frames.filter(f => f[3] !== 'phx_reply').map(f => [f[2], f[3], f[4].name].filter(Boolean))
+    expect(pushes(socket.frames)).toEqual([
+      ['plugin:listed', 'module:announced', 'all'],
+      ['plugin:listed', 'module:announced', 'newcomer'],
+      ['plugin:plain', 'hello'],
+      ['plugin:listed', 'hello'],
+    ])
+    expect(pushes(other.frames)).toEqual([
+      ['plugin:all', 'module:authenticated'],
+      ['plugin:all', 'registry:modules:sync'],
+      ['plugin:all', 'module:announced', 'newcomer'],
+      ['plugin:all', 'hello'],
+      ['plugin:all', 'module:de-announced', 'newcomer'],
+    ])
+    expect((await socket.request(['3', '3', 'plugin:bad', 'phx_join', { hub_events: ['hello'] }]))[4])
+      .toEqual({ status: 'error', response: { reason: 'invalid hub_events: expected true or a list of the hub\'s event types' } })
   })
 
   it('answers bad joins, unknown topics and bad pushes with status error, keeping the socket', async () => {
