@@ -1,4 +1,8 @@
-<!doctype html>
+// The dashboard page: one self-contained document (inline CSS and JS, no CDN, nothing to build),
+// kept as a module so that it travels with the code, bundled or not (a Nitro build copies no
+// package files). `String.raw`: the page's own escapes stay as written; it holds no backtick
+// and no template placeholder.
+export const DASHBOARD_HTML = String.raw`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -461,3 +465,4 @@ connect()
 </script>
 </body>
 </html>
+`
