@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--only=hub,ws] [--scenarios=fanout,routed,requests,slow] [--n=500,2000] [--pairs=250] [--dashboard]`
+// `npm run bench [-- --quick] [--only=hub,ws] [--scenarios=fanout,routed,requests,slow,storm] [--n=500,2000] [--pairs=250] [--dashboard]`
 // `--dashboard` holds one dashboard page's live stream open on the hub during each fan-out run.
 // Runs every scenario against each target (servers pinned to core 0, this load generator to
 // core 1), then writes bench/results/<stamp>.json, an SVG chart, and a table in bench/RESULTS.md.
@@ -12,6 +12,7 @@ import { fanout } from './scenarios/fanout.mjs'
 import { requests } from './scenarios/requests.mjs'
 import { routed } from './scenarios/routed.mjs'
 import { slowConsumer } from './scenarios/slow-consumer.mjs'
+import { storms } from './scenarios/storm.mjs'
 
 const { values: args } = parseArgs({
   options: {
@@ -74,7 +75,7 @@ function rounds(scenario, n) {
   return Array.from({ length: config.repeat }, (_, round) => order.map(name => [round, name])).flat().filter(([, name]) => runsIn(targets[name], scenario, n))
 }
 
-const results = { config, fanout: [], routed: [], requests: [], slow: [] }
+const results = { config, fanout: [], routed: [], requests: [], slow: [], storm: [] }
 for (const name of order) {
   if (!targets[name])
     throw new Error(`unknown target ${name} (have ${Object.keys(targets).join(', ')})`)
@@ -114,6 +115,16 @@ async function main() {
       log(`slow consumer ${name}`)
       const result = await slowConsumer({ target: targets[name], token: TOKEN, ...config.slow, durationMs: Math.max(3000, config.durationMs) })
       results.slow.push({ target: name, round, ...result })
+      log(JSON.stringify(result))
+    }
+  }
+  if (scenarios.has('storm')) {
+    // Join and reconnect storms of hub-server/client peers beside an AIRI join storm, at the largest N.
+    const n = Math.max(...config.ns)
+    for (const [round, name] of rounds('storm', n)) {
+      log(`storms ${name} N=${n}`)
+      const result = await storms({ target: targets[name], token: TOKEN, n })
+      results.storm.push({ target: name, round, ...result })
       log(JSON.stringify(result))
     }
   }

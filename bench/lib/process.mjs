@@ -40,7 +40,8 @@ async function startProcess(command, args, port, env, { quiet = false } = {}) {
     stdio: ['ignore', quiet ? 'ignore' : 'inherit', 'inherit'],
   })
   const exited = new Promise(resolve => child.once('exit', resolve))
-  for (let attempt = 0; attempt < 100; attempt++) {
+  // Up to 15 s: on a loaded machine (other processes on core 0) a hub can take seconds to start.
+  for (let attempt = 0; attempt < 300; attempt++) {
     if (child.exitCode !== null)
       throw new Error(`${command} ${args.join(' ')} exited with ${child.exitCode}`)
     if (await canConnect(port)) {
@@ -62,21 +63,22 @@ async function startProcess(command, args, port, env, { quiet = false } = {}) {
   throw new Error(`${command} ${args.join(' ')} did not listen on ${port}`)
 }
 
-/** Starts `node script` on a free port with `env`; `{ port, pid, stop }`. */
-async function startServer(script, env = {}) {
+/** Starts `node script` on `port` (a free one by default) with `env`; `{ port, pid, stop }`. */
+async function startServer(script, env = {}, port = undefined) {
   // BENCH_SERVER_NODE_ARGS reach the servers only, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)
-  return startProcess(process.execPath, [...nodeArgs, script], await freePort(), env)
+  return startProcess(process.execPath, [...nodeArgs, script], port ?? await freePort(), env)
 }
 
 /**
  * A target's servers: one process, or `target.nodes` hub nodes over a redis-server of their
  * own, all on core 0: `{ ports, pids, stop }`. `ports` lists every node, `pids` every process
- * (redis-server too, so CPU and memory figures count it).
+ * (redis-server too, so CPU and memory figures count it). A single-process target may be given
+ * its `port` (to restart it where its clients reconnect).
  */
-export async function startTarget(target, env = {}) {
+export async function startTarget(target, env = {}, { port } = {}) {
   if (!target.nodes) {
-    const server = await startServer(target.script, { ...target.env, ...env })
+    const server = await startServer(target.script, { ...target.env, ...env }, port)
     return { ports: [server.port], pids: [server.pid], stop: server.stop }
   }
   const redisPort = await freePort()

@@ -39,7 +39,7 @@ const cell = value => value === null || value === undefined ? '–' : String(val
 const ratio = value => value === null ? '–' : `${value}x`
 
 function markdown(results, meta, chartFile) {
-  const names = Object.keys(targets).filter(name => results.fanout.some(r => r.target === name) || results.routed.some(r => r.target === name) || results.requests?.some(r => r.target === name) || results.slow.some(r => r.target === name))
+  const names = Object.keys(targets).filter(name => results.fanout.some(r => r.target === name) || results.routed.some(r => r.target === name) || results.requests?.some(r => r.target === name) || results.slow.some(r => r.target === name) || results.storm?.some(r => r.target === name))
   const head = ['scenario', 'metric', ...names.map(n => targets[n].label), 'hub/ws', 'hub/Socket.IO', '2 nodes/1 node', 'target']
   const lines = [
     `## ${meta.date}${results.config.quick ? ' (--quick)' : ''}`,
@@ -52,8 +52,7 @@ function markdown(results, meta, chartFile) {
     `|${head.map(() => '---').join('|')}|`,
     ...tableRows(results).map(r => `| ${[r.scenario, r.metric, ...names.map(n => cell(r.values[n])), ratio(r.hubPerWs), ratio(r.hubPerSocketio), ratio(r.twoNodesPerOne), r.target].join(' | ')} |`),
     '',
-    `Latency chart: [${chartFile}](results/${chartFile})`,
-    '',
+    ...(chartFile ? [`Latency chart: [${chartFile}](results/${chartFile})`, ''] : []),
   ]
   return lines.join('\n')
 }
@@ -91,12 +90,15 @@ export function writeReport(results, { out } = {}) {
   if (!existsSync(dir))
     mkdirSync(dir, { recursive: true })
   const jsonFile = `${dir}/${stamp}.json`
-  const chartFile = `${stamp}-latency.svg`
+  // A run of storms only has no latencies to chart (and an empty log scale never ends).
+  const groups = chartGroups(results)
+  const chartFile = groups.length > 0 ? `${stamp}-latency.svg` : undefined
   writeFileSync(jsonFile, `${JSON.stringify({ meta, ...results, rows: tableRows(results) }, null, 2)}\n`)
-  writeFileSync(`${dir}/${chartFile}`, latencyChart(chartGroups(results), `Latency percentiles (ms, log scale), ${meta.date.slice(0, 10)}`))
+  if (chartFile)
+    writeFileSync(`${dir}/${chartFile}`, latencyChart(groups, `Latency percentiles (ms, log scale), ${meta.date.slice(0, 10)}`))
   const resultsMd = out ? `${dir}/RESULTS.md` : `${benchDir}RESULTS.md`
   if (!existsSync(resultsMd))
     writeFileSync(resultsMd, '# Benchmark results\n\nAppended by `npm run bench`; see README.md for what each scenario measures.\n\n')
   appendFileSync(resultsMd, markdown(results, meta, chartFile))
-  return [jsonFile, `${dir}/${chartFile}`, resultsMd]
+  return [jsonFile, ...(chartFile ? [`${dir}/${chartFile}`] : []), resultsMd]
 }

@@ -68,5 +68,17 @@ export function tableRows(results) {
     rows.push(row(name, 'server RSS growth MiB', results.slow, e => round(e.rssGrowth / 2 ** 20, 1), 'bounded'))
     rows.push(row(name, 'slow peer closed with', results.slow, e => e.slowPeerClosed, '1013'))
   }
+  for (const n of [...new Set((results.storm ?? []).map(r => r.n))]) {
+    const entries = results.storm.filter(r => r.n === n)
+    rows.push(row(`join storm N=${n}, AIRI peers`, 'ms until every view is complete', entries, e => e.airi.convergedMs))
+    rows.push(row(`join storm N=${n}, hub-server/client`, 'ms until every view is complete', entries, e => e.client.convergedMs, '>= 5x sooner than AIRI'))
+    rows.push(row(`join storm N=${n}, AIRI peers`, 'registry KiB received per peer', entries, e => round(e.airi.registryBytesPerPeer / 1024, 1)))
+    rows.push(row(`join storm N=${n}, hub-server/client`, 'KiB received per peer (all frames)', entries, e => round(e.client.registryBytesPerPeer / 1024, 1), 'fewer than AIRI'))
+    rows.push(row(`join storm N=${n}, AIRI peers`, 'server CPU ms', entries, e => e.airi.serverCpuMs))
+    rows.push(row(`join storm N=${n}, hub-server/client`, 'server CPU ms', entries, e => e.client.serverCpuMs))
+    rows.push(row(`join storm N=${n}, hub-server/client`, 'clients\' CPU ms (load generator)', entries, e => e.client.clientsCpuMs))
+    rows.push(row(`reconnect storm N=${n}, hub-server/client`, 'ms from hub stop until every client is back with a complete view', entries, e => e.reconnect.recoverMs))
+    rows.push(row(`reconnect storm N=${n}, hub-server/client`, 'of which the hub was down (ms)', entries, e => e.reconnect.downMs))
+  }
   return rows
 }

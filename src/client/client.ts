@@ -1,0 +1,508 @@
+import type { ReconnectOptions } from './backoff.ts'
+import type { CloseInfo, HeartbeatOptions, ReconnectInfo } from './connection.ts'
+import type { QueueOptions } from './outbox.ts'
+import type { ModuleEntry, ModulesChange } from './registry-view.ts'
+import type { WebSocketConstructor } from './socket.ts'
+import type { WireEvent } from './wire.ts'
+import * as v from 'valibot'
+import { resolveReconnectOptions } from './backoff.ts'
+import { createCalls } from './calls.ts'
+import { CLIENT_CLOSED, createConnection, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './connection.ts'
+import { ClientError, errorFromEvent } from './errors.ts'
+import { createOutbox, DEFAULT_QUEUE_MAX_SIZE, DEFAULT_QUEUE_MAX_WAIT_MS } from './outbox.ts'
+import { createRegistryView, isEmptyChange } from './registry-view.ts'
+import { createIds, decodeFrame, Delta, encodeFrame, fromHub, ModuleChange, Sync } from './wire.ts'
+
+/** The module this client announces. */
+export interface ClientModule {
+  /** The module name; with `index`, the key others address it by (`module:<name>`). */
+  name: string
+  /** Several instances of one module are numbered by `index`. */
+  index?: number
+  /**
+   * The identity announced, in any shape the hub accepts (AIRI 0.8.4 `{plugin, instanceId}`,
+   * v0.9 `{id, kind, plugin: {id}}`, HEAD `{id, extension: {id}}`).
+   * @default `{ plugin: name, instanceId: <name>-<random, fixed for this client>, labels }`
+   */
+  identity?: Record<string, unknown>
+  /** Labels of the default identity (routing by `label:` selectors, policy). */
+  labels?: Record<string, string>
+}
+
+/** What `createClient` takes. */
+export interface ClientOptions {
+  /**
+   * The hub's native endpoint, e.g. `ws://localhost:6121/ws`; with several (the nodes of a
+   * cluster), each reconnect tries the next.
+   */
+  url: string | readonly string[]
+  /** The hub's token or a module token; sent in the first frame (`module:authenticate`), never in the URL. */
+  token?: string
+  /** The module to announce; without one the client only listens, sends and asks. */
+  module?: ClientModule
+  /**
+   * The WebSocket constructor: pass `WebSocket` from `ws` in Node 20.
+   * @default globalThis.WebSocket
+   */
+  WebSocket?: WebSocketConstructor
+  /**
+   * `delta`: a live `client.modules`, kept by batched, revisioned deltas and recovered by revision
+   * after a reconnect (a hub without the capability sends AIRI's per-change events, which work too).
+   * `none`: no registry traffic at all (`client.modules` stays empty), for bots that do not need it.
+   * @default 'delta'
+   */
+  registry?: 'delta' | 'none'
+  /** Liveness: pings and the silence after which the connection is dropped. */
+  heartbeat?: HeartbeatOptions
+  /**
+   * Reconnect backoff, or `false` to never reconnect.
+   * @default { initialDelayMs: 1000, maxDelayMs: 30000, factor: 2, jitter: 0.5, stableAfterMs: 10000 }
+   */
+  reconnect?: ReconnectOptions | false
+  /** Calls made while disconnected wait here, bounded. */
+  queue?: QueueOptions
+  /**
+   * How long `request` waits for a reply unless it says otherwise; also how long `emit` waits for an ack.
+   * @default 30000
+   */
+  requestTimeoutMs?: number
+}
+
+/** How long `request` waits for a reply, and `emit` for an ack, unless told otherwise. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+/** The hub answers a request's timeout itself; the client's own timer only covers a hub that never answers. */
+const LOCAL_TIMEOUT_GRACE_MS = 2000
+
+/** `connecting` (first socket), `open` (authenticated and announced), `reconnecting` (waiting or retrying), `closed` (for good). */
+export type ClientStatus = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+/** Where an event goes: destination strings (`plugin:x`, `module:x`, `label:k=v`, globs, …) or expressions, as in docs/protocol.md §7.1. */
+export type Destinations = string | Array<string | Record<string, unknown>>
+
+/** An event as a handler receives it. */
+export interface ReceivedEvent<D = Record<string, unknown>> {
+  type: string
+  data: D
+  /** The sender as the hub stamped it, in the shape of the generation it announced with. */
+  source?: Record<string, unknown>
+  /** The sender's plugin id and instance id, read from `source` whatever its shape. */
+  from?: { plugin: string, instance: string }
+  id?: string
+  parentId?: string
+}
+
+/** Event types and their data; `createClient<MyEvents>()` types `on`, `emit`, `request` and `respond`. */
+export type EventMap = Record<string, any>
+
+/** Handles a routed event: its data, and the event with its sender. */
+export type EventHandler<D> = (data: D, event: ReceivedEvent<D>) => void
+/** Answers a request; what it returns (or resolves to) is the reply's data, what it throws an error reply. */
+export type RequestHandler<D> = (data: D, event: ReceivedEvent<D>) => Record<string, unknown> | Promise<Record<string, unknown>>
+
+/** How `emit` sends. */
+export interface EmitOptions {
+  /** Destinations; none = every other peer. */
+  to?: Destinations
+  /** Ask the hub for a receipt: `emit` then resolves to `{delivered}`, the peers reached on every node. */
+  ack?: boolean
+}
+
+/** Where `request` asks, and how long it waits. */
+export interface RequestOptions {
+  /** Destinations; without them the request goes to the one consumer of its type (a peer that `respond`s to it). */
+  to?: Destinations
+  /** How long the hub waits for the reply (at most its `limits.maxRequestTimeoutMs`). @default requestTimeoutMs */
+  timeoutMs?: number
+}
+
+/** A connected hub client. Every listener method returns a function that removes the listener. */
+export interface HubClient<E extends EventMap = EventMap> {
+  /** Where the connection stands, for a UI. */
+  readonly status: ClientStatus
+  /** The hub's registry (every node's modules), by `moduleKey` (`name[#index][@peer]`); empty with `registry: 'none'`. */
+  readonly modules: ReadonlyMap<string, ModuleEntry>
+  /** The first module in `modules` of that name (and index), whichever peer holds it. */
+  find: (name: string, index?: number) => ModuleEntry | undefined
+  /** Handles events of one type routed to this client (not requests: see `respond`). */
+  on: <K extends keyof E & string>(type: K, handler: EventHandler<E[K]>) => () => void
+  /** Removes a handler given to `on`. */
+  off: <K extends keyof E & string>(type: K, handler: EventHandler<E[K]>) => void
+  /** Sends an event; resolves once sent (`{}`), or with `ack` to `{delivered}`. Waits (bounded) while disconnected. */
+  emit: <K extends keyof E & string>(type: K, data: E[K], options?: EmitOptions) => Promise<{ delivered?: number }>
+  /** Sends a request to one responder; resolves to the reply's data, rejects with a `ClientError` (`no_responder`, `timeout`, `responder_gone`, `error_reply`, `disconnected`, …). */
+  request: <R = Record<string, unknown>, K extends keyof E & string = keyof E & string>(type: K, data: E[K], options?: RequestOptions) => Promise<R>
+  /** Answers requests of one type, and registers as its consumer so that requests without `to` find this client. */
+  respond: <K extends keyof E & string>(type: K, handler: RequestHandler<E[K]>) => () => void
+  /** Called with what changed each time the view changes. */
+  onModules: (listener: (change: ModulesChange) => void) => () => void
+  /** Called each time the client is authenticated and announced (`reconnected` after the first time). */
+  onOpen: (listener: (info: { reconnected: boolean }) => void) => () => void
+  /** Called each time a connection ends. */
+  onClose: (listener: (info: CloseInfo) => void) => () => void
+  /** Called with errors no call waits for (a refused token or announce, a hub error about an event). */
+  onError: (listener: (error: Error) => void) => () => void
+  /** Called when a reconnect attempt is scheduled. */
+  onReconnect: (listener: (info: ReconnectInfo) => void) => () => void
+  /** Closes for good: waiting calls reject with `closed`. */
+  close: () => void
+}
+
+interface Listeners<T> {
+  add: (listener: (value: T) => void) => () => void
+  emit: (value: T) => void
+}
+
+function listeners<T>(): Listeners<T> {
+  const set = new Set<(value: T) => void>()
+  return {
+    add(listener: (value: T) => void): () => void {
+      set.add(listener)
+      return () => set.delete(listener)
+    },
+    emit(value: T): void {
+      for (const listener of [...set])
+        listener(value)
+    },
+  }
+}
+
+function destinations(to: Destinations | undefined): Array<string | Record<string, unknown>> | undefined {
+  return to === undefined ? undefined : Array.isArray(to) ? to : [to]
+}
+
+function idOf(value: unknown): string | undefined {
+  if (typeof value === 'string')
+    return value
+  const id = value !== null && typeof value === 'object' ? (value as { id?: unknown }).id : undefined
+  return typeof id === 'string' ? id : undefined
+}
+
+/** Plugin and instance id of a stamped source: 0.8.4 `{plugin, instanceId}`, later `{id, plugin: {id}, extension: {id}}`. */
+function senderOf(source: Record<string, unknown> | undefined): ReceivedEvent['from'] {
+  const plugin = idOf(source?.plugin) ?? idOf(source?.extension)
+  const instance = idOf(source?.instanceId) ?? idOf(source?.id)
+  return plugin !== undefined && instance !== undefined ? { plugin, instance } : undefined
+}
+
+function received<D>(event: WireEvent): ReceivedEvent<D> {
+  const source = event.metadata?.source
+  return { type: event.type, data: event.data as D, source, from: senderOf(source), id: event.metadata?.event?.id, parentId: event.metadata?.event?.parentId }
+}
+
+/**
+ * The URL with `registry=none`: a hub that admits the socket at connect (no auth configured)
+ * would otherwise send it the whole registry before its `module:authenticate` asks for a mode;
+ * that frame then switches to the mode asked. Hubs without the capability ignore the parameter.
+ */
+function withoutRegistryAtConnect(url: string): string {
+  const parsed = new URL(url)
+  parsed.searchParams.set('registry', 'none')
+  return parsed.toString()
+}
+
+/** Connects to a hub, authenticates, announces `module`, and keeps doing so across reconnects. */
+export function createClient<E extends EventMap = EventMap>(options: ClientOptions): HubClient<E> {
+  if (options.url.length === 0)
+    throw new TypeError('no url to connect to')
+  const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+  if (!WebSocketImpl)
+    throw new TypeError('no WebSocket: pass `WebSocket` (e.g. from the `ws` package) to createClient')
+  const mode = options.registry ?? 'delta'
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const module = options.module
+  const identity = module && (module.identity ?? { plugin: module.name, instanceId: `${module.name}-${Math.random().toString(36).slice(2, 10)}`, labels: module.labels ?? {} })
+
+  const nextId = createIds()
+  const view = createRegistryView()
+  const calls = createCalls()
+  const outbox = createOutbox({ maxSize: options.queue?.maxSize ?? DEFAULT_QUEUE_MAX_SIZE, maxWaitMs: options.queue?.maxWaitMs ?? DEFAULT_QUEUE_MAX_WAIT_MS })
+  const handlers = new Map<string, Set<EventHandler<any>>>()
+  const responders = new Map<string, RequestHandler<any>>()
+  const modulesListeners = listeners<ModulesChange>()
+  const openListeners = listeners<{ reconnected: boolean }>()
+  const closeListeners = listeners<CloseInfo>()
+  const errorListeners = listeners<Error>()
+  const reconnectListeners = listeners<ReconnectInfo>()
+
+  let status: ClientStatus = 'connecting'
+  let opens = 0
+  /** Ids of this connection's handshake frames; the ping's pong says the hub has processed the rest. */
+  let handshake: { authenticate: string, announce?: string, ping: string } | undefined
+
+  function off(type: string, handler: EventHandler<any>): void {
+    handlers.get(type)?.delete(handler)
+  }
+
+  const connection = createConnection({
+    urls: (typeof options.url === 'string' ? [options.url] : options.url).map(withoutRegistryAtConnect),
+    WebSocket: WebSocketImpl,
+    reconnect: options.reconnect === false ? false : resolveReconnectOptions(options.reconnect),
+    heartbeat: {
+      intervalMs: options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      timeoutMs: options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+    },
+    ping: () => encodeFrame(frame('transport:connection:heartbeat', { kind: 'ping' })),
+    opened,
+    frame: onFrame,
+    dropped(info) {
+      handshake = undefined
+      status = info.willReconnect ? 'reconnecting' : 'closed'
+      calls.rejectAll(info.reason === CLIENT_CLOSED
+        ? new ClientError('closed', 'client closed before the answer')
+        : new ClientError('disconnected', `connection lost before the answer (${info.code}${info.reason ? ` ${info.reason}` : ''})`))
+      if (status === 'closed')
+        outbox.failAll(new ClientError('closed', 'client closed'))
+      closeListeners.emit(info)
+    },
+    error: fail,
+    reconnecting: info => reconnectListeners.emit(info),
+  })
+
+  function send(event: WireEvent): boolean {
+    return connection.send(encodeFrame(event))
+  }
+
+  function frame(type: string, data: Record<string, unknown>, extra: Partial<WireEvent> = {}): WireEvent & { metadata: { event: { id: string } } } {
+    return { type, data, ...extra, metadata: { event: { id: nextId(), ...extra.metadata?.event } } }
+  }
+
+  function changed(change: ModulesChange): void {
+    if (!isEmptyChange(change))
+      modulesListeners.emit(change)
+  }
+
+  function fail(error: Error): void {
+    errorListeners.emit(error)
+  }
+
+  /** `module:authenticate`, asking for the registry capability: from the revision the view holds, if any. */
+  function authenticateFrame(): ReturnType<typeof frame> {
+    const since = view.position
+    return frame('module:authenticate', {
+      ...(options.token !== undefined && { token: options.token }),
+      registry: mode === 'none' ? { mode } : { mode, ...(since && { since }) },
+    })
+  }
+
+  function opened(): void {
+    const authenticate = authenticateFrame()
+    send(authenticate)
+    let announce: string | undefined
+    if (module) {
+      const announced = frame('module:announce', { name: module.name, ...(module.index !== undefined && { index: module.index }), identity })
+      send(announced)
+      announce = announced.metadata.event.id
+    }
+    for (const type of responders.keys())
+      send(frame('module:consumer:register', { event: type }))
+    const ping = frame('transport:connection:heartbeat', { kind: 'ping', message: 'handshake' })
+    send(ping)
+    handshake = { authenticate: authenticate.metadata.event.id, announce, ping: ping.metadata.event.id }
+  }
+
+  /** A handshake frame answered: a refused token or announce ends the client, the pong opens it. */
+  function handshakeAnswer(event: WireEvent, parentId: string): boolean {
+    if (!handshake)
+      return false
+    if (event.type === 'error' && (parentId === handshake.authenticate || parentId === handshake.announce)) {
+      const message = String(event.data.message)
+      fail(errorFromEvent(message, true).code === 'unauthorized' ? new ClientError('unauthorized', message) : new ClientError('hub_error', `announce refused: ${message}`))
+      handshake = undefined
+      connection.drop(4001, message, true)
+      return true
+    }
+    if (parentId === handshake.authenticate)
+      return true
+    if (parentId === handshake.ping) {
+      handshake = undefined
+      status = 'open'
+      openListeners.emit({ reconnected: opens++ > 0 })
+      outbox.flush()
+      return true
+    }
+    return false
+  }
+
+  function registry(event: WireEvent): boolean {
+    switch (event.type) {
+      case 'registry:modules:sync': {
+        const sync = v.safeParse(Sync, event.data)
+        if (sync.success && mode !== 'none')
+          changed(view.replace(sync.output.modules, sync.output.epoch !== undefined && sync.output.revision !== undefined ? { epoch: sync.output.epoch, revision: sync.output.revision } : undefined))
+        return true
+      }
+      case 'registry:modules:delta': {
+        const delta = v.safeParse(Delta, event.data)
+        if (delta.success && mode !== 'none') {
+          const change = view.apply(delta.output)
+          if (change === 'gap')
+            // Deltas of one connection come in order; should one not follow, ask again from what we hold.
+            send(authenticateFrame())
+          else
+            changed(change)
+        }
+        return true
+      }
+      case 'module:announced':
+      case 'module:de-announced':
+      case 'registry:modules:health:healthy':
+      case 'registry:modules:health:unhealthy': {
+        // AIRI's per-change events: what a hub without the delta capability sends.
+        const module = v.safeParse(ModuleChange, event.data)
+        if (module.success && mode !== 'none') {
+          if (event.type === 'module:announced')
+            changed(view.announced(module.output))
+          else if (event.type === 'module:de-announced')
+            changed(view.deannounced(module.output))
+          else
+            changed(view.health(module.output, event.type.endsWith(':healthy')))
+        }
+        return true
+      }
+    }
+    // The hub's other handshake and registry events carry nothing the view needs.
+    return event.type === 'module:authenticated' || event.type.startsWith('extension:') || event.type.startsWith('registry:')
+  }
+
+  async function serve(event: WireEvent, id: string): Promise<void> {
+    const handler = responders.get(event.type)
+    let reply: WireEvent
+    try {
+      if (!handler)
+        throw new Error(`no handler for ${event.type}`)
+      const result: unknown = await handler(event.data, received(event))
+      const data = result !== null && typeof result === 'object' && !Array.isArray(result) ? result as Record<string, unknown> : { value: result }
+      reply = frame(event.type, data, { metadata: { event: { parentId: id } } })
+    }
+    catch (error) {
+      reply = frame('error', { message: error instanceof Error ? error.message : String(error) }, { metadata: { event: { parentId: id } } })
+    }
+    send(reply)
+  }
+
+  function onFrame(text: string): void {
+    const event = decodeFrame(text)
+    if (!event)
+      return
+    const parentId = event.metadata?.event?.parentId
+    if (parentId !== undefined) {
+      if (handshakeAnswer(event, parentId))
+        return
+      const answered = calls.answer(parentId, (call) => {
+        if (event.type === 'error')
+          call.reject(errorFromEvent(String(event.data.message), fromHub(event)))
+        else
+          call.resolve(event)
+      })
+      if (answered)
+        return
+    }
+    if (registry(event))
+      return
+    if (event.type === 'transport:connection:heartbeat') {
+      if (event.data.kind === 'ping')
+        send(frame('transport:connection:heartbeat', { kind: 'pong' }, { metadata: { event: { parentId: event.metadata?.event?.id } } }))
+      return
+    }
+    if (event.type === 'error') {
+      fail(errorFromEvent(String(event.data.message), fromHub(event)))
+      return
+    }
+    const id = event.metadata?.event?.id
+    if (event.route?.reply && id !== undefined) {
+      void serve(event, id)
+      return
+    }
+    for (const handler of [...handlers.get(event.type) ?? []]) {
+      try {
+        handler(event.data, received(event))
+      }
+      catch (error) {
+        fail(error instanceof Error ? error : new Error(String(error)))
+      }
+    }
+  }
+
+  /** Sends now when open, else waits in the outbox; `answer` says whether to wait for an answer to the event, and how long. */
+  function transmit(event: WireEvent & { metadata: { event: { id: string } } }, answer?: { timeoutMs: number, timeout: () => ClientError }): Promise<WireEvent | undefined> {
+    return new Promise((resolve, reject) => {
+      const go = (): void => {
+        if (status !== 'open') {
+          outbox.push(go, reject)
+          return
+        }
+        const answered = answer && calls.wait(event.metadata.event.id, answer.timeoutMs, answer.timeout)
+        send(event)
+        if (answered)
+          answered.then(resolve, reject)
+        else
+          resolve(undefined)
+      }
+      if (status === 'closed')
+        reject(new ClientError('closed', 'client closed'))
+      else
+        go()
+    })
+  }
+
+  return {
+    get status() {
+      return status
+    },
+    modules: view.modules,
+    find: view.find,
+    on(type, handler) {
+      let set = handlers.get(type)
+      if (!set)
+        handlers.set(type, set = new Set())
+      set.add(handler)
+      return () => off(type, handler)
+    },
+    off,
+    async emit(type, data, emitOptions = {}) {
+      const route = { ...(emitOptions.to !== undefined && { destinations: destinations(emitOptions.to) }), ...(emitOptions.ack && { ack: true }) }
+      const event = frame(type, data, Object.keys(route).length > 0 ? { route } : {})
+      if (!emitOptions.ack) {
+        await transmit(event)
+        return {}
+      }
+      const ack = await transmit(event, { timeoutMs: requestTimeoutMs, timeout: () => new ClientError('timeout', 'no ack in time') })
+      return { delivered: Number(ack?.data.delivered) }
+    },
+    async request(type, data, requestOptions = {}) {
+      const timeoutMs = requestOptions.timeoutMs ?? requestTimeoutMs
+      const to = destinations(requestOptions.to)
+      const route = { ...(to ? { destinations: to } : { delivery: { mode: 'consumer', required: true } }), reply: { timeoutMs } }
+      const reply = await transmit(frame(type, data, { route }), { timeoutMs: timeoutMs + LOCAL_TIMEOUT_GRACE_MS, timeout: () => new ClientError('timeout', 'request timed out') })
+      return reply!.data as any
+    },
+    respond(type, handler) {
+      const first = !responders.has(type)
+      responders.set(type, handler)
+      if (first && status === 'open')
+        send(frame('module:consumer:register', { event: type }))
+      return () => {
+        if (responders.get(type) !== handler)
+          return
+        responders.delete(type)
+        if (status === 'open')
+          send(frame('module:consumer:unregister', { event: type }))
+      }
+    },
+    onModules: modulesListeners.add,
+    onOpen: openListeners.add,
+    onClose: closeListeners.add,
+    onError: errorListeners.add,
+    onReconnect: reconnectListeners.add,
+    close() {
+      if (status === 'closed')
+        return
+      connection.close()
+      if ((status as ClientStatus) !== 'closed') {
+        // No socket was open (waiting to retry): nothing reported the close yet.
+        status = 'closed'
+        outbox.failAll(new ClientError('closed', 'client closed'))
+      }
+    },
+  }
+}

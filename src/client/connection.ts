@@ -1,0 +1,158 @@
+import type { ResolvedReconnectOptions } from './backoff.ts'
+import type { WebSocketConstructor, WebSocketLike } from './socket.ts'
+import { backoffDelay } from './backoff.ts'
+import { OPEN } from './socket.ts'
+
+/** How the client tells a live connection from a dead one. */
+export interface HeartbeatOptions {
+  /**
+   * A `transport:connection:heartbeat` ping goes out this often (the hub answers with a pong).
+   * @default 20000
+   */
+  intervalMs?: number
+  /**
+   * Nothing received for this long: the connection is taken for dead and dropped (then reconnected).
+   * @default 45000
+   */
+  timeoutMs?: number
+}
+
+/** `heartbeat.intervalMs` unless told otherwise. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 20_000
+/** `heartbeat.timeoutMs` unless told otherwise. */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 45_000
+/** The close reason of `close()`, as `onClose` reports it. */
+export const CLIENT_CLOSED = 'client closed'
+
+/** Why a socket ended, as `onClose` reports it. */
+export interface CloseInfo {
+  code: number
+  reason: string
+  /** True when the client will try again. */
+  willReconnect: boolean
+}
+
+/** When the next attempt will be, as `onReconnect` reports it. */
+export interface ReconnectInfo {
+  /** 1 for the first attempt after a drop. */
+  attempt: number
+  delayMs: number
+}
+
+/** What createConnection needs: where to connect, how, and whom to tell. */
+export interface ConnectionOptions {
+  /** Tried in turn: each new socket after a drop takes the next. */
+  urls: readonly string[]
+  WebSocket: WebSocketConstructor
+  reconnect: ResolvedReconnectOptions | false
+  heartbeat: Required<HeartbeatOptions>
+  /** A heartbeat ping frame. */
+  ping: () => string
+  /** The socket is open: time for the handshake. */
+  opened: () => void
+  frame: (text: string) => void
+  dropped: (info: CloseInfo) => void
+  error: (error: Error) => void
+  reconnecting: (info: ReconnectInfo) => void
+}
+
+/** One logical connection over successive sockets: it reconnects with backoff and watches liveness. */
+export interface Connection {
+  /** Sends on the open socket; false when there is none. */
+  send: (text: string) => boolean
+  /** Drops the current socket as if it had closed (a fatal answer, or a dead peer); it reconnects unless `final`. */
+  drop: (code: number, reason: string, final?: boolean) => void
+  /** Closes for good. */
+  close: () => void
+}
+
+/** Opens the first socket at once. */
+export function createConnection(options: ConnectionOptions): Connection {
+  let socket: WebSocketLike | undefined
+  let attempt = 0
+  let sockets = 0
+  let openedAt = 0
+  let lastHeard = 0
+  let closed = false
+  let retryTimer: ReturnType<typeof setTimeout> | undefined
+  let heartbeatTimer: ReturnType<typeof setInterval> | undefined
+
+  function open(): void {
+    retryTimer = undefined
+    // A malformed URL throws here, on the first attempt, out of createClient.
+    const current = new options.WebSocket(options.urls[sockets++ % options.urls.length]!)
+    socket = current
+    current.onopen = () => {
+      openedAt = lastHeard = Date.now()
+      heartbeatTimer = setInterval(beat, options.heartbeat.intervalMs)
+      options.opened()
+    }
+    current.onmessage = (event: { data: unknown }) => {
+      lastHeard = Date.now()
+      // The hub sends text frames only (`ws` hands them over as strings too).
+      if (typeof event.data === 'string')
+        options.frame(event.data)
+    }
+    current.onerror = () => {
+      // The close that follows says what happened; browsers give no detail here anyway.
+    }
+    current.onclose = (event: { code: number, reason: string }) => ended(current, event.code, event.reason)
+  }
+
+  function beat(): void {
+    if (Date.now() - lastHeard > options.heartbeat.timeoutMs)
+      drop(4000, 'heartbeat timeout')
+    else
+      send(options.ping())
+  }
+
+  /** Forgets a socket (detached, so a late close of it changes nothing) and decides what comes next. */
+  function ended(which: WebSocketLike, code: number, reason: string, final = false): void {
+    if (which !== socket)
+      return
+    socket = undefined
+    which.onopen = which.onmessage = which.onclose = which.onerror = null
+    clearInterval(heartbeatTimer)
+    if (final)
+      closed = true
+    if (openedAt && Date.now() - openedAt >= (options.reconnect ? options.reconnect.stableAfterMs : 0))
+      attempt = 0
+    openedAt = 0
+    const willReconnect = !closed && options.reconnect !== false
+    options.dropped({ code, reason, willReconnect })
+    if (willReconnect && options.reconnect) {
+      const delayMs = backoffDelay(options.reconnect, attempt++)
+      options.reconnecting({ attempt, delayMs })
+      retryTimer = setTimeout(open, delayMs)
+    }
+  }
+
+  function send(text: string): boolean {
+    if (socket?.readyState !== OPEN)
+      return false
+    socket.send(text)
+    return true
+  }
+
+  function drop(code: number, reason: string, final?: boolean): void {
+    const current = socket
+    if (!current)
+      return
+    try {
+      current.close(code, reason)
+    }
+    catch {}
+    ended(current, code, reason, final)
+  }
+
+  function close(): void {
+    if (closed)
+      return
+    closed = true
+    clearTimeout(retryTimer)
+    drop(1000, CLIENT_CLOSED, true)
+  }
+
+  open()
+  return { send, drop, close }
+}

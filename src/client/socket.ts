@@ -1,0 +1,18 @@
+/** The part of a WebSocket the client uses: the browser's `WebSocket`, Node 22's global, or `ws`. */
+export interface WebSocketLike {
+  readonly readyState: number
+  send: (data: string) => void
+  close: (code?: number, reason?: string) => void
+  // The handlers take `any`: each implementation types its own event objects (the DOM's, `ws`'s), and
+  // the client reads only `data` of a message and `code` / `reason` of a close.
+  onopen: ((event: any) => void) | null
+  onmessage: ((event: any) => void) | null
+  onclose: ((event: any) => void) | null
+  onerror: ((event: any) => void) | null
+}
+
+/** A WebSocket constructor: `globalThis.WebSocket` in browsers, `WebSocket` from `ws` in Node 20. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+/** `WebSocket.OPEN`, the same in every implementation. */
+export const OPEN = 1
