@@ -1,4 +1,5 @@
-// `npm run bench [-- --quick] [--only=hub,ws] [--scenarios=fanout,routed,requests,slow,storm] [--n=500,2000] [--pairs=250]`
+// `npm run bench [-- --quick] [--only=hub,ws] [--scenarios=fanout,routed,requests,slow,storm] [--n=500,2000] [--pairs=250] [--dashboard]`
+// `--dashboard` holds one dashboard page's live stream open on the hub during each fan-out run.
 // Runs every scenario against each target (servers pinned to core 0, this load generator to
 // core 1), then writes bench/results/<stamp>.json, an SVG chart, and a table in bench/RESULTS.md.
 import { spawnSync } from 'node:child_process'
@@ -23,6 +24,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     repeat: { type: 'string' },
     out: { type: 'string' },
+    dashboard: { type: 'boolean', default: false },
   },
 })
 
@@ -45,6 +47,7 @@ const config = {
   // Fixed-rate phases run at this share of the raw ws relay's closed-loop rate.
   rateShare: 0.5,
   slow: { others: 5, size: 8192, rate: 1000 },
+  dashboard: args.dashboard,
 }
 const order = list(args.only)
 const scenarios = new Set(list(args.scenarios))
@@ -83,9 +86,11 @@ async function main() {
     for (const n of config.ns) {
       for (const [round, name] of rounds('fanout', n)) {
         log(`fan-out ${name} N=${n}`)
-        const result = await fanout({ target: targets[name], token: TOKEN, n, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor(`fanout/${n}`, name === 'ws') })
+        // Only a hub has a dashboard to open.
+        const dashboard = config.dashboard && targets[name].script.endsWith('hub-server.mjs')
+        const result = await fanout({ target: targets[name], token: TOKEN, n, sizes: config.sizes, durationMs: config.durationMs, rateFor: rateFor(`fanout/${n}`, name === 'ws'), dashboard })
         results.fanout.push({ target: name, round, ...result })
-        log(JSON.stringify({ join: result.join, runs: result.runs.map(r => ({ size: r.size, perSec: r.throughput.deliveriesPerSec, ...r.fixed.latency })) }))
+        log(JSON.stringify({ join: result.join, dashboard: result.dashboard, runs: result.runs.map(r => ({ size: r.size, perSec: r.throughput.deliveriesPerSec, ...r.fixed.latency })) }))
       }
     }
   }

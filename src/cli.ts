@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import process from 'node:process'
 import { parseEnv } from 'node:util'
 import { CONFIG_ENV_OPTIONS, loadConfigFile, underEnv } from './config-file.ts'
+import { DASHBOARD_ENV_OPTIONS } from './dashboard/options.ts'
 import { HubError } from './errors.ts'
 import { LISTEN_ENV_OPTIONS, listenHub, resolveListenOptions } from './listen.ts'
 import { HUB_ENV_OPTIONS } from './options.ts'
@@ -48,6 +49,9 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   SERVER_ENV_OPTIONS.ALLOWED_HOSTS,
   SERVER_ENV_OPTIONS.METRICS_ENABLED,
   SERVER_ENV_OPTIONS.METRICS_TOKEN,
+  DASHBOARD_ENV_OPTIONS.DASHBOARD_ENABLED,
+  DASHBOARD_ENV_OPTIONS.DASHBOARD_PATH,
+  DASHBOARD_ENV_OPTIONS.DASHBOARD_TOKEN,
   LISTEN_ENV_OPTIONS.SHUTDOWN_TIMEOUT_MS,
 ]
 
@@ -158,6 +162,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   }
   for (const url of listener.urls)
     logger.log(`hub-server listening on ${url.replace(/^http/, 'ws')}ws`)
+  if (server.dashboardPath)
+    logger.log(`dashboard on ${listener.urls[0]?.replace(/\/$/, '')}${server.dashboardPath}`)
   // Missing required modules are logged, and the hub keeps serving: they may come later.
   const required = server.hub.options.modules.filter(module => module.required).map(module => module.name)
   if (required.length > 0) {

@@ -33,6 +33,7 @@ const CONFIG_KEYS: Record<Exclude<keyof ServerOptions, 'env'>, true> = {
   metrics: true,
   redisUrl: true,
   gateways: true,
+  dashboard: true,
 }
 
 export interface ConfigFile {

@@ -52,6 +52,8 @@ export interface Hub extends Pick<Sessions, 'authRequired' | 'verifyToken' | 'co
   readonly registry: Registry
   /** Every connected session, by id. */
   readonly peers: ReadonlyMap<string, Session>
+  /** The authenticated peers of other nodes, by id (clustered). */
+  readonly remotePeers: ReadonlyMap<string, RemotePeer>
   /** Open sockets of every gateway, counted so that upgrades past the limits are refused. */
   readonly admission: Admission
   /**
@@ -122,7 +124,7 @@ export function createHub(input: HubOptions = {}): Hub {
   const { logger, limits } = options
 
   // What routing reads: the tables below are filled by sessions, announcements and remote peers.
-  const registry = createRegistry()
+  const registry = createRegistry({ onChange: () => observers.emit('topology') })
   const catalog = createModuleCatalog({ modules: options.modules, registry, requiredTimeoutMs: options.requiredTimeoutMs })
   const peers = new Map<string, Session>()
   const authenticated = new Map<string, Session>()
@@ -233,6 +235,7 @@ export function createHub(input: HubOptions = {}): Hub {
     options,
     registry,
     peers,
+    remotePeers: remote,
     cluster,
     observers,
     admission: createAdmission(limits),
@@ -252,9 +255,15 @@ export function createHub(input: HubOptions = {}): Hub {
     verifyToken: sessions.verifyToken,
     connect(connection, init) {
       start()
-      return sessions.connect(connection, init)
+      const session = sessions.connect(connection, init)
+      observers.emit('topology')
+      return session
     },
-    authenticate: sessions.authenticate,
+    authenticate(session, token, parentId, handshake) {
+      const refused = sessions.authenticate(session, token, parentId, handshake)
+      observers.emit('topology')
+      return refused
+    },
     disconnect: sessions.disconnect,
     announce: announcements.announce,
     identify: announcements.identify,

@@ -304,7 +304,8 @@ export const HUB_ENV_OPTIONS = envOptions({
 })
 const ENV = HUB_ENV_OPTIONS
 
-function tokensOf(token: string | string[] | undefined, raw: string | undefined): string[] {
+/** The authentication tokens: the explicit option's, else the env variable's (the dashboard falls back on them too). */
+export function tokensOf(token: string | string[] | undefined, raw: string | undefined): string[] {
   const tokens = token === undefined ? (raw ? [raw] : []) : [token].flat()
   return tokens.filter(t => t !== '')
 }

@@ -1,4 +1,5 @@
 import type { Hooks } from 'crossws'
+import type { DashboardOptions, ResolvedDashboardOptions } from './dashboard/options.ts'
 import type { Env } from './env-options.ts'
 import type { Hub } from './hub.ts'
 import type { MetricsOptions } from './observability/endpoints.ts'
@@ -9,10 +10,13 @@ import type { GuardOptions, RequestGuard } from './request-guard.ts'
 import process from 'node:process'
 import { defineWebSocketHandler, H3 } from 'h3'
 import { createRedisBackplane } from './backplane/redis.ts'
+import { resolveDashboardOptions } from './dashboard/options.ts'
+import { addDashboard } from './dashboard/routes.ts'
 import { bool, commaList, envOptions, invalid, positiveInt } from './env-options.ts'
 import { HubError } from './errors.ts'
 import { createHub } from './hub.ts'
 import { addOpsEndpoints } from './observability/endpoints.ts'
+import { tokensOf } from './options.ts'
 import { airiGateway, DEFAULT_AIRI_PATH } from './protocol/airi-gateway.ts'
 import { createGatewayHooks } from './protocol/gateway.ts'
 import { makaioGateway } from './protocol/makaio.ts'
@@ -77,6 +81,8 @@ export interface ServerOptions extends HubOptions {
      */
     maxEventTypes?: number
   }
+  /** The live dashboard (`GET /dashboard`): nodes, peers, modules, event rates, routing explained. */
+  dashboard?: DashboardOptions
   /**
    * Redis to cluster through: several hub nodes sharing it act as one hub (`backplane` wins).
    * @default env `REDIS_URL`, else none: a single process
@@ -88,6 +94,7 @@ export interface ResolvedServerOptions {
   gateways: Gateway[]
   http: GuardOptions
   metrics: MetricsOptions
+  dashboard: ResolvedDashboardOptions
   /** Set when clustered through Redis. */
   redisUrl?: string
 }
@@ -130,14 +137,16 @@ function resolveHttpOptions({ http, trustProxy }: ServerOptions, env: Env): Guar
 /** Resolves the edge's options once (the hub resolves its own). Throws `HubError('invalid_option')`. */
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
   const env = options.env ?? process.env
+  const metricsToken = options.metrics?.token || env.METRICS_TOKEN || undefined
   return {
     gateways: options.gateways ?? [airiGateway({ path: options.path ?? DEFAULT_AIRI_PATH }), phoenixGateway({ ...options.phoenix, env }), thymianGateway({ env }), makaioGateway({ env })],
     http: resolveHttpOptions(options, env),
     metrics: {
       enabled: bool(ENV.METRICS_ENABLED, options.metrics?.enabled, env, true),
-      token: options.metrics?.token || env.METRICS_TOKEN || undefined,
+      token: metricsToken,
       maxEventTypes: positiveInt('metrics.maxEventTypes', options.metrics?.maxEventTypes, env, DEFAULT_METRICS_MAX_EVENT_TYPES, 0),
     },
+    dashboard: resolveDashboardOptions(options.dashboard, env, [metricsToken, ...tokensOf(options.auth?.token, env.AUTHENTICATION_TOKEN)]),
     redisUrl: options.backplane ? undefined : resolveRedisUrl(options),
   }
 }
@@ -158,6 +167,8 @@ export interface HubServer {
   closeAllPeers: () => Promise<void>
   /** Gateways' own ports (`Gateway.port`): `listenHub` serves `/` of each as the gateway's first path. */
   rootPorts: ReadonlyArray<{ port: number, path: string }>
+  /** The dashboard page's path, when it is served. */
+  dashboardPath?: string
 }
 
 const NOT_FOUND = (): Response => new Response('Not Found', { status: 404 })
@@ -189,7 +200,7 @@ function dispatchByPath(gateways: ReadonlyMap<string, GatewayHooks>, guard: Requ
 
 /** The hub as an h3 app with its WebSocket endpoints. */
 export function createServer(options: ServerOptions = {}): HubServer {
-  const { gateways: served, http, metrics, redisUrl } = resolveServerOptions(options)
+  const { gateways: served, http, metrics, dashboard, redisUrl } = resolveServerOptions(options)
   const hub = createHub(redisUrl ? { ...options, backplane: createRedisBackplane({ url: redisUrl }) } : options)
   const gateways = new Map<string, GatewayHooks>()
   for (const gateway of served) {
@@ -215,6 +226,7 @@ export function createServer(options: ServerOptions = {}): HubServer {
   for (const [path, hooks] of gateways)
     app.get(path, defineWebSocketHandler(guarded(hooks, guard)))
   addOpsEndpoints(app, hub, metrics, served.flatMap(gateway => gateway.events ?? []))
+  const dashboardStreams = dashboard.enabled ? addDashboard(app, hub, dashboard, http) : undefined
 
   return {
     app,
@@ -222,7 +234,11 @@ export function createServer(options: ServerOptions = {}): HubServer {
     registry: hub.registry,
     websocket: { hooks: dispatchByPath(gateways, guard), serverOptions: { maxPayload: hub.options.limits.maxPayloadBytes } },
     guard,
-    closeAllPeers: hub.close,
+    closeAllPeers: () => {
+      dashboardStreams?.close() // open pages would hold the HTTP server open
+      return hub.close()
+    },
     rootPorts: served.flatMap(gateway => gateway.port === undefined ? [] : [{ port: gateway.port, path: gateway.paths[0]! }]),
+    dashboardPath: dashboard.enabled ? dashboard.path : undefined,
   }
 }

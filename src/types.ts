@@ -141,6 +141,8 @@ export interface Connection {
    * may switch it once the peer shows which generation of its protocol it speaks.
    */
   encoder: EventEncoder
+  /** The gateway serving this peer (its `Gateway.name`), for views that show peers by protocol. */
+  readonly protocol?: string
   /** Queues a frame; returns the bytes earlier sends left waiting for this peer (0 if unknown). */
   send: (frame: string) => number
   /** The bytes waiting for this peer now (0 if unknown). */
@@ -178,6 +180,8 @@ export interface PeerInfo {
    * While the peer has no modules, destinations, policy and its stamped source go by it.
    */
   readonly identity?: Identity
+  /** The gateway serving the peer (`Connection.protocol`), when known. */
+  readonly protocol?: string
 }
 
 /** Why a module left the registry, as `registry:modules:deannounced` and the backplane carry it. */

@@ -1,13 +1,16 @@
-import { padding } from '../lib/peers.mjs'
 // Fan-out: one sender, N receivers; each bench event goes to every receiver.
 // The setup is itself a join storm of N + 1 peers and gives the memory figures.
+// With `dashboard`, one dashboard page's stream is open on the (first) node throughout.
+import { openDashboardStream } from '../lib/dashboard.mjs'
+import { padding } from '../lib/peers.mjs'
 import { cpuMsOf, memoryOf, startTarget } from '../lib/process.mjs'
 import { createSink, measureAtRate, measureThroughput } from '../lib/traffic.mjs'
 import { closePeers, joinStorm } from './join-storm.mjs'
 
-export async function fanout({ target, token, n, sizes, durationMs, rateFor, window = 8 }) {
+export async function fanout({ target, token, n, sizes, durationMs, rateFor, window = 8, dashboard = false }) {
   const server = await startTarget(target, { AUTHENTICATION_TOKEN: token })
   try {
+    const page = dashboard ? await openDashboardStream(server.ports[0], token) : undefined
     const baseline = memoryOf(server.pids).rss
     const sink = createSink()
     const names = ['sender', ...Array.from({ length: n }, (_, i) => `r${i}`)]
@@ -25,7 +28,8 @@ export async function fanout({ target, token, n, sizes, durationMs, rateFor, win
       runs.push({ size, throughput, fixed })
     }
     closePeers(peers)
-    return { n, join, memory, runs, peakAfterTraffic: memoryOf(server.pids).peak }
+    const stream = await page?.close()
+    return { n, join, memory, runs, peakAfterTraffic: memoryOf(server.pids).peak, ...(stream && { dashboard: stream }) }
   }
   finally {
     await server.stop()

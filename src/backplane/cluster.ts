@@ -91,8 +91,8 @@ interface NodeView {
 }
 
 /** A local peer as the other nodes learn it, with its consumer registrations. */
-export function toPeerState({ id, modules = [], aliases, identity, unhealthy }: LocalPeer, consumers?: TimedRegistration[]): RemotePeerState {
-  const state: RemotePeerState = { id }
+export function toPeerState({ id, modules = [], aliases, identity, protocol, unhealthy }: LocalPeer, consumers?: TimedRegistration[]): RemotePeerState {
+  const state: RemotePeerState = protocol ? { id, protocol } : { id }
   if (modules.length > 0)
     state.modules = modules.map(({ name, index, identity }) => index === undefined ? { name, identity } : { name, index, identity })
   if (aliases?.size)

@@ -67,6 +67,7 @@ const Peer = v.object({
   modules: v.optional(bounded(Module, MAX_PEER_MODULES)),
   aliases: v.optional(bounded(Id, MAX_PEER_MODULES)),
   identity: v.optional(Identity),
+  protocol: v.optional(Name),
   consumers: v.optional(bounded(Consumer, MAX_PEER_CONSUMERS)),
   unhealthy: v.optional(v.literal(true)),
 })

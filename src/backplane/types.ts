@@ -41,6 +41,8 @@ export interface RemotePeerState {
   aliases?: string[]
   /** Its own identity, apart from its modules (`PeerInfo.identity`). */
   identity?: Identity
+  /** The gateway serving it (`PeerInfo.protocol`), for views that show peers by protocol. */
+  protocol?: string
   /** The events it consumes (`module:consumer:register`), with when each was registered. */
   consumers?: TimedRegistration[]
   /**

@@ -28,6 +28,7 @@ export function createLiveness(options: LivenessOptions): Heartbeat {
   const { feed, consumers, observers, cluster, close } = options
 
   function healthChanged(session: Session, healthy: boolean): void {
+    observers.emit('topology')
     for (const entry of session.modules)
       feed.health(entry, healthy, session)
     if (session.modules.length > 0 || consumers.of(session))

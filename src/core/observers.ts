@@ -20,6 +20,10 @@ export interface HubObservations {
   request: [type: string, outcome: 'replied' | 'timeout' | 'no_responder' | 'responder_gone']
   /** A reply was dropped: a second one, one after the timeout, or one from a peer that is not the request's responder. */
   replyDropped: [type: string]
+  /** Peers, modules or their health changed, on this node or another (a live view redraws). */
+  topology: []
+  /** A socket closed: by the hub (its `CLOSE` code) or by the peer (the code it sent); `peer` names it for people. */
+  closed: [peer: string, code: number, reason: string, protocol: string]
   /** Registry deltas not sent to peers that fell behind (a full sync repairs them later). */
   registryDeltasSkipped: [count: number]
   /** Peers that fell behind on the registry got the full sync that repairs their view. */

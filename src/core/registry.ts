@@ -32,6 +32,8 @@ export interface Registry {
   delete: (entry: ModuleEntry) => boolean
   /** Removes every module a peer owns; returns them. */
   deletePeer: (peerId: string) => ModuleEntry[]
+  /** When this node put the entry in its table (ms since the epoch). */
+  since: (entry: ModuleEntry) => number | undefined
   find: (name: string, index?: number) => ModuleEntry | undefined
   lookup: (index: IndexName, key: string) => ReadonlySet<ModuleEntry>
   withLabel: (key: string, value: string) => ReadonlySet<ModuleEntry>
@@ -43,7 +45,7 @@ export interface Registry {
  * indexes routing answers destinations from (plugin id, instance id, module name, label
  * key=value).
  */
-export function createRegistry(): Registry {
+export function createRegistry({ onChange }: { /** After every change (a live view redraws). */ onChange?: () => void } = {}): Registry {
   const all = new Set<ModuleEntry>()
   const byPeer = new Map<string, ModuleEntry[]>()
   const indexes: Record<IndexName, Map<string, EntrySet>> = {
@@ -52,6 +54,7 @@ export function createRegistry(): Registry {
     module: new Map(),
   }
   const labels = new Map<string, EntrySet>()
+  const added = new WeakMap<ModuleEntry, number>()
   let revision = 0
 
   const labelKey = (key: string, value: string): string => `${key}\u0000${value}`
@@ -74,6 +77,7 @@ export function createRegistry(): Registry {
       byPeer.set(entry.peerId, owned)
     index(entry, removeFrom)
     revision++
+    onChange?.()
     return true
   }
 
@@ -89,8 +93,10 @@ export function createRegistry(): Registry {
         remove(previous)
       byPeer.set(entry.peerId, [...byPeer.get(entry.peerId) ?? [], entry])
       all.add(entry)
+      added.set(entry, Date.now())
       index(entry, addTo)
       revision++
+      onChange?.()
       return previous
     },
     delete: remove,
@@ -100,6 +106,7 @@ export function createRegistry(): Registry {
         remove(entry)
       return owned
     },
+    since: entry => added.get(entry),
     find(name, index) {
       for (const entry of indexes.module.get(name) ?? EMPTY) {
         if (index === undefined || entry.index === index)

@@ -77,7 +77,7 @@ export function createRemotePeers(options: RemotePeersOptions): RemotePeers {
       for (const entry of added)
         registry.set(entry)
       const modules = registry.ofPeer(id)
-      const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases), identity: state.identity, unhealthy: state.unhealthy }
+      const peer: RemotePeer = { id, authenticated: true, node, modules, module: modules[0], aliases: state.aliases && new Set(state.aliases), identity: state.identity, protocol: state.protocol, unhealthy: state.unhealthy }
       selfNamed.update(peer)
       for (const alias of state.aliases ?? [])
         aliases.add(peer, alias)
@@ -87,6 +87,7 @@ export function createRemotePeers(options: RemotePeersOptions): RemotePeers {
         feed.deannounced(entry, reason)
       for (const entry of added)
         feed.announced(entry)
+      observers.emit('topology')
     },
 
     remove(node, id, reason) {
@@ -100,12 +101,14 @@ export function createRemotePeers(options: RemotePeersOptions): RemotePeers {
       requests.leave(peer)
       for (const entry of registry.deletePeer(id))
         feed.deannounced(entry, reason)
+      observers.emit('topology')
     },
 
     health(node, id, healthy) {
       const peer = peers.get(id)
       if (peer?.node === node)
         peer.unhealthy = !healthy
+      observers.emit('topology')
       for (const entry of registry.ofPeer(id)) {
         if (entry.node === node)
           feed.health(entry, healthy)

@@ -31,6 +31,10 @@ export class Session implements PeerInfo {
     return this.state === 'authenticated'
   }
 
+  get protocol(): string | undefined {
+    return this.connection.protocol
+  }
+
   /** The first module still announced: policy judges the peer by it. */
   get module(): ModuleEntry | undefined {
     return this.modules[0]

@@ -118,13 +118,15 @@ export function createSessions(options: SessionsOptions): Sessions {
   }
 
   function close(session: Session, close: Close): void {
-    disconnect(session, close.deannounce)
+    // The connection first, while the peer still has its modules (a gateway reports who it
+    // closed); a gateway's close disconnects the session itself, this is for other ports.
     try {
       session.connection.close(close)
     }
     catch (error) {
       onError(error, { stage: 'close', peerId: session.id })
     }
+    disconnect(session, close.deannounce)
   }
 
   /** Why this handshake may not be taken, whatever the token: a reserved identity, or an alias that is too long or taken. */

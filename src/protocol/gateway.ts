@@ -195,8 +195,8 @@ interface OpenSocket {
   alive: () => void
   /** After a frame: sessions it closed are let go; without sessions, the idle timer runs. */
   settle: () => void
-  /** The socket went away: its ticket and timer go, its sessions are disconnected. */
-  gone: () => void
+  /** The socket went away (`details` of the peer's close): its ticket and timer go, its sessions are disconnected. */
+  gone: (details: { code?: number, reason?: string }) => void
 }
 
 /**
@@ -233,6 +233,14 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
     let backlog = 0
     const id = (): string => sessions.values().next().value?.id ?? peer.id
     const describe = (): string => `${gateway.name} peer ${id()} (${address})`
+    // Who closed, for a live view: its id and first module names, while they are still known.
+    const closedObservation = (code: number, reason: string): void => {
+      if (!hub.observers.has('closed'))
+        return
+      const names = [...sessions].flatMap(session => session.modules.map(module => module.name))
+      const peer = names.length > 0 ? `${names.slice(0, 3).join(', ')}${names.length > 3 ? ', …' : ''} (${id()})` : id()
+      hub.observers.emit('closed', peer, code, reason, gateway.name)
+    }
 
     const socket: GatewaySocket = {
       hub,
@@ -254,6 +262,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
       connection(encoder) {
         const connection: Connection = {
           encoder,
+          protocol: gateway.name,
           send: socket.send,
           buffered: socket.buffered,
           close: socket.close,
@@ -289,6 +298,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
           return
         closed = true
         clearTimeout(idle)
+        closedObservation(close.code, close.reason)
         for (const session of sessions)
           hub.disconnect(session, close.deannounce)
         sessions.clear()
@@ -334,9 +344,11 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
           idle.unref?.()
         }
       },
-      gone() {
+      gone(details) {
         ticket.close()
         clearTimeout(idle)
+        if (!socket.closed)
+          closedObservation(details.code ?? 1005, details.reason ?? '')
         for (const session of sessions)
           hub.disconnect(session)
         sessions.clear()
@@ -392,7 +404,7 @@ export function createGatewayHooks(hub: Hub, gateway: Gateway, { trustProxy }: {
     },
     ping: peer => sockets.get(peer)?.alive(),
     pong: peer => sockets.get(peer)?.alive(),
-    close: peer => sockets.get(peer)?.gone(),
+    close: (peer, details) => sockets.get(peer)?.gone(details),
     error(peer, error) {
       const entry = sockets.get(peer)
       if (entry && isFrameTooBig(error)) {

@@ -2,6 +2,7 @@ import type { ErrorStage } from '../../src/errors.ts'
 import { describe, expect, it } from 'vitest'
 import { ENV_OPTIONS } from '../../src/cli.ts'
 import { CONFIG_ENV_OPTIONS } from '../../src/config-file.ts'
+import { DASHBOARD_ENV_OPTIONS, resolveDashboardOptions } from '../../src/dashboard/options.ts'
 import { createHub } from '../../src/hub.ts'
 import { LISTEN_ENV_OPTIONS, resolveListenOptions } from '../../src/listen.ts'
 import { HUB_ENV_OPTIONS, resolveHubOptions } from '../../src/options.ts'
@@ -37,8 +38,16 @@ describe('options', () => {
       gateways: [expect.objectContaining({ name: 'airi', paths: ['/ws'] }), expect.objectContaining({ name: 'phoenix' }), expect.objectContaining({ name: 'thymian', paths: ['/thymian'], port: undefined }), expect.objectContaining({ name: 'makaio', paths: ['/makaio'] })],
       http: { allowedOrigins: ['https://app.example', '*'], allowedHosts: [], trustProxy: false },
       metrics: { enabled: false, token: undefined, maxEventTypes: 50 },
+      dashboard: { enabled: true, path: '/dashboard', token: undefined },
       redisUrl: 'redis://r:6379',
     })
+    // The dashboard's token: its own, else the metrics token, else the authentication token.
+    expect(resolveServerOptions({ env: { DASHBOARD_ENABLED: 'false', DASHBOARD_PATH: '/ops', METRICS_TOKEN: 'm', AUTHENTICATION_TOKEN: 'a' } }).dashboard).toEqual({ enabled: false, path: '/ops', token: 'm' })
+    expect(resolveServerOptions({ env: { AUTHENTICATION_TOKEN: 'a' } }).dashboard.token).toBe('a')
+    expect(resolveServerOptions({ env: { DASHBOARD_TOKEN: 'd', METRICS_TOKEN: 'm' } }).dashboard.token).toBe('d')
+    expect(resolveDashboardOptions({ token: 'explicit' }, { DASHBOARD_TOKEN: 'd' }).token).toBe('explicit')
+    expect(() => resolveDashboardOptions({}, { DASHBOARD_PATH: 'dash/' })).toThrow('Invalid DASHBOARD_PATH: "dash/"')
+    expect(() => resolveDashboardOptions({}, { DASHBOARD_ENABLED: 'maybe' })).toThrow('; flag --dashboard)')
     expect(() => resolveHubOptions({ env: { MAX_PEERS: 'many' } })).toThrow('Invalid MAX_PEERS: "many" (expected an integer >= 1; flag --max-peers)')
     expect(() => resolveListenOptions({ env: { SHUTDOWN_TIMEOUT_MS: '-1' } })).toThrow('; flag --shutdown-timeout)')
     expect(() => resolveServerOptions({ env: { ALLOWED_HOSTS: 'a b' } })).toThrow('Invalid ALLOWED_HOSTS: "a b"')
@@ -51,7 +60,7 @@ describe('options', () => {
   })
 
   it('lists every owner\'s env options on the command line, once each', () => {
-    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS, PHOENIX_ENV_OPTIONS, THYMIAN_ENV_OPTIONS, MAKAIO_ENV_OPTIONS, CONFIG_ENV_OPTIONS].flatMap(options => Object.values(options))
+    const declared = [HUB_ENV_OPTIONS, SERVER_ENV_OPTIONS, LISTEN_ENV_OPTIONS, PHOENIX_ENV_OPTIONS, THYMIAN_ENV_OPTIONS, MAKAIO_ENV_OPTIONS, CONFIG_ENV_OPTIONS, DASHBOARD_ENV_OPTIONS].flatMap(options => Object.values(options))
     expect(new Set(ENV_OPTIONS)).toEqual(new Set(declared))
     expect(ENV_OPTIONS).toHaveLength(declared.length)
     expect(new Set(ENV_OPTIONS.map(option => option.flag)).size).toBe(ENV_OPTIONS.length)
