@@ -1,13 +1,14 @@
 // One share of a client storm, in a process of its own (as clients are, in life): it joins
 // `hub-server/client` peers c<from>…c<to - 1> (at most `concurrency` joining at a time) and
 // reports to its parent, every 20 ms while anything changes, how many are open with a complete
-// view of `n` modules and the bytes they received. `close` ends it.
+// view of `n` modules and the bytes and frames they received. `close` ends it.
 import process from 'node:process'
 import { createClient } from 'hub-server/client'
 import WebSocket from 'ws'
 
 const clients = []
 let bytes = 0
+let frames = 0
 
 function cpuMs() {
   const { user, system } = process.cpuUsage()
@@ -19,6 +20,7 @@ class Counting extends WebSocket {
     super(address, { perMessageDeflate: false })
     this.on('message', (data) => {
       bytes += data.length
+      frames++
     })
   }
 }
@@ -46,7 +48,7 @@ function start({ url, token, from, to, n, concurrency }) {
     const complete = clients.filter(client => client.status === 'open' && client.modules.size === n).length
     const report = `${complete}/${bytes}`
     if (report !== last)
-      process.send({ complete, bytes, cpuMs: cpuMs() })
+      process.send({ complete, bytes, frames, cpuMs: cpuMs() })
     last = report
   }, 20)
 }

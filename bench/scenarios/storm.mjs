@@ -38,7 +38,7 @@ function waitUntil(done, timeoutMs) {
 function createClients({ url, token, n, concurrency, processes }) {
   const shares = Array.from({ length: processes }, () => {
     const child = fork(fileURLToPath(new URL('./storm-clients.mjs', import.meta.url)), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    const share = { child, complete: 0, bytes: 0, cpuMs: 0 }
+    const share = { child, complete: 0, bytes: 0, frames: 0, cpuMs: 0 }
     child.on('message', (report) => {
       Object.assign(share, report)
     })
@@ -56,6 +56,7 @@ function createClients({ url, token, n, concurrency, processes }) {
       concurrency: Math.ceil(concurrency / processes),
     })),
     bytes: () => sum('bytes'),
+    frames: () => sum('frames'),
     cpuMs: () => sum('cpuMs'),
     complete: () => sum('complete'),
     close: () => Promise.all(shares.map(({ child }) => {
@@ -83,6 +84,7 @@ async function clientStorms({ target, token, n, concurrency, processes, timeoutM
       convergedPeers: storm.complete(),
       registryBytes: bytes,
       registryBytesPerPeer: round(bytes / n, 0),
+      framesPerPeer: round(storm.frames() / n, 0),
       serverCpuMs: cpuMsOf(server.pids) - cpuBefore,
       clientsCpuMs: storm.cpuMs(),
     }

@@ -1,5 +1,5 @@
 import type * as v from 'valibot'
-import type { Delta, WireModule } from './wire.ts'
+import type { Delta, WireModuleEntry } from './wire.ts'
 
 /** One module in the client's view of the hub's registry. */
 export interface ModuleEntry {
@@ -32,10 +32,10 @@ export function moduleKey(module: { name: string, index?: number, peer?: string 
   return `${module.name}${module.index === undefined ? '' : `#${module.index}`}${module.peer === undefined ? '' : `@${module.peer}`}`
 }
 
-type Wire = v.InferOutput<typeof WireModule>
+type Wire = WireModuleEntry
 
 function toEntry(module: Wire, healthy = true): ModuleEntry {
-  // What the delta capability sends is an entry already (a fresh object from validation): keep it.
+  // What the delta capability sends is an entry already (parsed for this client alone): keep it.
   if (module.identity !== undefined && module.healthy !== undefined)
     return module as ModuleEntry
   const entry: ModuleEntry = { name: module.name, identity: module.identity ?? {}, healthy: module.healthy ?? healthy }

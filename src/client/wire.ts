@@ -72,9 +72,35 @@ export const WireModule = v.object({
   healthy: v.optional(v.boolean()),
 })
 
+/** A module as registry traffic carries it (the output of `WireModule`). */
+export type WireModuleEntry = v.InferOutput<typeof WireModule>
+type WireKey = Pick<WireModuleEntry, 'peer' | 'name' | 'index'>
+
+// The checks of `WireModule` and `Key`, in place: a storm hands every client every entry of the
+// registry, and `v.object` would copy each one (half the garbage a client makes in a storm).
+function isKey(value: unknown): value is WireKey {
+  return isObject(value)
+    && (value.peer === undefined || typeof value.peer === 'string')
+    && typeof value.name === 'string' && value.name.length > 0
+    && (value.index === undefined || typeof value.index === 'number')
+}
+function isWireModule(value: unknown): value is WireModuleEntry {
+  if (!isKey(value))
+    return false
+  const { identity, healthy } = value as Record<string, unknown>
+  return (identity === undefined || isObject(identity)) && (healthy === undefined || typeof healthy === 'boolean')
+}
+function isHealth(value: unknown): value is WireKey & { healthy: boolean } {
+  return isKey(value) && typeof (value as { healthy?: unknown }).healthy === 'boolean'
+}
+/** An array whose every item passes `check`, validated without copying it. */
+function arrayOf<T>(check: (value: unknown) => value is T): v.CustomSchema<T[], undefined> {
+  return v.custom<T[]>(value => Array.isArray(value) && value.every(check))
+}
+
 /** `registry:modules:sync`: AIRI's (modules only) or the delta capability's (with epoch and revision). */
 export const Sync = v.object({
-  modules: v.array(WireModule),
+  modules: arrayOf(isWireModule),
   epoch: v.optional(v.string()),
   revision: v.optional(v.number()),
 })
@@ -84,9 +110,9 @@ export const Delta = v.object({
   epoch: v.string(),
   revision: v.number(),
   from: v.number(),
-  added: v.array(WireModule),
-  removed: v.array(v.object(Key)),
-  health: v.array(v.object({ ...Key, healthy: v.boolean() })),
+  added: arrayOf(isWireModule),
+  removed: arrayOf(isKey),
+  health: arrayOf(isHealth),
 })
 
 /** The data of a `module:announced`, `module:de-announced` or `registry:modules:health:*` event. */

@@ -179,11 +179,12 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       full.push(session)
     }
     joining.clear()
-    // One diff per revision held, however many peers held it; a gap that changed more than twice
-    // as many entries as the registry holds (a mass reconnect) is smaller as a full sync.
+    // One diff per revision held, however many peers held it; a gap that would carry more than
+    // the registry (a mass reconnect) is smaller as a full sync. Removed and health items are
+    // keys, about half an entry each: a small registry that lost and gained a few is a delta.
     for (const [since, to] of recovering) {
       const diff = log.diffSince(since)!
-      if (diff.added.length + diff.removed.length + diff.health.length > 2 * registry.size) {
+      if (diff.added.length + (diff.removed.length + diff.health.length) / 2 > registry.size) {
         full.push(...to)
         continue
       }
