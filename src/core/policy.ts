@@ -75,10 +75,12 @@ export function compilePolicy(policy: RoutingPolicy | undefined): RecipientFilte
   const identityOf = (peer: PeerInfo): Identity | undefined => peer.module?.identity ?? peer.identity
   // Identities are immutable (a re-announce makes a new one), so a verdict holds for an identity's life.
   const verdicts = new WeakMap<object, boolean>()
+  // Without an identity only the allow lists matter: decided once, not per event and peer.
+  const admitsAnonymous = judge(undefined) === undefined
   const filter = (peer: PeerInfo): boolean => {
     const identity = identityOf(peer)
     if (!identity)
-      return judge(undefined) === undefined
+      return admitsAnonymous
     let verdict = verdicts.get(identity)
     if (verdict === undefined) {
       verdict = judge(identity) === undefined
