@@ -66,6 +66,8 @@ export interface Connection {
   close: () => void
 }
 
+function ignoreError(): void {}
+
 /** Opens the first socket at once. */
 export function createConnection(options: ConnectionOptions): Connection {
   let socket: WebSocketLike | undefined
@@ -111,7 +113,10 @@ export function createConnection(options: ConnectionOptions): Connection {
     if (which !== socket)
       return
     socket = undefined
-    which.onopen = which.onmessage = which.onclose = which.onerror = null
+    which.onopen = which.onmessage = which.onclose = null
+    // Still listened to: `ws` reports a socket closed while connecting as an error on the next
+    // tick, which would be an uncaught exception in the user's process without a listener.
+    which.onerror = ignoreError
     clearInterval(heartbeatTimer)
     if (final)
       closed = true
