@@ -5,13 +5,16 @@
 //   connected clients; time until every client is back, re-announced, and its view complete.
 // The clients are the built package (`hub-server/client` = dist/client, `npm run build`), with
 // their default backoff (1 s → 30 s, jitter 0.5), in a few processes (storm-clients.mjs).
+// Beside them, what bounds a storm on this machine: N bare `ws` sockets opening (to the raw relay),
+// N peers of the delta capability that count modules without parsing them (as the AIRI peers do),
+// and the load generator building N views of N modules with no network at all.
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { cpuMsOf, startTarget } from '../lib/process.mjs'
 import { round } from '../lib/stats.mjs'
-import { urlOf } from '../lib/targets.mjs'
+import { targets, urlOf } from '../lib/targets.mjs'
 import { closePeers, joinStorm } from './join-storm.mjs'
 
 /** Resolves to the time `done()` first held (checked every 20 ms), or 'timeout' after `timeoutMs`. */
@@ -32,29 +35,26 @@ function waitUntil(done, timeoutMs) {
 }
 
 /**
- * N clients split over `processes` child processes (storm-clients.mjs): one process holding
- * every view (N² entries) would spend its time collecting garbage, which no real client does.
+ * N peers of `kind` split over `processes` child processes (storm-clients.mjs), started once
+ * every process is loaded: one process holding every view (N² entries) would spend its time
+ * collecting garbage, which no real client does.
  */
-function createClients({ url, token, n, concurrency, processes }) {
+async function createShares({ kind, url, token, n, concurrency, processes }) {
   const shares = Array.from({ length: processes }, () => {
     const child = fork(fileURLToPath(new URL('./storm-clients.mjs', import.meta.url)), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    const share = { child, complete: 0, bytes: 0, frames: 0, cpuMs: 0 }
+    const share = { child, ready: once(child, 'message'), complete: 0, bytes: 0, frames: 0, cpuMs: 0 }
     child.on('message', (report) => {
       Object.assign(share, report)
     })
     return share
   })
+  await Promise.all(shares.map(share => share.ready))
   const sum = key => shares.reduce((total, share) => total + share[key], 0)
+  const range = i => ({ from: Math.floor(n * i / processes), to: Math.floor(n * (i + 1) / processes) })
   return {
-    start: () => shares.forEach(({ child }, i) => child.send({
-      cmd: 'start',
-      url,
-      token,
-      n,
-      from: Math.floor(n * i / processes),
-      to: Math.floor(n * (i + 1) / processes),
-      concurrency: Math.ceil(concurrency / processes),
-    })),
+    start: () => shares.forEach(({ child }, i) => child.send({ cmd: 'start', kind, url, token, n, ...range(i), concurrency: Math.ceil(concurrency / processes) })),
+    /** Every process builds its share of N views of N modules, in deltas of `perFrame` entries. */
+    views: perFrame => shares.forEach(({ child }, i) => child.send({ cmd: 'views', n, perFrame, ...range(i) })),
     bytes: () => sum('bytes'),
     frames: () => sum('frames'),
     cpuMs: () => sum('cpuMs'),
@@ -66,50 +66,69 @@ function createClients({ url, token, n, concurrency, processes }) {
   }
 }
 
-async function clientStorms({ target, token, n, concurrency, processes, timeoutMs }) {
-  const server = await startTarget(target, { AUTHENTICATION_TOKEN: token })
+/**
+ * A join storm of `kind` peers against a fresh `target` server: time until all are complete,
+ * bytes, frames and CPU. `reconnect` (clients only) then restarts the server under them.
+ */
+async function shareStorm({ kind, target, token, n, concurrency, processes, timeoutMs, reconnect = false }) {
+  let server = await startTarget(target, { AUTHENTICATION_TOKEN: token })
   const port = server.ports[0]
-  let restarted
-  const storm = createClients({ url: urlOf(target, port), token, n, concurrency, processes })
+  const storm = await createShares({ kind, url: urlOf(target, port), token, n, concurrency, processes })
   try {
     const cpuBefore = cpuMsOf(server.pids)
     const startedAt = performance.now()
     storm.start()
     const convergedAt = await waitUntil(() => storm.complete() === n, timeoutMs)
-    const bytes = storm.bytes()
     const join = {
       peers: n,
       converged: convergedAt !== 'timeout',
       convergedMs: convergedAt === 'timeout' ? null : round(convergedAt - startedAt, 0),
       convergedPeers: storm.complete(),
-      registryBytes: bytes,
-      registryBytesPerPeer: round(bytes / n, 0),
+      registryBytesPerPeer: round(storm.bytes() / n, 0),
       framesPerPeer: round(storm.frames() / n, 0),
       serverCpuMs: cpuMsOf(server.pids) - cpuBefore,
       clientsCpuMs: storm.cpuMs(),
     }
+    if (!reconnect)
+      return { join }
 
     // The hub goes down under every client and comes back on the same port.
     const droppedAt = performance.now()
     await server.stop()
     await waitUntil(() => storm.complete() === 0, timeoutMs)
-    restarted = await startTarget(target, { AUTHENTICATION_TOKEN: token }, { port })
+    server = await startTarget(target, { AUTHENTICATION_TOKEN: token }, { port })
     const upAt = performance.now()
     const recoveredAt = await waitUntil(() => storm.complete() === n, timeoutMs)
-    const reconnect = {
-      peers: n,
-      recovered: recoveredAt !== 'timeout',
-      downMs: round(upAt - droppedAt, 0),
-      recoverMs: recoveredAt === 'timeout' ? null : round(recoveredAt - droppedAt, 0),
-      afterUpMs: recoveredAt === 'timeout' ? null : round(recoveredAt - upAt, 0),
-      recoveredPeers: storm.complete(),
-      serverCpuMs: cpuMsOf(restarted.pids),
+    return {
+      join,
+      reconnect: {
+        peers: n,
+        recovered: recoveredAt !== 'timeout',
+        downMs: round(upAt - droppedAt, 0),
+        recoverMs: recoveredAt === 'timeout' ? null : round(recoveredAt - droppedAt, 0),
+        afterUpMs: recoveredAt === 'timeout' ? null : round(recoveredAt - upAt, 0),
+        recoveredPeers: storm.complete(),
+        serverCpuMs: cpuMsOf(server.pids),
+      },
     }
-    return { join, reconnect }
   }
   finally {
     await storm.close()
-    await (restarted ?? server).stop()
+    await server.stop()
+  }
+}
+
+/** The load generator alone building N views of N modules (no network), in deltas of `perFrame`. */
+async function viewsFloor({ n, processes, perFrame, timeoutMs }) {
+  const shares = await createShares({ n, processes })
+  try {
+    const startedAt = performance.now()
+    shares.views(perFrame)
+    const doneAt = await waitUntil(() => shares.complete() === n, timeoutMs)
+    return { views: n, entries: n * n, perFrame, ms: doneAt === 'timeout' ? null : round(doneAt - startedAt, 0), cpuMs: shares.cpuMs() }
+  }
+  finally {
+    await shares.close()
   }
 }
 
@@ -126,6 +145,11 @@ export async function storms({ target, token, n, concurrency = 500, processes = 
   finally {
     await server.stop()
   }
-  const { join, reconnect } = await clientStorms({ target, token, n, concurrency, processes, timeoutMs })
-  return { n, processes, airi, client: join, reconnect, speedup: airi.convergedMs && join.convergedMs ? round(airi.convergedMs / join.convergedMs, 1) : null }
+  const options = { token, n, concurrency, processes, timeoutMs }
+  const bare = (await shareStorm({ ...options, kind: 'bare', target: targets.ws })).join
+  const counting = (await shareStorm({ ...options, kind: 'counting', target })).join
+  const { join: client, reconnect } = await shareStorm({ ...options, kind: 'client', target, reconnect: true })
+  const views = await viewsFloor({ n, processes, perFrame: Math.max(1, Math.round(n / client.framesPerPeer)), timeoutMs })
+  const speedup = storm => airi.convergedMs && storm.convergedMs ? round(airi.convergedMs / storm.convergedMs, 1) : null
+  return { n, processes, airi, bare, counting, client, reconnect, views, speedup: speedup(client), countingSpeedup: speedup(counting) }
 }
