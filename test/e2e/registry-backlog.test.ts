@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest'
+import { metric } from '../helpers/cluster.ts'
+import { RawPeer, startHub } from '../helpers/hub.ts'
+
+const MODULES = 400
+// Small enough that the attacker's unsent syncs pass it many times over.
+const MAX_BUFFERED = 256 * 1024
+// More syncs than loopback socket buffers take in (each is about 100 kB), so the hub must hold the rest.
+const REPEATS = 150
+
+/** A peer of `MODULES` modules with long labels: a registry whose full sync is about 100 kB. */
+async function bigRegistry(url: string): Promise<RawPeer> {
+  const owner = await RawPeer.connect(url)
+  for (let i = 0; i < MODULES; i++)
+    owner.send({ type: 'extension:module:announce', data: { name: `module-${i}`, identity: { id: `instance-${i}`, extension: { id: `plugin-${i}` }, labels: { note: 'x'.repeat(160) } } } })
+  await owner.waitFor(event => event.type === 'extension:module:announced' && event.data.name === `module-${MODULES - 1}`)
+  return owner
+}
+
+describe('registry syncs to a peer that does not read', () => {
+  it('are held past the lagging backlog, then one sync repairs the peer once it reads again', async () => {
+    // No rate limit: the hub's memory must be bounded by the backlog, not by how fast a peer may send.
+    const hub = await startHub({ limits: { maxModulesPerPeer: MODULES, maxBufferedBytes: MAX_BUFFERED, eventsPerSec: 0, bytesPerSec: 0 } })
+    const owner = await bigRegistry(hub.url())
+    const attacker = await RawPeer.connect(hub.url())
+    await attacker.join('same')
+    const sessionOf = (): { connection: { buffered: () => number } } => [...hub.server.hub.peers.values()].find(session => session.modules.some(module => module.name === 'same')) as never
+    const syncBytes = attacker.frames.at(-1)!.length
+    expect(syncBytes).toBeGreaterThan(80_000)
+
+    // Every re-announce of the same module asks for a full sync; the attacker reads none of them.
+    ;(attacker.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
+    let mostWaiting = 0
+    for (let i = 0; i < REPEATS; i++) {
+      attacker.send({ type: 'module:announce', data: { name: 'same', identity: { plugin: 'same', instanceId: 'same-1' } } })
+      // A routed event after it: once the owner has it, the hub has handled the re-announce and ended its turn.
+      attacker.send({ type: 'mark', data: { i }, route: { destinations: ['module:module-0'] } })
+      await owner.waitFor(event => event.type === 'mark' && event.data.i === i)
+      mostWaiting = Math.max(mostWaiting, sessionOf().connection.buffered())
+    }
+
+    // What the hub holds for it stays within the lagging backlog (half of maxBufferedBytes) and one sync.
+    expect(mostWaiting).toBeLessThanOrEqual(MAX_BUFFERED / 2 + syncBytes)
+    expect(await metric(hub, 'hub_registry_deltas_skipped_total')).toBeGreaterThan(0)
+
+    // Reading again, it is repaired by one full sync of the whole registry.
+    const repairs = await metric(hub, 'hub_registry_repairs_total')
+    ;(attacker.ws as unknown as { _socket: { resume: () => void } })._socket.resume()
+    await expect.poll(() => metric(hub, 'hub_registry_repairs_total')).toBeGreaterThan(repairs)
+    const lastSync = await attacker.waitFor(event => event.type === 'registry:modules:sync' && event.data.modules.length === MODULES + 1)
+    expect(lastSync.data.modules.map((module: { name: string }) => module.name)).toContain('same')
+    expect(attacker.closed).toBeUndefined()
+  })
+})
