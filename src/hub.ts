@@ -250,7 +250,7 @@ export function createHub(input: HubOptions = {}): Hub {
       return catalog.ready()
     },
     start,
-    explain: createExplain({ steps: router.steps, registry, peers, remote, consumers, requests, refusals }),
+    explain: createExplain({ steps: router.steps, registry, peers, remote, consumers, requests, refusals, limits }),
     authRequired: sessions.authRequired,
     verifyToken: sessions.verifyToken,
     connect(connection, init) {
