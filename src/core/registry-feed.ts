@@ -1,4 +1,4 @@
-import type { AnnouncedIdentity, HubEvent, Identity, ModuleEntry } from '../types.ts'
+import type { AnnouncedIdentity, EventEncoder, HubEvent, Identity, ModuleEntry } from '../types.ts'
 import type { Observers } from './observers.ts'
 import type { RegistryChange, RegistryDiff, RegistryLog } from './registry-log.ts'
 import type { Registry } from './registry.ts'
@@ -65,6 +65,9 @@ interface EntryData extends Record<string, unknown> { name: string, index?: numb
 
 // One module as delta peers see it: its owner tells apart modules of the same name and index.
 interface DeltaEntry extends EntryData { peer: string, healthy: boolean }
+
+// A sync of one revision, and its encodings by encoder.
+interface KeptSync { revision: number, event: HubEvent, frames: Map<EventEncoder, string | Error> }
 
 /** A HEAD (extension) module is announced and de-announced under both names, the HEAD one first (stage-ui listens to both). */
 function changeTypes(entry: ModuleEntry, change: 'announced' | 'de-announced'): string[] {
@@ -139,15 +142,29 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
     return ready
   }
 
-  // A sync is the registry's state at the turn's end, encoded once for all who asked in it.
-  let syncCache: { revision: number, modules: EntryData[] } | undefined
+  /**
+   * Delivers a sync kept for its revision: encoded once per pure encoder (one per protocol),
+   * whichever turn its peers ask in. Another encoder's frame (a socket's own, like Makaio's
+   * routing filter) is not kept: it may differ next time, and there is one per socket.
+   */
+  function deliverKept(sync: KeptSync, to: Session[]): number {
+    const delivered = deliver(sync.event, to, undefined, ignoreBacklog, sync.frames)
+    for (const encoder of sync.frames.keys()) {
+      if (!encoder.pure)
+        sync.frames.delete(encoder)
+    }
+    return delivered
+  }
+
+  // A sync is the registry's state, built and encoded once per revision for all who ask (a reconnect storm's many turns).
+  let syncCache: KeptSync | undefined
   function sendSync(to: Iterable<Session>): void {
     const ready = keepingUp(to)
     if (ready.length === 0)
       return
     if (syncCache?.revision !== registry.revision)
-      syncCache = { revision: registry.revision, modules: [...registry.entries()].map(entryData) }
-    deliver(markPlainJson(createEvent('registry:modules:sync', { modules: syncCache.modules })), ready, undefined, ignoreBacklog)
+      syncCache = { revision: registry.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(entryData) })), frames: new Map() }
+    deliverKept(syncCache, ready)
   }
   const syncs = createTurnQueue<Session>(asked => sendSync(new Set(asked.filter(session => perChange.has(session) && session.state !== 'closed'))))
 
@@ -160,15 +177,15 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
     removed: diff.removed.map(({ peerId, name, index }) => ({ peer: peerId, name, index })),
     health: diff.health.map(({ entry: { peerId, name, index }, healthy }) => ({ peer: peerId, name, index, healthy })),
   }))
-  // The full registry for delta peers, encoded once per revision; returns how many it went to.
-  let fullSync: { revision: number, event: HubEvent } | undefined
+  // The full registry for delta peers, built and encoded once per revision; returns how many it went to.
+  let fullSync: KeptSync | undefined
   function sendFullSync(to: Iterable<Session>): number {
     const ready = keepingUp(to)
     if (ready.length === 0)
       return 0
     if (fullSync?.revision !== log.revision)
-      fullSync = { revision: log.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(deltaEntry), epoch: log.epoch, revision: log.revision })) }
-    return deliver(fullSync.event, ready, undefined, ignoreBacklog)
+      fullSync = { revision: log.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(deltaEntry), epoch: log.epoch, revision: log.revision })), frames: new Map() }
+    return deliverKept(fullSync, ready)
   }
 
   // The revision delta peers were last brought to; the turn's changes lie after it.

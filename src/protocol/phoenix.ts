@@ -59,6 +59,7 @@ const jsonSafe = (_key: string, value: unknown): unknown => typeof value === 'bi
  */
 export const phoenixEncoder: EventEncoder = {
   encode: event => `${JSON.stringify(event.type)},${JSON.stringify(event.data, isPlainJson(event) ? undefined : jsonSafe)}]`,
+  pure: true,
 }
 
 // --- Options ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest'
+import type { HubEvent } from '../../src/types.ts'
+import { describe, expect, it, vi } from 'vitest'
+import { airiCurrentEncoder, airiEncoder } from '../../src/protocol/airi.ts'
 import { metric } from '../helpers/cluster.ts'
-import { RawPeer, startHub } from '../helpers/hub.ts'
+import { onCleanup, RawPeer, startHub } from '../helpers/hub.ts'
 
 const MODULES = 400
 // Small enough that the attacker's unsent syncs pass it many times over.
@@ -50,5 +52,48 @@ describe('registry syncs to a peer that does not read', () => {
     const lastSync = await attacker.waitFor(event => event.type === 'registry:modules:sync' && event.data.modules.length === MODULES + 1)
     expect(lastSync.data.modules.map((module: { name: string }) => module.name)).toContain('same')
     expect(attacker.closed).toBeUndefined()
+  })
+})
+
+describe('registry syncs of one revision', () => {
+  it('are encoded once per protocol, however many turns their peers connect in', async () => {
+    // The hub runs in this process: its AIRI encoders are these objects.
+    const syncsEncoded = (encoder: typeof airiEncoder): () => number => {
+      const spy = vi.spyOn(encoder, 'encode')
+      onCleanup(() => spy.mockRestore())
+      return () => spy.mock.calls.filter(([event]: [HubEvent]) => event.type === 'registry:modules:sync').length
+    }
+    const legacy = syncsEncoded(airiEncoder)
+    const current = syncsEncoded(airiCurrentEncoder)
+    const hub = await startHub()
+    const owner = await RawPeer.connect(hub.url())
+    await owner.join('owner')
+    // The owner's own sync of this revision was encoded for 0.8.4 peers already.
+    const legacyBefore = legacy()
+    expect(legacyBefore).toBeGreaterThan(0)
+
+    // Four 0.8.4 peers and three delta peers, one after the other: each sync leaves in a turn of its own.
+    const frames: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const peer = await RawPeer.connect(hub.url())
+      await peer.waitForType('registry:modules:sync')
+      frames.push(peer.frames.find(frame => frame.includes('registry:modules:sync'))!)
+    }
+    for (let i = 0; i < 3; i++) {
+      const peer = await RawPeer.connect(hub.url('/ws?registry=delta'))
+      const sync = await peer.waitForType('registry:modules:sync')
+      expect(sync.data.modules.map((module: { name: string }) => module.name)).toEqual(['owner'])
+    }
+    expect(new Set(frames).size).toBe(1)
+    expect(frames[0]).toContain('"owner"')
+    expect([legacy() - legacyBefore, current()]).toEqual([0, 1])
+
+    // A change is a new revision: the next sync is encoded again, and lists it.
+    const late = await RawPeer.connect(hub.url())
+    await late.join('late')
+    const next = await RawPeer.connect(hub.url())
+    const sync = await next.waitForType('registry:modules:sync')
+    expect(sync.data.modules.map((module: { name: string }) => module.name).sort()).toEqual(['late', 'owner'])
+    expect(legacy()).toBeGreaterThan(legacyBefore)
   })
 })
