@@ -82,12 +82,16 @@ function describePeer(peer: PeerInfo): ExplainPeer {
   return described
 }
 
+/** Characters of the destinations a reason names: it is repeated for every peer they left out. */
+const MAX_REASON_DESTINATIONS = 512
+
 /** Why destinations left a peer out, naming them as sent (none = the event names no recipient). */
 function destinationsReason(event: HubEvent): string {
   const destinations = destinationsOf(event)!
   if (destinations.length === 0)
     return 'destinations: the list is empty, so the event goes to nobody'
-  return `destinations: no destination matches (${destinations.map(destination => typeof destination === 'string' ? destination : JSON.stringify(destination)).join(', ')})`
+  const named = destinations.map(destination => typeof destination === 'string' ? destination : JSON.stringify(destination)).join(', ')
+  return `destinations: no destination matches (${named.length > MAX_REASON_DESTINATIONS ? `${named.slice(0, MAX_REASON_DESTINATIONS)}…` : named})`
 }
 
 function middlewareName(middleware: RoutingMiddleware, index: number): string {
