@@ -173,6 +173,8 @@ export function createHub(input: HubOptions = {}): Hub {
   // The other nodes' counts are waited for one cluster heartbeat at most: a node that misses it counts 0.
   const receipts = createReceipts({ send, waitMs: options.cluster.heartbeatMs })
 
+  // A peer may name a revision the log lacks on every authentication: its first one is logged.
+  const gapLogged = new WeakSet<Session>()
   const feed = createRegistryFeed({
     registry,
     log: createRegistryLog(limits.registryLogEntries),
@@ -183,9 +185,15 @@ export function createHub(input: HubOptions = {}): Hub {
     laggingBytes: limits.maxBufferedBytes / 2,
     observers,
     onLagging: (session, waiting) => logger.debug(`peer ${session.id} is behind on the registry (${waiting} bytes unsent): its deltas wait for one sync`),
-    onGap: (session, since, epoch) => since.epoch === epoch
-      ? logger.info(`peer ${session.id} holds registry revision ${since.revision}, which the log does not hold (limits.registryLogEntries): it gets a full sync`)
-      : logger.debug(`peer ${session.id} holds a registry revision of another epoch (a restarted or another node): it gets a full sync`),
+    onGap(session, since, epoch) {
+      if (gapLogged.has(session))
+        return
+      gapLogged.add(session)
+      if (since.epoch === epoch)
+        logger.info(`peer ${session.id} holds registry revision ${since.revision}, which the log does not hold (limits.registryLogEntries): it gets a full sync (its further gaps are not logged)`)
+      else
+        logger.debug(`peer ${session.id} holds a registry revision of another epoch (a restarted or another node): it gets a full sync`)
+    },
   })
   const announcements = createAnnouncements({ registry, feed, consumers, selfNamed, refusals, limits, logger, catalog, cluster, send })
   const sessions = createSessions({ auth: options.auth, onError, devtoolsTokens: options.routing.devtoolsTokens, maxNameLength: limits.maxNameLength, peers, authenticated, remote, refusals, announcements, feed, aliases, selfNamed, consumers, requests, catalog, cluster, send })
@@ -250,7 +258,7 @@ export function createHub(input: HubOptions = {}): Hub {
       return catalog.ready()
     },
     start,
-    explain: createExplain({ steps: router.steps, registry, peers, remote, consumers, requests, refusals }),
+    explain: createExplain({ steps: router.steps, registry, peers, remote, consumers, requests, refusals, limits }),
     authRequired: sessions.authRequired,
     verifyToken: sessions.verifyToken,
     connect(connection, init) {

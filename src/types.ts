@@ -129,6 +129,11 @@ export interface Close {
 /** Turns an event into the text frame of one wire protocol; the router calls it once per protocol per event. */
 export interface EventEncoder {
   encode: (event: HubEvent) => string
+  /**
+   * The frame depends on the event alone, never on a socket's state: the hub may keep it and
+   * send it again for the same event (a registry sync of one revision, turn after turn).
+   */
+  readonly pure?: boolean
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { HubEvent, PeerInfo } from '../types.ts'
+import type { ShapeLimits } from './bounds.ts'
 import type { Consumers } from './consumers.ts'
 import type { Next, RoutingMiddleware } from './middleware.ts'
 import type { Refusals } from './refusals.ts'
@@ -8,6 +9,7 @@ import type { RemotePeer, RouteSteps } from './router.ts'
 import type { Session } from './session.ts'
 import * as v from 'valibot'
 import { HubError } from '../errors.ts'
+import { checkRoutes } from './bounds.ts'
 import { Data, DataDestinations, Route } from './event-schema.ts'
 import { stampedSource } from './event.ts'
 import { composeMiddleware } from './middleware.ts'
@@ -59,7 +61,9 @@ export interface ExplainOptions {
   remote: ReadonlyMap<string, RemotePeer>
   consumers: Pick<Consumers, 'select'>
   requests: Pick<Requests, 'responder'>
-  refusals: Pick<Refusals, 'ofEvent'>
+  refusals: Pick<Refusals, 'ofEvent' | 'limitExceeded'>
+  /** The shape limits a gateway holds an event to (destinations, expression depth, route items). */
+  limits: ShapeLimits
 }
 
 export type Explain = (request: ExplainRequest) => ExplainResult | HubError | Promise<ExplainResult | HubError>
@@ -78,12 +82,16 @@ function describePeer(peer: PeerInfo): ExplainPeer {
   return described
 }
 
+/** Characters of the destinations a reason names: it is repeated for every peer they left out. */
+const MAX_REASON_DESTINATIONS = 512
+
 /** Why destinations left a peer out, naming them as sent (none = the event names no recipient). */
 function destinationsReason(event: HubEvent): string {
   const destinations = destinationsOf(event)!
   if (destinations.length === 0)
     return 'destinations: the list is empty, so the event goes to nobody'
-  return `destinations: no destination matches (${destinations.map(destination => typeof destination === 'string' ? destination : JSON.stringify(destination)).join(', ')})`
+  const named = destinations.map(destination => typeof destination === 'string' ? destination : JSON.stringify(destination)).join(', ')
+  return `destinations: no destination matches (${named.length > MAX_REASON_DESTINATIONS ? `${named.slice(0, MAX_REASON_DESTINATIONS)}…` : named})`
 }
 
 function middlewareName(middleware: RoutingMiddleware, index: number): string {
@@ -97,7 +105,7 @@ function middlewareName(middleware: RoutingMiddleware, index: number): string {
  * and middleware runs with `context.explain` set. O(peers × middleware) per request.
  */
 export function createExplain(options: ExplainOptions): Explain {
-  const { steps, registry, peers, remote, consumers, requests, refusals } = options
+  const { steps, registry, peers, remote, consumers, requests, refusals, limits } = options
 
   /** The sender by peer id, else by module name (`name`, or `name:index`). */
   function findSender(from: string): PeerInfo | HubError {
@@ -123,6 +131,10 @@ export function createExplain(options: ExplainOptions): Explain {
   }
 
   return (request) => {
+    // The schema recurses into route expressions: their shape is bounded first, as a gateway's frame is.
+    const exceeded = checkRoutes((request as { event?: unknown } | null)?.event, limits)
+    if (exceeded)
+      return refusals.limitExceeded(exceeded)
     const parsed = v.safeParse(ExplainRequestSchema, request)
     if (!parsed.success) {
       const issue = parsed.issues[0]

@@ -24,7 +24,7 @@ export interface HubObservations {
   topology: []
   /** A socket closed: by the hub (its `CLOSE` code) or by the peer (the code it sent); `peer` names it for people. */
   closed: [peer: string, code: number, reason: string, protocol: string]
-  /** Registry deltas not sent to peers that fell behind (a full sync repairs them later). */
+  /** Registry deltas and syncs not sent to peers that fell behind (a full sync repairs them later). */
   registryDeltasSkipped: [count: number]
   /** Peers that fell behind on the registry got the full sync that repairs their view. */
   registryRepaired: [count: number]

@@ -1,4 +1,4 @@
-import type { AnnouncedIdentity, HubEvent, Identity, ModuleEntry } from '../types.ts'
+import type { AnnouncedIdentity, EventEncoder, HubEvent, Identity, ModuleEntry } from '../types.ts'
 import type { Observers } from './observers.ts'
 import type { RegistryChange, RegistryDiff, RegistryLog } from './registry-log.ts'
 import type { Registry } from './registry.ts'
@@ -66,6 +66,9 @@ interface EntryData extends Record<string, unknown> { name: string, index?: numb
 // One module as delta peers see it: its owner tells apart modules of the same name and index.
 interface DeltaEntry extends EntryData { peer: string, healthy: boolean }
 
+// A sync of one revision, and its encodings by encoder.
+interface KeptSync { revision: number, event: HubEvent, frames: Map<EventEncoder, string | Error> }
+
 /** A HEAD (extension) module is announced and de-announced under both names, the HEAD one first (stage-ui listens to both). */
 function changeTypes(entry: ModuleEntry, change: 'announced' | 'de-announced'): string[] {
   const { announced } = entry.identity
@@ -81,7 +84,9 @@ function changeTypes(entry: ModuleEntry, change: 'announced' | 'de-announced'): 
  * which is how AIRI's own server-runtime sends one after every change), followed by the health
  * of the modules whose health changed meanwhile (a sync carries none). Registry traffic never
  * closes a peer: only routed traffic counts toward the slow-consumer limit, so what the
- * registry adds to a backlog stays bounded (`laggingBytes`, one turn of deltas, one sync).
+ * registry adds to a backlog stays bounded (`laggingBytes`, one turn of deltas, one sync). A
+ * sync asked by a peer already past `laggingBytes` (a re-announce or re-authentication per
+ * frame, unread) is held the same way: it gets one once it drained.
  *
  * Peers that asked for `delta` get instead, at the end of each turn that changed the registry,
  * one `registry:modules:delta` (the turn's net changes by revision, encoded once for all of
@@ -104,15 +109,62 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
 
   const entryData = (entry: ModuleEntry): EntryData => ({ name: entry.name, index: entry.index, identity: announcedOf(entry.identity) })
 
-  // Syncs repair; they never mark a peer lagging (nor close it).
+  // A sync never marks a peer lagging (nor closes it): what it adds is one registry.
   const ignoreBacklog = (): void => {}
 
-  // A sync is the registry's state at the turn's end, encoded once for all who asked in it.
-  let syncCache: { revision: number, modules: EntryData[] } | undefined
+  function fallBehind(session: Session, waiting: number): void {
+    if (lagging.has(session))
+      return
+    lagging.set(session, sequence)
+    onLagging(session, waiting)
+    repairTimer ??= setTimeout(repair, REPAIR_CHECK_MS).unref()
+  }
+
+  /**
+   * The peers a sync may go to now. One already behind (over `laggingBytes` unsent, or lagging)
+   * gets none: it is marked lagging, and the repair sends it one sync once it drained. A peer
+   * asks for a whole registry with every re-announce or re-authentication, read or not.
+   */
+  function keepingUp(to: Iterable<Session>): Session[] {
+    const ready: Session[] = []
+    let held = 0
+    for (const session of to) {
+      const waiting = session.connection.buffered?.() ?? 0
+      if (waiting <= laggingBytes && !lagging.has(session)) {
+        ready.push(session)
+        continue
+      }
+      fallBehind(session, waiting)
+      held++
+    }
+    if (held > 0)
+      observers.emit('registryDeltasSkipped', held)
+    return ready
+  }
+
+  /**
+   * Delivers a sync kept for its revision: encoded once per pure encoder (one per protocol),
+   * whichever turn its peers ask in. Another encoder's frame (a socket's own, like Makaio's
+   * routing filter) is not kept: it may differ next time, and there is one per socket.
+   */
+  function deliverKept(sync: KeptSync, to: Session[]): number {
+    const delivered = deliver(sync.event, to, undefined, ignoreBacklog, sync.frames)
+    for (const encoder of sync.frames.keys()) {
+      if (!encoder.pure)
+        sync.frames.delete(encoder)
+    }
+    return delivered
+  }
+
+  // A sync is the registry's state, built and encoded once per revision for all who ask (a reconnect storm's many turns).
+  let syncCache: KeptSync | undefined
   function sendSync(to: Iterable<Session>): void {
+    const ready = keepingUp(to)
+    if (ready.length === 0)
+      return
     if (syncCache?.revision !== registry.revision)
-      syncCache = { revision: registry.revision, modules: [...registry.entries()].map(entryData) }
-    deliver(markPlainJson(createEvent('registry:modules:sync', { modules: syncCache.modules })), to, undefined, ignoreBacklog)
+      syncCache = { revision: registry.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(entryData) })), frames: new Map() }
+    deliverKept(syncCache, ready)
   }
   const syncs = createTurnQueue<Session>(asked => sendSync(new Set(asked.filter(session => perChange.has(session) && session.state !== 'closed'))))
 
@@ -125,12 +177,15 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
     removed: diff.removed.map(({ peerId, name, index }) => ({ peer: peerId, name, index })),
     health: diff.health.map(({ entry: { peerId, name, index }, healthy }) => ({ peer: peerId, name, index, healthy })),
   }))
-  // The full registry for delta peers, encoded once per revision.
-  let fullSync: { revision: number, event: HubEvent } | undefined
-  function sendFullSync(to: Iterable<Session>): void {
+  // The full registry for delta peers, built and encoded once per revision; returns how many it went to.
+  let fullSync: KeptSync | undefined
+  function sendFullSync(to: Iterable<Session>): number {
+    const ready = keepingUp(to)
+    if (ready.length === 0)
+      return 0
     if (fullSync?.revision !== log.revision)
-      fullSync = { revision: log.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(deltaEntry), epoch: log.epoch, revision: log.revision })) }
-    deliver(fullSync.event, to, undefined, ignoreBacklog)
+      fullSync = { revision: log.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(deltaEntry), epoch: log.epoch, revision: log.revision })), frames: new Map() }
+    return deliverKept(fullSync, ready)
   }
 
   // The revision delta peers were last brought to; the turn's changes lie after it.
@@ -182,7 +237,10 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
     // One diff per revision held, however many peers held it; a gap that would carry more than
     // the registry (a mass reconnect) is smaller as a full sync. Removed and health items are
     // keys, about half an entry each: a small registry that lost and gained a few is a delta.
-    for (const [since, to] of recovering) {
+    for (const [since, asked] of recovering) {
+      const to = keepingUp(asked)
+      if (to.length === 0)
+        continue
       const diff = log.diffSince(since)!
       if (diff.added.length + (diff.removed.length + diff.health.length) / 2 > registry.size) {
         full.push(...to)
@@ -191,10 +249,9 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       deliver(deltaEvent(since, diff), to, undefined, ignoreBacklog)
       observers.emit('registryDeltaSync', 'delta', to.length)
     }
-    if (full.length > 0) {
-      sendFullSync(full)
-      observers.emit('registryDeltaSync', 'full', full.length)
-    }
+    const sent = sendFullSync(full)
+    if (sent > 0)
+      observers.emit('registryDeltaSync', 'full', sent)
   }
 
   function record(change: RegistryChange): void {
@@ -211,11 +268,8 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
       setImmediate(() => queued = new Map())
     const before = queued.get(session) ?? 0
     queued.set(session, before + frameLength)
-    if (waiting + before <= laggingBytes || lagging.has(session))
-      return
-    lagging.set(session, sequence)
-    onLagging(session, waiting)
-    repairTimer ??= setTimeout(repair, REPAIR_CHECK_MS).unref()
+    if (waiting + before > laggingBytes)
+      fallBehind(session, waiting)
   }
 
   function publish(type: string, data: Record<string, unknown>, except?: Session): void {

@@ -1,4 +1,4 @@
-import type { Delivery, Destination, HubEvent, Identity, ModuleEntry, PeerInfo } from '../types.ts'
+import type { Delivery, Destination, EventEncoder, HubEvent, Identity, ModuleEntry, PeerInfo } from '../types.ts'
 import type { Consumers } from './consumers.ts'
 import type { Lookup, TargetPredicate } from './match.ts'
 import type { Next, RouteContext, RoutingMiddleware } from './middleware.ts'
@@ -86,9 +86,10 @@ export interface Router {
   /**
    * Delivers one event (from `sender`, if a peer sent it) to the given sessions, encoding it
    * once per wire protocol. Each recipient's waiting bytes go to `onBacklog` when given, else to
-   * the slow-consumer check.
+   * the slow-consumer check. `frames` holds the encodings by encoder, for a caller that
+   * delivers the same event again (a sync of one revision, turn after turn).
    */
-  deliver: (event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog?: Backlog) => number
+  deliver: (event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog?: Backlog, frames?: Map<EventEncoder, string | Error>) => number
   readonly steps: RouteSteps
 }
 
@@ -301,9 +302,8 @@ export function createRouter(options: RouterOptions): Router {
       onSlowConsumer(session)
   }
 
-  function deliver(event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog: Backlog = checkSlowConsumer): number {
+  function deliver(event: HubEvent, recipients: Iterable<Session>, sender?: Session, onBacklog: Backlog = checkSlowConsumer, frames = new Map<EventEncoder, string | Error>()): number {
     // Peers of one protocol share one encoded frame; an encoder that failed is not tried again.
-    const frames = new Map<object, string | Error>()
     let delivered = 0
     let failed = false
     for (const session of recipients) {

@@ -1,5 +1,6 @@
 import type { Hub } from '../hub.ts'
 import * as v from 'valibot'
+import { checkRoutes } from '../core/bounds.ts'
 import { ExplainRequestSchema } from '../core/explain.ts'
 import { HubError } from '../errors.ts'
 
@@ -54,6 +55,10 @@ export function createExplainHandler(hub: Hub): (request: Request) => Promise<Re
     catch {
       return badRequest('The body must be JSON: {"from"?: "<peer id or module>", "event": {"type": "…", "data"?: {…}, "route"?: {…}}}')
     }
+    // Route expressions are measured before the schema recurses into them (a deep one would overflow the stack).
+    const exceeded = checkRoutes((body as { event?: unknown } | null)?.event, hub.options.limits)
+    if (exceeded)
+      return badRequest(`limit exceeded: ${exceeded}`)
     const parsed = v.safeParse(ExplainRequestSchema, body)
     if (!parsed.success)
       return badRequest(`Invalid explain request: ${parsed.issues[0].message}${where(parsed.issues[0])}`)

@@ -61,7 +61,7 @@ export function createMetrics(hub: Hub, maxEventTypes: number, builtInTypes: rea
   const expired = new Counter({ name: 'hub_heartbeat_expired_total', help: 'Peers closed for silence (4000 heartbeat expired)', registers })
   const refused = new Counter({ name: 'hub_connections_refused_total', help: 'Upgrades refused by admission: max_peers (503), pending_per_address (429)', labelNames: ['reason'], registers })
   const rateLimited = new Counter({ name: 'hub_rate_limited_total', help: 'Frames dropped over a socket\'s rate limit (dropped), sockets closed for it (closed, 4029)', labelNames: ['action'], registers })
-  const skipped = new Counter({ name: 'hub_registry_deltas_skipped_total', help: 'Registry deltas not sent to peers that fell behind (coalesced into one sync)', registers })
+  const skipped = new Counter({ name: 'hub_registry_deltas_skipped_total', help: 'Registry deltas and syncs not sent to peers that fell behind (coalesced into one sync)', registers })
   const repaired = new Counter({ name: 'hub_registry_repairs_total', help: 'Full registry syncs sent to peers that fell behind, once their backlog drained', registers })
   const deltaSyncs = new Counter({ name: 'hub_registry_delta_syncs_total', help: 'First syncs of registry delta peers: only what changed since the revision they held (kind=delta), or the full registry (kind=full)', labelNames: ['kind'], registers })
   const consumerDeliveries = new Counter({ name: 'hub_consumer_deliveries_total', help: 'Consumer deliveries (route.delivery, input:* defaults) by event, group and outcome: delivered, or missed (no candidate)', labelNames: ['event', 'group', 'outcome'], registers })

@@ -247,11 +247,13 @@ function toLegacyEvent(event: HubEvent): HubEvent {
 /** For 0.8.4 peers (and any peer until it shows a later generation). */
 export const airiEncoder: EventEncoder = {
   encode: event => toSuperjson(toLegacyEvent(event), isPlainJson(event)),
+  pure: true,
 }
 
 /** For v0.9 and HEAD peers: identities as announced, sources as stamped. */
 export const airiCurrentEncoder: EventEncoder = {
   encode: event => toSuperjson(event, isPlainJson(event)),
+  pure: true,
 }
 
 /** The peer spoke a later generation than 0.8.4: from now on it gets that generation's frames. */

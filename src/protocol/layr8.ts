@@ -52,7 +52,12 @@ export interface Layr8Inbox {
 
 const MESSAGE_TAIL = `${JSON.stringify(LAYR8_EVENTS.message)},`
 
-export function createLayr8Inbox(): Layr8Inbox {
+/**
+ * `maxIdLength`: the longest id and sender DID it remembers (`limits.maxNameLength`). Anyone
+ * may route a `message` to an agent, naming any id: a longer one is delivered, not remembered,
+ * so what an inbox holds is bounded whatever it is sent.
+ */
+export function createLayr8Inbox(maxIdLength: number): Layr8Inbox {
   const senders = new Map<string, string>()
   return {
     delivered(tail) {
@@ -68,7 +73,7 @@ export function createLayr8Inbox(): Layr8Inbox {
         return
       }
       const { id, from } = (plaintext ?? {}) as { id?: unknown, from?: unknown }
-      if (typeof id !== 'string' || typeof from !== 'string')
+      if (typeof id !== 'string' || typeof from !== 'string' || id.length > maxIdLength || from.length > maxIdLength)
         return
       senders.delete(id)
       if (senders.size >= MAX_REMEMBERED_MESSAGES)
@@ -130,11 +135,13 @@ export async function routeMessage(hub: Hub, session: Session, did: string, payl
     return { reason: 'from is not this channel\'s DID' }
   const plaintext = { ...message, from: did }
   const recipients = [...new Set(typeof message.to === 'string' ? [message.to] : message.to)]
-  const { maxDestinations } = hub.options.limits
+  const { maxDestinations, maxNameLength } = hub.options.limits
   if (recipients.length === 0)
     return { reason: 'no route' }
-  if (recipients.length > maxDestinations)
-    return { reason: 'limit exceeded: destinations' }
+  // Counted and logged as any refusal; an id past the names' limit would be held, unacked, by each recipient's inbox.
+  const exceeded = recipients.length > maxDestinations ? 'destinations' : message.id.length > maxNameLength ? 'message id' : undefined
+  if (exceeded)
+    return { reason: hub.refuse(session, new HubError('limit_exceeded', `limit exceeded: ${exceeded}`)).message }
   const outcome = await publishAll(hub, session, recipients.map(recipient => ({
     type: LAYR8_EVENTS.message,
     data: { context: { recipient, authorized: true, sender_credentials: [] }, plaintext },

@@ -59,6 +59,7 @@ const jsonSafe = (_key: string, value: unknown): unknown => typeof value === 'bi
  */
 export const phoenixEncoder: EventEncoder = {
   encode: event => `${JSON.stringify(event.type)},${JSON.stringify(event.data, isPlainJson(event) ? undefined : jsonSafe)}]`,
+  pure: true,
 }
 
 // --- Options ---------------------------------------------------------------------------
@@ -393,7 +394,7 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
 
   const requests: ChannelRequests = { awaiting: new Map(), correlated: new Map() }
   const wants = hubEventFilter(params.output.hub_events)
-  const inbox = prefix === LAYR8_TOPIC ? createLayr8Inbox() : undefined
+  const inbox = prefix === LAYR8_TOPIC ? createLayr8Inbox(hub.options.limits.maxNameLength) : undefined
   const connection = channelConnection(phoenix, joinRef, topic, requests, wants, inbox)
   const session = socket.connect(connection, { admittedAs: phoenix.keyless ? name : undefined })
   // Consumers first: a refused one leaves no module announced and withdrawn in the registry.

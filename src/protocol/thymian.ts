@@ -92,6 +92,7 @@ export const thymianEncoder: EventEncoder = {
     const id = event.route?.reply === undefined ? undefined : event.metadata?.event?.id
     return id === undefined ? `${EVENT}${name}\n${payload}` : `${ACTION}${name}\n"id":${JSON.stringify(id)},"payload":${payload}}`
   },
+  pure: true,
 }
 
 /** `deep-merge`: objects merged key by key, arrays concatenated, anything else replaced (Thymian's `deepmerge`). */

@@ -220,4 +220,22 @@ describe('dashboard over HTTP', () => {
     // The hub is fine: it still explains.
     expect((await explain(JSON.stringify({ event: { type: 'say' } }))).status).toBe(200)
   })
+
+  it('answers a route nested past the hub\'s limits 400, as a peer\'s frame would be refused, and never 500', async () => {
+    const hub = await startHub({ dashboard: { token: 'secret' } })
+    // 30 000 nested `and`s (690 kB, under maxPayloadBytes): deeper than any stack that recurses into it.
+    const deep = `${'{"type":"and","all":['.repeat(30_000)}{"type":"ids","ids":["x"]}${']}'.repeat(30_000)}`
+    const explain = (body: string): Promise<Response> => fetch(`${base(hub)}/api/explain`, { method: 'POST', headers: bearer('secret'), body })
+    for (const body of [
+      `{"event":{"type":"say","route":{"destinations":[${deep}]}}}`,
+      `{"event":{"type":"say","data":{"destinations":[${deep}]}}}`,
+    ]) {
+      const response = await explain(body)
+      expect([response.status, await response.json()]).toEqual([400, { error: 'limit exceeded: expression depth' }])
+    }
+    // hub.explain, as an embedder calls it, answers the same.
+    const parsed = JSON.parse(`{"type":"say","route":{"destinations":[${'{"type":"and","all":['.repeat(2000)}{"type":"ids","ids":["x"]}${']}'.repeat(2000)}]}}`)
+    expect(await hub.server.hub.explain({ event: parsed })).toMatchObject({ code: 'limit_exceeded', message: 'limit exceeded: expression depth' })
+    expect((await explain(JSON.stringify({ event: { type: 'say' } }))).status).toBe(200)
+  })
 })

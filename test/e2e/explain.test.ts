@@ -190,3 +190,24 @@ describe('hub.explain on a real hub', () => {
     }
   })
 })
+
+describe('hub.explain of a long route over many peers', () => {
+  it('names the destinations in a bounded reason: the answer grows with the peers, not with peers × route', async () => {
+    const hub = await startHub({ auth: { token: TOKEN } })
+    const peers = 30
+    for (let i = 0; i < peers; i++)
+      await airiPeer(hub.url(), `peer-${i}`)
+    // 64 destinations of 250 characters each (16 kB): within every limit, matching nobody.
+    const destinations = Array.from({ length: 64 }, (_, i) => `plugin:${String(i).padStart(3, '0')}${'x'.repeat(240)}`)
+    const result = await explain(hub.server.hub, { event: { type: 'say', route: { destinations } } })
+    expect(result.recipients).toEqual([])
+    expect(result.excluded).toHaveLength(peers)
+    for (const { step, reason } of result.excluded) {
+      expect(step).toBe('destinations')
+      expect(reason.startsWith(`destinations: no destination matches (${destinations[0]}, ${destinations[1]}`)).toBe(true)
+      expect(reason.endsWith('…)')).toBe(true)
+      expect(reason.length).toBeLessThan(1024)
+    }
+    expect(JSON.stringify(result).length).toBeLessThan(peers * 1024)
+  })
+})

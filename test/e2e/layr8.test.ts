@@ -100,6 +100,32 @@ describe('layr8 agents on the Phoenix gateway', () => {
   })
 })
 
+describe('layr8 message ids the hub remembers for acks', () => {
+  it('refuses a message id longer than limits.maxNameLength, and remembers none from another protocol', async () => {
+    const hub = await startHub({ auth: { token: KEY }, limits: { maxNameLength: 64 } })
+    const a = await agent(hub, 'did:web:myorg:a')
+    const b = await agent(hub, 'did:web:myorg:b')
+    // Each remembered id is held until acked, 4096 per channel: a long one would hold up to a frame each.
+    const long = 'm'.repeat(65)
+    expect((await a.socket.request([null, a.refs(), a.topic, 'message', { id: long, type: ECHO_REQUEST, to: [b.did], body: {} }]))[4])
+      .toEqual({ status: 'error', response: { reason: 'limit exceeded: message id' } })
+    expect((await a.socket.request([null, a.refs(), a.topic, 'message', { id: 'm'.repeat(64), type: ECHO_REQUEST, to: [b.did], body: {} }]))[4])
+      .toEqual({ status: 'ok', response: { delivered: 1 } })
+    await b.socket.waitFor(f => f[3] === 'message', 'the message at the limit')
+    expect(pushes(b.socket, 'message')).toHaveLength(1)
+
+    // A native peer may route a `message` to the agent itself, naming any id and sender: it is delivered, its id not remembered.
+    const native = await RawPeer.connect(hub.url())
+    await native.join('native', { token: KEY })
+    native.send({ type: 'message', data: { context: {}, plaintext: { id: long, from: 'native', type: ECHO_REQUEST } }, route: { destinations: [`module:${b.did}`] } })
+    await b.socket.waitFor(f => f[3] === 'message' && f[4].plaintext.id === long, 'the native message')
+    expect((await b.socket.request([null, b.refs(), b.topic, 'ack', { ids: [long, 'm'.repeat(64)] }]))[4]).toEqual({ status: 'ok', response: { delivered: 1 } })
+    await a.socket.waitFor(f => f[3] === 'ack', 'the receipt of the message at the limit')
+    await settle()
+    expect(native.ofType('ack')).toEqual([])
+  })
+})
+
 describe('layr8 agents on two hub nodes over one real Redis', () => {
   it('a request, its ack and its reply cross nodes, addressed by DID', async () => {
     const redis = await startRedis()

@@ -243,3 +243,22 @@ describe('the registry mode asked at the upgrade (/ws?registry=delta|none)', () 
     expect(await upgradeStatus(`${hub.url()}?registry=all`)).toBe(400)
   })
 })
+
+describe('a delta peer naming revisions the log does not hold', () => {
+  it('gets a full sync each time, and is logged once, however often it asks', async () => {
+    const hub = await startHub({ auth: { token: TOKEN } })
+    const lines: string[] = []
+    hub.server.hub.options.logger.info = ((line: string) => { lines.push(line) }) as typeof hub.server.hub.options.logger.info
+    await airiPeer(hub.url(), 'stays')
+    const { peer } = await connect(hub.url(), { mode: 'delta' })
+    const { epoch, revision } = (await peer.waitForType('registry:modules:sync')).data as Since
+    // A revision of this epoch the hub never had, asked again and again (a reconnect loop, or on purpose).
+    const since = { epoch, revision: revision + 1000 }
+    for (let i = 0; i < 10; i++) {
+      peer.send({ type: 'module:authenticate', data: { token: TOKEN, registry: { mode: 'delta', since } } })
+      await until(() => peer.ofType('registry:modules:sync').length === i + 2, `full sync ${i + 2}`)
+    }
+    expect(await metric(hub, 'hub_registry_delta_syncs_total{kind="full"}')).toBe(11)
+    expect(lines.filter(line => line.includes('which the log does not hold'))).toHaveLength(1)
+  })
+})
