@@ -1,17 +1,17 @@
 import type { ReconnectOptions } from './backoff.ts'
 import type { CloseInfo, HeartbeatOptions, ReconnectInfo } from './connection.ts'
 import type { QueueOptions } from './outbox.ts'
-import type { ModuleEntry, ModulesChange } from './registry-view.ts'
+import type { ModuleEntry, ModulesChange, RegistryPosition } from './registry-view.ts'
 import type { WebSocketConstructor } from './socket.ts'
 import type { WireEvent } from './wire.ts'
 import * as v from 'valibot'
 import { resolveReconnectOptions } from './backoff.ts'
 import { createCalls } from './calls.ts'
 import { CLIENT_CLOSED, createConnection, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './connection.ts'
-import { ClientError, errorFromEvent } from './errors.ts'
+import { ClientError, errorFromEvent, toError } from './errors.ts'
 import { createOutbox, DEFAULT_QUEUE_MAX_SIZE, DEFAULT_QUEUE_MAX_WAIT_MS } from './outbox.ts'
 import { createRegistryView, isEmptyChange } from './registry-view.ts'
-import { createIds, decodeFrame, Delta, encodeFrame, fromHub, ModuleChange, Sync } from './wire.ts'
+import { createIds, decodeFrame, Delta, encodeFrame, errorMessage, fromHub, ModuleChange, Sync } from './wire.ts'
 
 /** The module this client announces. */
 export interface ClientModule {
@@ -152,7 +152,8 @@ interface Listeners<T> {
   emit: (value: T) => void
 }
 
-function listeners<T>(): Listeners<T> {
+/** Listeners of one hook; one that throws is reported to `report` and the others still run. */
+function listeners<T>(report: (error: unknown) => void): Listeners<T> {
   const set = new Set<(value: T) => void>()
   return {
     add(listener: (value: T) => void): () => void {
@@ -160,8 +161,14 @@ function listeners<T>(): Listeners<T> {
       return () => set.delete(listener)
     },
     emit(value: T): void {
-      for (const listener of [...set])
-        listener(value)
+      for (const listener of [...set]) {
+        try {
+          listener(value)
+        }
+        catch (error) {
+          report(error)
+        }
+      }
     },
   }
 }
@@ -218,16 +225,20 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   const outbox = createOutbox({ maxSize: options.queue?.maxSize ?? DEFAULT_QUEUE_MAX_SIZE, maxWaitMs: options.queue?.maxWaitMs ?? DEFAULT_QUEUE_MAX_WAIT_MS })
   const handlers = new Map<string, Set<EventHandler<any>>>()
   const responders = new Map<string, RequestHandler<any>>()
-  const modulesListeners = listeners<ModulesChange>()
-  const openListeners = listeners<{ reconnected: boolean }>()
-  const closeListeners = listeners<CloseInfo>()
-  const errorListeners = listeners<Error>()
-  const reconnectListeners = listeners<ReconnectInfo>()
+  // What an error listener throws has nowhere left to go: reporting it again could loop.
+  const errorListeners = listeners<Error>(() => {})
+  const reported = (error: unknown): void => fail(toError(error))
+  const modulesListeners = listeners<ModulesChange>(reported)
+  const openListeners = listeners<{ reconnected: boolean }>(reported)
+  const closeListeners = listeners<CloseInfo>(reported)
+  const reconnectListeners = listeners<ReconnectInfo>(reported)
 
   let status: ClientStatus = 'connecting'
   let opens = 0
   /** Ids of this connection's handshake frames; the ping's pong says the hub has processed the rest. */
   let handshake: { authenticate: string, announce?: string, ping: string } | undefined
+  /** Where the view stood when it last asked this connection to bring it up to date: one ask per position. */
+  let askedAt: { position: RegistryPosition | undefined } | undefined
 
   function off(type: string, handler: EventHandler<any>): void {
     handlers.get(type)?.delete(handler)
@@ -285,6 +296,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   }
 
   function opened(): void {
+    askedAt = undefined
     const authenticate = authenticateFrame()
     send(authenticate)
     let announce: string | undefined
@@ -305,14 +317,14 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     if (!handshake)
       return false
     if (event.type === 'error' && (parentId === handshake.authenticate || parentId === handshake.announce)) {
-      const message = String(event.data.message)
+      const message = errorMessage(event)
       fail(errorFromEvent(message, true).code === 'unauthorized' ? new ClientError('unauthorized', message) : new ClientError('hub_error', `announce refused: ${message}`))
       handshake = undefined
       connection.drop(4001, message, true)
       return true
     }
-    if (parentId === handshake.authenticate)
-      return true
+    // Other answers to the authenticate (`module:authenticated`, and the sync AIRI's server-runtime
+    // sends with its id) go on to the registry view.
     if (parentId === handshake.ping) {
       handshake = undefined
       status = 'open'
@@ -335,11 +347,17 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
         const delta = v.safeParse(Delta, event.data)
         if (delta.success && mode !== 'none') {
           const change = view.apply(delta.output)
-          if (change === 'gap')
-            // Deltas of one connection come in order; should one not follow, ask again from what we hold.
-            send(authenticateFrame())
-          else
+          if (change === 'gap') {
+            // Deltas of one connection come in order; should one not follow, ask again from what we
+            // hold, once: the deltas that come before the answer do not follow either.
+            if (askedAt?.position !== view.position) {
+              askedAt = { position: view.position }
+              send(authenticateFrame())
+            }
+          }
+          else {
             changed(change)
+          }
         }
         return true
       }
@@ -366,18 +384,19 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
 
   async function serve(event: WireEvent, id: string): Promise<void> {
     const handler = responders.get(event.type)
-    let reply: WireEvent
+    let reply: string
     try {
       if (!handler)
         throw new Error(`no handler for ${event.type}`)
       const result: unknown = await handler(event.data, received(event))
       const data = result !== null && typeof result === 'object' && !Array.isArray(result) ? result as Record<string, unknown> : { value: result }
-      reply = frame(event.type, data, { metadata: { event: { parentId: id } } })
+      // Encoded here: a reply that cannot be (a BigInt, a cycle) is an error reply, not an unhandled rejection.
+      reply = encodeFrame(frame(event.type, data, { metadata: { event: { parentId: id } } }))
     }
     catch (error) {
-      reply = frame('error', { message: error instanceof Error ? error.message : String(error) }, { metadata: { event: { parentId: id } } })
+      reply = encodeFrame(frame('error', { message: toError(error).message }, { metadata: { event: { parentId: id } } }))
     }
-    send(reply)
+    connection.send(reply)
   }
 
   function onFrame(text: string): void {
@@ -390,7 +409,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
         return
       const answered = calls.answer(parentId, (call) => {
         if (event.type === 'error')
-          call.reject(errorFromEvent(String(event.data.message), fromHub(event)))
+          call.reject(errorFromEvent(errorMessage(event), fromHub(event)))
         else
           call.resolve(event)
       })
@@ -405,7 +424,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       return
     }
     if (event.type === 'error') {
-      fail(errorFromEvent(String(event.data.message), fromHub(event)))
+      fail(errorFromEvent(errorMessage(event), fromHub(event)))
       return
     }
     const id = event.metadata?.event?.id
@@ -418,7 +437,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
         handler(event.data, received(event))
       }
       catch (error) {
-        fail(error instanceof Error ? error : new Error(String(error)))
+        fail(toError(error))
       }
     }
   }
@@ -426,13 +445,15 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   /** Sends now when open, else waits in the outbox; `answer` says whether to wait for an answer to the event, and how long. */
   function transmit(event: WireEvent & { metadata: { event: { id: string } } }, answer?: { timeoutMs: number, timeout: () => ClientError }): Promise<WireEvent | undefined> {
     return new Promise((resolve, reject) => {
+      // Encoded at the call: data that cannot be (a BigInt, a cycle) rejects it here, not later in the outbox.
+      const text = encodeFrame(event)
       const go = (): void => {
         if (status !== 'open') {
           outbox.push(go, reject)
           return
         }
         const answered = answer && calls.wait(event.metadata.event.id, answer.timeoutMs, answer.timeout)
-        send(event)
+        connection.send(text)
         if (answered)
           answered.then(resolve, reject)
         else
@@ -479,14 +500,14 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     respond(type, handler) {
       const first = !responders.has(type)
       responders.set(type, handler)
-      if (first && status === 'open')
+      // Sent on an open socket even mid-handshake (after the handshake's own registrations); without one, the next handshake sends it.
+      if (first)
         send(frame('module:consumer:register', { event: type }))
       return () => {
         if (responders.get(type) !== handler)
           return
         responders.delete(type)
-        if (status === 'open')
-          send(frame('module:consumer:unregister', { event: type }))
+        send(frame('module:consumer:unregister', { event: type }))
       }
     },
     onModules: modulesListeners.add,

@@ -1,6 +1,7 @@
 import type { ResolvedReconnectOptions } from './backoff.ts'
 import type { WebSocketConstructor, WebSocketLike } from './socket.ts'
 import { backoffDelay } from './backoff.ts'
+import { toError } from './errors.ts'
 import { OPEN } from './socket.ts'
 
 /** How the client tells a live connection from a dead one. */
@@ -11,7 +12,8 @@ export interface HeartbeatOptions {
    */
   intervalMs?: number
   /**
-   * Nothing received for this long: the connection is taken for dead and dropped (then reconnected).
+   * Nothing received for this long (or a socket still not open after it): the connection is taken
+   * for dead and dropped (then reconnected).
    * @default 45000
    */
   timeoutMs?: number
@@ -84,16 +86,25 @@ export function createConnection(options: ConnectionOptions): Connection {
     // A malformed URL throws here, on the first attempt, out of createClient.
     const current = new options.WebSocket(options.urls[sockets++ % options.urls.length]!)
     socket = current
+    // Liveness from the start: a socket whose upgrade is never answered is dropped and retried too.
+    lastHeard = Date.now()
+    heartbeatTimer = setInterval(beat, options.heartbeat.intervalMs)
     current.onopen = () => {
       openedAt = lastHeard = Date.now()
-      heartbeatTimer = setInterval(beat, options.heartbeat.intervalMs)
       options.opened()
     }
     current.onmessage = (event: { data: unknown }) => {
       lastHeard = Date.now()
       // The hub sends text frames only (`ws` hands them over as strings too).
-      if (typeof event.data === 'string')
+      if (typeof event.data !== 'string')
+        return
+      // Whatever a frame sets off must not throw into the socket: in Node that is an uncaught exception.
+      try {
         options.frame(event.data)
+      }
+      catch (error) {
+        options.error(toError(error))
+      }
     }
     current.onerror = () => {
       // The close that follows says what happened; browsers give no detail here anyway.
@@ -103,7 +114,7 @@ export function createConnection(options: ConnectionOptions): Connection {
 
   function beat(): void {
     if (Date.now() - lastHeard > options.heartbeat.timeoutMs)
-      drop(4000, 'heartbeat timeout')
+      drop(4000, openedAt ? 'heartbeat timeout' : 'connect timeout')
     else
       send(options.ping())
   }
@@ -123,13 +134,14 @@ export function createConnection(options: ConnectionOptions): Connection {
     if (openedAt && Date.now() - openedAt >= (options.reconnect ? options.reconnect.stableAfterMs : 0))
       attempt = 0
     openedAt = 0
-    const willReconnect = !closed && options.reconnect !== false
-    options.dropped({ code, reason, willReconnect })
-    if (willReconnect && options.reconnect) {
-      const delayMs = backoffDelay(options.reconnect, attempt++)
-      options.reconnecting({ attempt, delayMs })
-      retryTimer = setTimeout(open, delayMs)
-    }
+    options.dropped({ code, reason, willReconnect: !closed && options.reconnect !== false })
+    // A listener told of the drop may have closed the client: then nothing is scheduled.
+    if (closed || !options.reconnect)
+      return
+    const delayMs = backoffDelay(options.reconnect, attempt++)
+    // Scheduled before the listeners hear of it, so that a close() from one of them cancels it.
+    retryTimer = setTimeout(open, delayMs)
+    options.reconnecting({ attempt, delayMs })
   }
 
   function send(text: string): boolean {

@@ -41,3 +41,12 @@ export function errorFromEvent(message: string, fromHub: boolean): ClientError {
     return new ClientError('error_reply', message)
   return new ClientError(HUB_REQUEST_ERRORS[message] ?? 'hub_error', message)
 }
+
+/** What was thrown, as an Error: a thrown string, number or object keeps what it says (`String()` of some objects throws). */
+export function toError(value: unknown): Error {
+  if (value instanceof Error)
+    return value
+  if (typeof value === 'object' && value !== null)
+    return new Error(Object.prototype.toString.call(value))
+  return new Error(String(value))
+}

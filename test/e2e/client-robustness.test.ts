@@ -1,0 +1,244 @@
+import type { Socket } from 'node:net'
+import type { ClientOptions, HubClient } from '../../src/client/index.ts'
+import type { RunningHub } from '../helpers/hub.ts'
+import { once } from 'node:events'
+import { createServer as createTcpServer } from 'node:net'
+import superjson from 'superjson'
+import { describe, expect, it } from 'vitest'
+import WebSocket, { WebSocketServer } from 'ws'
+import { createClient } from '../../src/client/index.ts'
+import { onCleanup, settle, startHub } from '../helpers/hub.ts'
+import { until } from '../helpers/json-socket.ts'
+
+// What a user of hub-server/client runs into when something around the client misbehaves: its
+// own listeners throwing or closing it, data that cannot be sent, a hub that never completes
+// the upgrade, a hub of another kind (AIRI's server-runtime) or a hostile one.
+
+const token = 'secret'
+const fast = { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } }
+
+/** `ws` that keeps every socket it made and calls `onSend` with each frame the client sends. */
+function recordingWebSocket(onSend: (text: string) => void = () => {}): { WebSocket: typeof WebSocket, sockets: WebSocket[] } {
+  const sockets: WebSocket[] = []
+  class Recording extends WebSocket {
+    constructor(url: string) {
+      super(url)
+      sockets.push(this)
+    }
+
+    override send(data: any): void {
+      super.send(data)
+      onSend(String(data))
+    }
+  }
+  return { WebSocket: Recording as typeof WebSocket, sockets }
+}
+
+function client(hub: RunningHub | string, name: string | undefined, options: Partial<ClientOptions> = {}): HubClient {
+  const created = createClient({ url: typeof hub === 'string' ? hub : hub.url(), token, WebSocket, ...fast, ...(name !== undefined && { module: { name } }), ...options })
+  onCleanup(() => created.close())
+  return created
+}
+
+/** A stand-in hub: a `ws` server whose `answer` gets each event a client sends (plain JSON), and the socket. */
+async function fakeHub(answer: (event: any, socket: WebSocket) => void): Promise<{ url: string, connections: WebSocket[] }> {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await once(server, 'listening')
+  const connections: WebSocket[] = []
+  server.on('connection', (socket) => {
+    connections.push(socket)
+    socket.on('message', data => answer(JSON.parse(data.toString()), socket))
+  })
+  onCleanup(() => new Promise((resolve) => {
+    for (const socket of connections)
+      socket.terminate()
+    server.close(resolve)
+  }))
+  return { url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`, connections }
+}
+
+/** Sends an event as AIRI's server-runtime does: superjson, the hub as source, `parentId` when it answers one. */
+function sendAs(socket: WebSocket, type: string, data: Record<string, unknown>, parentId?: string): void {
+  socket.send(superjson.stringify({ type, data, metadata: { source: { plugin: 'other-hub' }, event: { id: Math.random().toString(36).slice(2), ...(parentId && { parentId }) } } }))
+}
+
+/** Answers pings with a parentId'd pong, so a client opens. */
+function pong(event: any, socket: WebSocket): void {
+  if (event.type === 'transport:connection:heartbeat' && event.data.kind === 'ping')
+    sendAs(socket, 'transport:connection:heartbeat', { kind: 'pong' }, event.metadata.event.id)
+}
+
+describe('hub-server/client and its own listeners', () => {
+  it('stops for good when close() is called from onClose or onReconnect', async () => {
+    for (const hook of ['onClose', 'onReconnect'] as const) {
+      const hub = await fakeHub(pong)
+      const c = client(hub.url, 'x')
+      c[hook](() => c.close())
+      await until(() => c.status === 'open', 'the client to open')
+      hub.connections[0]!.terminate()
+      await until(() => c.status === 'closed', 'the client to close')
+      // Past the backoff: no second socket was opened.
+      await settle(100)
+      expect(hub.connections, hook).toHaveLength(1)
+      expect(c.status).toBe('closed')
+    }
+  })
+
+  it('keeps going when a listener throws: the reconnect, the view, the other listeners; onError hears it', async () => {
+    const hub = await startHub({ auth: { token } })
+    const socket = recordingWebSocket()
+    const c = client(hub, 'watcher', { WebSocket: socket.WebSocket })
+    const errors: string[] = []
+    c.onError(error => errors.push(error.message))
+    c.onError(() => {
+      throw new Error('the error listener too')
+    })
+    c.onClose(() => {
+      throw new Error('onClose broke')
+    })
+    c.onModules(() => {
+      throw new Error('onModules broke')
+    })
+    const seen: string[] = []
+    c.onModules(change => seen.push(...change.added.map(entry => entry.name)))
+    let opens = 0
+    c.onOpen(() => {
+      opens++
+      throw new Error('onOpen broke')
+    })
+    await until(() => c.status === 'open' && seen.includes('watcher'), 'the first view')
+    // An event waiting while away still leaves once back (the throwing onOpen must not keep it).
+    socket.sockets[0]!.terminate()
+    await until(() => c.status === 'reconnecting', 'the drop')
+    const queued = c.emit('note', {}, { ack: true })
+    await until(() => opens === 2, 'the client to come back')
+    expect(await queued).toEqual({ delivered: 0 })
+    const other = client(hub, 'other')
+    await until(() => c.find('other') && seen.includes('other'), 'the view to follow')
+    expect(other.status).toBe('open')
+    expect(errors).toEqual(expect.arrayContaining(['onClose broke', 'onModules broke', 'onOpen broke']))
+  })
+})
+
+describe('hub-server/client calls', () => {
+  it('registers a responder given while the handshake is under way', async () => {
+    const hub = await startHub({ auth: { token } })
+    let late: HubClient | undefined
+    let registered = false
+    // The moment between the socket's opening and the hub's answer to the handshake.
+    const socket = recordingWebSocket((text) => {
+      if (!registered && text.includes('"handshake"')) {
+        registered = true
+        late!.respond('late:answer', () => ({ ok: true }))
+      }
+    })
+    late = client(hub, 'late', { WebSocket: socket.WebSocket })
+    expect(late.status).toBe('connecting')
+    const asker = client(hub, 'asker')
+    await until(() => late.status === 'open' && asker.status === 'open' && registered, 'both to open')
+    expect(await asker.request('late:answer', {})).toEqual({ ok: true })
+  })
+
+  it('rejects data that cannot be sent at the call, even when it waited for the connection; a responder\'s such reply is an error reply', async () => {
+    const hub = await startHub({ auth: { token } })
+    const socket = recordingWebSocket()
+    const c = client(hub, 'c', { WebSocket: socket.WebSocket })
+    c.respond('bad:reply', () => ({ n: 1n }) as any)
+    const asker = client(hub, 'asker')
+    await until(() => c.status === 'open' && asker.status === 'open', 'both to open')
+    await expect(c.emit('x', { n: 1n } as any)).rejects.toThrow(TypeError)
+    await expect(asker.request('bad:reply', {})).rejects.toMatchObject({ code: 'error_reply', message: expect.stringMatching(/BigInt/) })
+
+    socket.sockets[0]!.terminate()
+    await until(() => c.status === 'reconnecting', 'the drop')
+    const bad = c.emit('x', { n: 1n } as any)
+    const good = c.emit('y', {}, { ack: true })
+    await expect(bad).rejects.toThrow(TypeError)
+    expect(await good).toEqual({ delivered: 1 })
+    expect(c.status).toBe('open')
+  })
+})
+
+describe('hub-server/client against other hubs', () => {
+  it('drops and retries a socket whose upgrade is never answered', async () => {
+    const server = createTcpServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const connections = new Set<Socket>()
+    server.on('connection', socket => connections.add(socket))
+    onCleanup(() => new Promise((resolve) => {
+      for (const socket of connections)
+        socket.destroy()
+      server.close(resolve)
+    }))
+    const c = client(`ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`, 'x', { heartbeat: { intervalMs: 20, timeoutMs: 100 } })
+    const closes: string[] = []
+    c.onClose(info => closes.push(info.reason))
+    await until(() => connections.size >= 2, 'a second attempt')
+    expect(closes[0]).toBe('connect timeout')
+    expect(c.status).not.toBe('open')
+  })
+
+  it('takes the sync that answers its authenticate (AIRI server-runtime sends it so)', async () => {
+    const hub = await fakeHub((event, socket) => {
+      pong(event, socket)
+      if (event.type === 'module:authenticate') {
+        const parentId = event.metadata.event.id
+        sendAs(socket, 'module:authenticated', { authenticated: true }, parentId)
+        sendAs(socket, 'registry:modules:sync', { modules: [{ name: 'stage', identity: { plugin: 'stage', instanceId: 's-1' } }] }, parentId)
+      }
+    })
+    const c = client(hub.url, 'bot')
+    await until(() => c.status === 'open', 'the client to open')
+    await until(() => c.find('stage'), 'the module of the sync')
+    expect(c.find('stage')).toMatchObject({ name: 'stage', healthy: true, identity: { instanceId: 's-1' } })
+  })
+
+  it('asks once to be brought up to date when deltas stop following, however many more arrive meanwhile', async () => {
+    const asks: Array<unknown> = []
+    const hub = await fakeHub((event, socket) => {
+      pong(event, socket)
+      if (event.type !== 'module:authenticate')
+        return
+      asks.push(event.data.registry.since)
+      if (asks.length === 1) {
+        sendAs(socket, 'registry:modules:sync', { modules: [], epoch: 'e', revision: 1 })
+        // Revision 2 never comes: 3, 4 and 5 do not apply.
+        for (const revision of [3, 4, 5])
+          sendAs(socket, 'registry:modules:delta', { epoch: 'e', from: revision - 1, revision, added: [{ peer: 'p', name: `m${revision}`, identity: {}, healthy: true }], removed: [], health: [] })
+      }
+      else {
+        sendAs(socket, 'registry:modules:delta', { epoch: 'e', from: 1, revision: 5, added: ['m3', 'm4', 'm5'].map(name => ({ peer: 'p', name, identity: {}, healthy: true })), removed: [], health: [] })
+      }
+    })
+    const c = client(hub.url, undefined)
+    await until(() => c.modules.size === 3, 'the view to be brought up to date')
+    await settle(50)
+    expect(asks).toEqual([undefined, { epoch: 'e', revision: 1 }])
+  })
+
+  it('shrugs off what a hostile hub sends', async () => {
+    const hub = await fakeHub((event, socket) => {
+      pong(event, socket)
+      if (event.type !== 'module:authenticate')
+        return
+      for (const frame of [
+        'not json',
+        '[]',
+        'null',
+        JSON.stringify({ json: { type: 'registry:modules:sync', data: { modules: [{ name: 1 }] } } }),
+        JSON.stringify({ json: { type: 'registry:modules:delta', data: { epoch: 'e', from: 0, revision: 1, added: 'x', removed: [], health: [] } } }),
+        JSON.stringify({ json: { type: 'module:announced', data: { name: {} } } }),
+        JSON.stringify({ json: { type: 'error', data: { message: { toString: 1 } } } }),
+        JSON.stringify({ json: { type: 'transport:connection:heartbeat', data: { kind: 'ping' }, metadata: { event: { id: 5 } } } }),
+        JSON.stringify({ json: { type: 'anything', data: { x: 1 }, route: { reply: true }, metadata: { event: { id: 'r1' } } } }),
+        JSON.stringify({ json: { type: '__proto__', data: {} } }),
+      ])
+        socket.send(frame)
+      sendAs(socket, 'registry:modules:sync', { modules: [{ name: 'fine', identity: {} }] })
+    })
+    const c = client(hub.url, 'bot')
+    await until(() => c.status === 'open' && c.find('fine'), 'the client to open with the one good sync')
+    expect([...c.modules.keys()]).toEqual(['fine'])
+  })
+})
