@@ -23,6 +23,8 @@ export interface HeartbeatOptions {
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 20_000
 /** `heartbeat.timeoutMs` unless told otherwise. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 45_000
+/** How long a dropped socket may take to close cleanly before it is cut (where it can be: `ws`). */
+const CLOSE_GRACE_MS = 1000
 /** The close reason of `close()`, as `onClose` reports it. */
 export const CLIENT_CLOSED = 'client closed'
 
@@ -159,6 +161,11 @@ export function createConnection(options: ConnectionOptions): Connection {
       current.close(code, reason)
     }
     catch {}
+    // `ws` waits 30 s for a frozen hub to answer the close, holding the Node process that long: give
+    // it a moment, then cut the socket (a no-op once closed; the timer holds nothing alive).
+    const terminate = current.terminate?.bind(current)
+    if (terminate)
+      (setTimeout(terminate, CLOSE_GRACE_MS) as { unref?: () => void }).unref?.()
     ended(current, code, reason, final)
   }
 

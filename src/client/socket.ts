@@ -3,6 +3,8 @@ export interface WebSocketLike {
   readonly readyState: number
   send: (data: string) => void
   close: (code?: number, reason?: string) => void
+  /** `ws` only: destroys the socket at once (used when the hub does not answer a close). */
+  terminate?: () => void
   // The handlers take `any`: each implementation types its own event objects (the DOM's, `ws`'s), and
   // the client reads only `data` of a message and `code` / `reason` of a close.
   onopen: ((event: any) => void) | null

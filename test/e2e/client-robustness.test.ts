@@ -3,12 +3,16 @@ import type { ClientOptions, HubClient } from '../../src/client/index.ts'
 import type { RunningHub } from '../helpers/hub.ts'
 import { once } from 'node:events'
 import { createServer as createTcpServer } from 'node:net'
+import { join } from 'node:path'
+import process from 'node:process'
+import { pathToFileURL } from 'node:url'
 import superjson from 'superjson'
 import { describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createClient } from '../../src/client/index.ts'
-import { onCleanup, settle, startHub } from '../helpers/hub.ts'
+import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { until } from '../helpers/json-socket.ts'
+import { ROOT, run, tempDir } from '../helpers/process.ts'
 
 // What a user of hub-server/client runs into when something around the client misbehaves: its
 // own listeners throwing or closing it, data that cannot be sent, a hub that never completes
@@ -120,6 +124,31 @@ describe('hub-server/client and its own listeners', () => {
   })
 })
 
+describe('hub-server/client registry view', () => {
+  it('follows health, and two peers holding modules of one name, as the hub has them', async () => {
+    const hub = await startHub({ auth: { token }, heartbeat: { readTimeout: 300 } })
+    const watcher = client(hub, 'watcher')
+    const health: Array<[string, boolean]> = []
+    watcher.onModules(change => health.push(...change.updated.map(entry => [entry.name, entry.healthy] as [string, boolean])))
+    const one = client(hub, 'twin')
+    const two = client(hub, 'twin')
+    await until(() => [...watcher.modules.values()].filter(entry => entry.name === 'twin').length === 2, 'both twins')
+    one.close()
+    await until(() => hub.server.hub.registry.size === 2, 'the hub to drop one twin')
+    await until(() => watcher.modules.size === 2, 'the view to drop one twin')
+    expect([...watcher.modules.values()].map(entry => entry.peer).sort()).toEqual([...hub.server.hub.registry.entries()].map(entry => entry.peerId).sort())
+    expect(two.status).toBe('open')
+
+    // A peer that answers not even the hub's pings: unhealthy at the read timeout, gone at twice it.
+    const silent = await RawPeer.connect(hub.url(), { autoPong: false })
+    await silent.join('silent', { token })
+    await until(() => health.some(([name, healthy]) => name === 'silent' && !healthy), 'the silent peer to turn unhealthy')
+    await until(() => !watcher.find('silent'), 'the silent peer to leave the view')
+    expect(watcher.find('watcher')!.healthy).toBe(true)
+    expect([...watcher.modules.values()].map(entry => entry.name).sort()).toEqual(['twin', 'watcher'])
+  })
+})
+
 describe('hub-server/client calls', () => {
   it('registers a responder given while the handshake is under way', async () => {
     const hub = await startHub({ auth: { token } })
@@ -160,6 +189,36 @@ describe('hub-server/client calls', () => {
 })
 
 describe('hub-server/client against other hubs', () => {
+  it('lets a Node process exit once closed, even when the hub froze (reads nothing, answers no close)', async () => {
+    const frozen = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(frozen, 'listening')
+    const connections: WebSocket[] = []
+    // It freezes once the client is open (its first frame has come).
+    frozen.on('connection', (socket) => {
+      socket.once('message', () => {
+        connections.push(socket)
+        ;(socket as unknown as { _socket: Socket })._socket.pause()
+      })
+    })
+    onCleanup(() => new Promise((resolve) => {
+      for (const socket of connections)
+        socket.terminate()
+      frozen.close(resolve)
+    }))
+    // The built client, as a user's program loads it; it closes on SIGTERM, as a bot would.
+    const dir = tempDir({ 'bot.mjs': [
+      `import { createClient } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist/client/index.js')).href)}`,
+      `import WebSocket from ${JSON.stringify(pathToFileURL(join(ROOT, 'node_modules/ws/wrapper.mjs')).href)}`,
+      `const client = createClient({ url: ${JSON.stringify(`ws://127.0.0.1:${(frozen.address() as { port: number }).port}/ws`)}, WebSocket, module: { name: 'bot' } })`,
+      `process.on('SIGTERM', () => client.close())`,
+    ].join('\n') })
+    const bot = run(process.execPath, [join(dir, 'bot.mjs')])
+    await until(() => connections.length === 1, 'the bot to open')
+    bot.child.kill('SIGTERM')
+    // `ws` alone would hold the process 30 s waiting for the frozen hub's close.
+    expect(await bot.exitCode(10_000)).toBe(0)
+  })
+
   it('drops and retries a socket whose upgrade is never answered', async () => {
     const server = createTcpServer()
     server.listen(0, '127.0.0.1')
