@@ -237,6 +237,8 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   let opens = 0
   /** Ids of this connection's handshake frames; the ping's pong says the hub has processed the rest. */
   let handshake: { authenticate: string, announce?: string, ping: string } | undefined
+  /** Why the client stopped for good when `close()` did not stop it (a refused token): waiting and later calls fail with it. */
+  let stoppedBy: ClientError | undefined
   /** Where the view stood when it last asked this connection to bring it up to date: one ask per position. */
   let askedAt: { position: RegistryPosition | undefined } | undefined
 
@@ -261,8 +263,11 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       calls.rejectAll(info.reason === CLIENT_CLOSED
         ? new ClientError('closed', 'client closed before the answer')
         : new ClientError('disconnected', `connection lost before the answer (${info.code}${info.reason ? ` ${info.reason}` : ''})`))
-      if (status === 'closed')
-        outbox.failAll(new ClientError('closed', 'client closed'))
+      if (status === 'closed') {
+        if (info.reason !== CLIENT_CLOSED)
+          stoppedBy ??= new ClientError('not_connected', `connection lost (${info.code}${info.reason ? ` ${info.reason}` : ''}) and reconnect is off`)
+        outbox.failAll(stoppedBy ?? new ClientError('closed', 'client closed'))
+      }
       closeListeners.emit(info)
     },
     error: fail,
@@ -318,7 +323,8 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       return false
     if (event.type === 'error' && (parentId === handshake.authenticate || parentId === handshake.announce)) {
       const message = errorMessage(event)
-      fail(errorFromEvent(message, true).code === 'unauthorized' ? new ClientError('unauthorized', message) : new ClientError('hub_error', `announce refused: ${message}`))
+      stoppedBy = errorFromEvent(message, true).code === 'unauthorized' ? new ClientError('unauthorized', message) : new ClientError('hub_error', `announce refused: ${message}`)
+      fail(stoppedBy)
       handshake = undefined
       connection.drop(4001, message, true)
       return true
@@ -460,7 +466,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
           resolve(undefined)
       }
       if (status === 'closed')
-        reject(new ClientError('closed', 'client closed'))
+        reject(stoppedBy ?? new ClientError('closed', 'client closed'))
       else
         go()
     })

@@ -3,9 +3,10 @@
  * - `no_responder`, `timeout`, `responder_gone`: the hub's answer to a request (its message kept);
  * - `error_reply`: the responder answered with an error (its message kept);
  * - `hub_error`: the hub refused the call (`limit exceeded: …`, `invalid event format`, …);
- * - `unauthorized`: the hub refused the token; the client stops;
+ * - `unauthorized`: the hub refused the token; the client stops, and its waiting and later calls fail with this;
  * - `disconnected`: the connection dropped while the call waited for its answer;
- * - `not_connected`: the call could not wait for a connection (queue off, full, or waited too long);
+ * - `not_connected`: the call could not wait for a connection (queue off, full, or waited too long,
+ *   or the connection ended with `reconnect: false`);
  * - `closed`: `client.close()` was called.
  */
 export type ClientErrorCode

@@ -188,6 +188,21 @@ describe('hub-server/client calls', () => {
   })
 })
 
+describe('hub-server/client stopped by the hub', () => {
+  it('fails waiting and later calls with why it stopped, not as if closed by the user', async () => {
+    const hub = await startHub({ auth: { token } })
+    const refused = client(hub, 'x', { token: 'wrong' })
+    const waiting = refused.emit('x', {})
+    await expect(waiting).rejects.toMatchObject({ code: 'unauthorized', message: 'invalid token' })
+    expect(refused.status).toBe('closed')
+    await expect(refused.request('y', {})).rejects.toMatchObject({ code: 'unauthorized' })
+
+    const once = client('ws://127.0.0.1:1/ws', 'y', { reconnect: false })
+    await expect(once.emit('x', {})).rejects.toMatchObject({ code: 'not_connected', message: 'connection lost (1006) and reconnect is off' })
+    expect(once.status).toBe('closed')
+  })
+})
+
 describe('hub-server/client against other hubs', () => {
   it('lets a Node process exit once closed, even when the hub froze (reads nothing, answers no close)', async () => {
     const frozen = new WebSocketServer({ port: 0, host: '127.0.0.1' })
