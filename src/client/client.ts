@@ -203,6 +203,10 @@ function received<D>(event: WireEvent): ReceivedEvent<D> {
  */
 function withoutRegistryAtConnect(url: string): string {
   const parsed = new URL(url)
+  // Checked here, for every URL: a WebSocket constructor throws on these, and for the second URL
+  // of a list that would be on a reconnect, out of a timer (an uncaught exception in Node).
+  if (!['ws:', 'wss:', 'http:', 'https:', 'ws+unix:'].includes(parsed.protocol) || parsed.hash !== '')
+    throw new TypeError(`not a WebSocket URL: ${url}`)
   parsed.searchParams.set('registry', 'none')
   return parsed.toString()
 }

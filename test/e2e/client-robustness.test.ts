@@ -188,6 +188,13 @@ describe('hub-server/client calls', () => {
   })
 })
 
+describe('hub-server/client options', () => {
+  it('refuses at once a URL no WebSocket takes, wherever it stands in the list', () => {
+    for (const url of ['ftp://127.0.0.1/ws', 'ws://127.0.0.1/ws#x'])
+      expect(() => createClient({ url: ['ws://127.0.0.1:1/ws', url], WebSocket })).toThrow(`not a WebSocket URL: ${url}`)
+  })
+})
+
 describe('hub-server/client stopped by the hub', () => {
   it('fails waiting and later calls with why it stopped, not as if closed by the user', async () => {
     const hub = await startHub({ auth: { token } })
