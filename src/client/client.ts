@@ -458,12 +458,13 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       // Encoded at the call: data that cannot be (a BigInt, a cycle) rejects it here, not later in the outbox.
       const text = encodeFrame(event)
       const go = (): void => {
-        if (status !== 'open') {
+        // A socket already closing (its close not yet reported) takes nothing: the call waits for the next one.
+        if (status !== 'open' || !connection.send(text)) {
           outbox.push(go, reject)
           return
         }
+        // The answer comes in a later frame, never during `send`: waiting from here misses nothing.
         const answered = answer && calls.wait(event.metadata.event.id, answer.timeoutMs, answer.timeout)
-        connection.send(text)
         if (answered)
           answered.then(resolve, reject)
         else

@@ -168,6 +168,26 @@ describe('hub-server/client calls', () => {
     expect(await asker.request('late:answer', {})).toEqual({ ok: true })
   })
 
+  it('sends a call made while the socket is already closing once it is back, instead of losing it', async () => {
+    const hub = await startHub({ auth: { token } })
+    const socket = recordingWebSocket()
+    const sender = client(hub, 'sender', { WebSocket: socket.WebSocket })
+    const other = client(hub, 'other')
+    const got: unknown[] = []
+    other.on('x', data => got.push(data))
+    await until(() => sender.status === 'open' && other.status === 'open', 'both to open')
+    // Closing from now on; the client hears of it only when the close completes.
+    socket.sockets[0]!.close()
+    expect(sender.status).toBe('open')
+    const sent = sender.emit('x', { n: 1 }, { to: 'module:other' })
+    const acked = sender.emit('x', { n: 2 }, { to: 'module:other', ack: true })
+    await sent
+    expect(await acked).toEqual({ delivered: 1 })
+    await until(() => got.length === 2, 'both events to arrive')
+    expect(got).toEqual([{ n: 1 }, { n: 2 }])
+    expect(socket.sockets).toHaveLength(2)
+  })
+
   it('rejects data that cannot be sent at the call, even when it waited for the connection; a responder\'s such reply is an error reply', async () => {
     const hub = await startHub({ auth: { token } })
     const socket = recordingWebSocket()
