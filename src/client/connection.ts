@@ -12,8 +12,8 @@ export interface HeartbeatOptions {
    */
   intervalMs?: number
   /**
-   * Nothing received for this long (or a socket still not open after it): the connection is taken
-   * for dead and dropped (then reconnected).
+   * A ping unanswered (nothing received since it went out) for this long, or a socket still not
+   * open after it: the connection is taken for dead and dropped (then reconnected).
    * @default 45000
    */
   timeoutMs?: number
@@ -79,6 +79,8 @@ export function createConnection(options: ConnectionOptions): Connection {
   let sockets = 0
   let openedAt = 0
   let lastHeard = 0
+  /** When the oldest ping still unanswered went out. */
+  let pingedAt: number | undefined
   let closed = false
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let heartbeatTimer: ReturnType<typeof setInterval> | undefined
@@ -93,6 +95,7 @@ export function createConnection(options: ConnectionOptions): Connection {
     heartbeatTimer = setInterval(beat, options.heartbeat.intervalMs)
     current.onopen = () => {
       openedAt = lastHeard = Date.now()
+      pingedAt = undefined
       options.opened()
     }
     current.onmessage = (event: { data: unknown }) => {
@@ -115,10 +118,19 @@ export function createConnection(options: ConnectionOptions): Connection {
   }
 
   function beat(): void {
-    if (Date.now() - lastHeard > options.heartbeat.timeoutMs)
-      drop(4000, openedAt ? 'heartbeat timeout' : 'connect timeout')
-    else
-      send(options.ping())
+    const now = Date.now()
+    if (!openedAt) {
+      if (now - lastHeard > options.heartbeat.timeoutMs)
+        drop(4000, 'connect timeout')
+      return
+    }
+    // Timed from the oldest ping not answered (nothing heard since), not from the last frame: a
+    // background tab runs this timer once a minute, and a live hub's answer is that old by then.
+    if (pingedAt === undefined || lastHeard >= pingedAt)
+      pingedAt = now
+    else if (now - pingedAt > options.heartbeat.timeoutMs)
+      return drop(4000, 'heartbeat timeout')
+    send(options.ping())
   }
 
   /** Forgets a socket (detached, so a late close of it changes nothing) and decides what comes next. */

@@ -215,6 +215,20 @@ describe('hub-server/client options', () => {
   })
 })
 
+describe('hub-server/client liveness', () => {
+  it('keeps a live connection whose heartbeats come further apart than the timeout (a background tab\'s throttled timers)', async () => {
+    const hub = await startHub({ auth: { token } })
+    const c = client(hub, 'tab', { heartbeat: { intervalMs: 60, timeoutMs: 30 } })
+    const closes: string[] = []
+    c.onClose(info => closes.push(info.reason))
+    await until(() => c.status === 'open', 'the client to open')
+    // Several beats: each finds its last ping answered, however long ago that was.
+    await settle(400)
+    expect(closes).toEqual([])
+    expect(c.status).toBe('open')
+  })
+})
+
 describe('hub-server/client stopped by the hub', () => {
   it('fails waiting and later calls with why it stopped, not as if closed by the user', async () => {
     const hub = await startHub({ auth: { token } })
