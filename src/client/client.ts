@@ -81,13 +81,17 @@ export type Destinations = string | Array<string | Record<string, unknown>>
 
 /** An event as a handler receives it. */
 export interface ReceivedEvent<D = Record<string, unknown>> {
+  /** The event's type, as given to `on`. */
   type: string
+  /** The event's data. */
   data: D
   /** The sender as the hub stamped it, in the shape of the generation it announced with. */
   source?: Record<string, unknown>
   /** The sender's plugin id and instance id, read from `source` whatever its shape. */
   from?: { plugin: string, instance: string }
+  /** The event's id (`metadata.event.id`). */
   id?: string
+  /** The id of the event this one answers or follows, when the sender gave one. */
   parentId?: string
 }
 

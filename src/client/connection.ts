@@ -30,7 +30,9 @@ export const CLIENT_CLOSED = 'client closed'
 
 /** Why a socket ended, as `onClose` reports it. */
 export interface CloseInfo {
+  /** The close code: the hub's, or the client's own (4000 for a heartbeat or connect timeout, 4001 for a refused handshake, 1000 for `close()`). */
   code: number
+  /** The close reason, as given with the code. */
   reason: string
   /** True when the client will try again. */
   willReconnect: boolean
@@ -40,6 +42,7 @@ export interface CloseInfo {
 export interface ReconnectInfo {
   /** 1 for the first attempt after a drop. */
   attempt: number
+  /** How long until it (backoff with jitter). */
   delayMs: number
 }
 

@@ -24,6 +24,7 @@ export type ClientErrorCode
 export class ClientError extends Error {
   override readonly name = 'ClientError'
 
+  /** `code` says why (see `ClientErrorCode`); `message` is for people. */
   constructor(readonly code: ClientErrorCode, message: string) {
     super(message)
   }

@@ -1,7 +1,10 @@
 /** The part of a WebSocket the client uses: the browser's `WebSocket`, Node 22's global, or `ws`. */
 export interface WebSocketLike {
+  /** 0 connecting, 1 open (`OPEN`), 2 closing, 3 closed. */
   readonly readyState: number
+  /** Sends one text frame. */
   send: (data: string) => void
+  /** Closes the socket (codes 1000 or 3000–4999 only, in browsers). */
   close: (code?: number, reason?: string) => void
   /** `ws` only: destroys the socket at once (used when the hub does not answer a close). */
   terminate?: () => void
