@@ -243,6 +243,8 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
 
   let status: ClientStatus = 'connecting'
   let opens = 0
+  /** Sockets opened so far: a request is answered on the socket it came by, or not at all. */
+  let sockets = 0
   /** Ids of this connection's handshake frames; the ping's pong says the hub has processed the rest. */
   let handshake: { authenticate: string, announce?: string, ping: string } | undefined
   /** Why the client stopped for good when `close()` did not stop it (a refused token): waiting and later calls fail with it. */
@@ -309,6 +311,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   }
 
   function opened(): void {
+    sockets++
     askedAt = undefined
     const authenticate = authenticateFrame()
     send(authenticate)
@@ -398,6 +401,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
 
   async function serve(event: WireEvent, id: string): Promise<void> {
     const handler = responders.get(event.type)
+    const socket = sockets
     let reply: string
     try {
       if (!handler)
@@ -410,7 +414,10 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     catch (error) {
       reply = encodeFrame(frame('error', { message: toError(error).message }, { metadata: { event: { parentId: id } } }))
     }
-    connection.send(reply)
+    // Asked on a socket since gone: the hub told the asker `responder gone`, and knows the id on no
+    // other socket (it would route the reply as a new event, to everyone).
+    if (socket === sockets)
+      connection.send(reply)
   }
 
   function onFrame(text: string): void {

@@ -188,6 +188,28 @@ describe('hub-server/client calls', () => {
     expect(socket.sockets).toHaveLength(2)
   })
 
+  it('drops a reply its handler finishes after the connection it was asked on is gone (the hub would route it to everyone)', async () => {
+    const hub = await startHub({ auth: { token } })
+    const socket = recordingWebSocket()
+    const responder = client(hub, 'responder', { WebSocket: socket.WebSocket })
+    let finish: (() => void) | undefined
+    responder.respond('slow', () => new Promise(resolve => finish = () => resolve({ done: true })))
+    const asker = client(hub, 'asker')
+    const watcher = client(hub, 'watcher')
+    const overheard: unknown[] = []
+    asker.on('slow', data => overheard.push(data))
+    watcher.on('slow', data => overheard.push(data))
+    await until(() => [responder, asker, watcher].every(c => c.status === 'open'), 'all to open')
+    const asked = asker.request('slow', {})
+    await until(() => finish, 'the request to reach the responder')
+    socket.sockets[0]!.terminate()
+    await expect(asked).rejects.toMatchObject({ code: 'responder_gone' })
+    await until(() => responder.status === 'open' && socket.sockets.length === 2, 'the responder to come back')
+    finish!()
+    await settle(100)
+    expect(overheard).toEqual([])
+  })
+
   it('rejects data that cannot be sent at the call, even when it waited for the connection; a responder\'s such reply is an error reply', async () => {
     const hub = await startHub({ auth: { token } })
     const socket = recordingWebSocket()
