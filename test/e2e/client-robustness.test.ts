@@ -2,6 +2,7 @@ import type { Socket } from 'node:net'
 import type { ClientOptions, HubClient } from '../../src/client/index.ts'
 import type { RunningHub } from '../helpers/hub.ts'
 import { once } from 'node:events'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createServer as createTcpServer } from 'node:net'
 import { join } from 'node:path'
 import process from 'node:process'
@@ -230,6 +231,20 @@ describe('hub-server/client calls', () => {
   })
 })
 
+describe('hub-server/client as built', () => {
+  it('imports nothing Node-only in dist/client: its own modules and valibot, no Node globals', () => {
+    const dir = join(ROOT, 'dist/client')
+    const files = readdirSync(dir).filter(file => file.endsWith('.js'))
+    expect(files).toContain('index.js')
+    for (const file of files) {
+      const source = readFileSync(join(dir, file), 'utf8')
+      for (const [, specifier] of source.matchAll(/(?:from|import)[\s(]*['"]([^'"]+)['"]/g))
+        expect(specifier, `${file} imports ${specifier}`).toMatch(/^(\.\/[\w-]+\.js|valibot)$/)
+      expect(source, file).not.toMatch(/\b(process\.|Buffer\.|require\(|__dirname)/)
+    }
+  })
+})
+
 describe('hub-server/client options', () => {
   it('refuses at once a URL no WebSocket takes, wherever it stands in the list', () => {
     for (const url of ['ftp://127.0.0.1/ws', 'ws://127.0.0.1/ws#x'])
@@ -329,6 +344,14 @@ describe('hub-server/client against other hubs', () => {
     await until(() => c.status === 'open', 'the client to open')
     await until(() => c.find('stage'), 'the module of the sync')
     expect(c.find('stage')).toMatchObject({ name: 'stage', healthy: true, identity: { instanceId: 's-1' } })
+    // Then AIRI's per-change events.
+    const socket = hub.connections[0]!
+    const hands = { name: 'hands', index: 1, identity: { plugin: 'hands', instanceId: 'h-1' } }
+    sendAs(socket, 'module:announced', hands)
+    sendAs(socket, 'registry:modules:health:unhealthy', { ...hands, reason: 'heartbeat late' })
+    sendAs(socket, 'module:de-announced', { name: 'stage', identity: { plugin: 'stage', instanceId: 's-1' }, reason: 'connection closed' })
+    await until(() => !c.find('stage'), 'stage to leave')
+    expect([...c.modules.values()]).toEqual([{ ...hands, healthy: false }])
   })
 
   it('asks once to be brought up to date when deltas stop following, however many more arrive meanwhile', async () => {
