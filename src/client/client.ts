@@ -98,7 +98,7 @@ export interface ReceivedEvent<D = Record<string, unknown>> {
 /** Event types and their data; `createClient<MyEvents>()` types `on`, `emit`, `request` and `respond`. */
 export type EventMap = Record<string, any>
 
-/** Handles a routed event: its data, and the event with its sender. */
+/** Handles a routed event: its data, and the event with its sender. It may be async; what it throws or rejects with goes to `onError`. */
 export type EventHandler<D> = (data: D, event: ReceivedEvent<D>) => void
 /** Answers a request; what it returns (or resolves to) is the reply's data, what it throws an error reply. */
 export type RequestHandler<D> = (data: D, event: ReceivedEvent<D>) => Record<string, unknown> | Promise<Record<string, unknown>>
@@ -143,7 +143,7 @@ export interface HubClient<E extends EventMap = EventMap> {
   onOpen: (listener: (info: { reconnected: boolean }) => void) => () => void
   /** Called each time a connection ends. */
   onClose: (listener: (info: CloseInfo) => void) => () => void
-  /** Called with errors no call waits for (a refused token or announce, a hub error about an event). */
+  /** Called with errors no call waits for (a refused token or announce, a hub error about an event, what a handler or another listener threw or rejected with). */
   onError: (listener: (error: Error) => void) => () => void
   /** Called when a reconnect attempt is scheduled. */
   onReconnect: (listener: (info: ReconnectInfo) => void) => () => void
@@ -156,6 +156,21 @@ interface Listeners<T> {
   emit: (value: T) => void
 }
 
+/**
+ * Runs a user's handler or listener: what it throws, or the promise it returns rejects with (an
+ * async handler), goes to `report`; neither reaches the socket nor is an unhandled rejection.
+ */
+function guarded(run: () => unknown, report: (error: unknown) => void): void {
+  try {
+    const result = run()
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function')
+      (result as PromiseLike<unknown>).then(undefined, report)
+  }
+  catch (error) {
+    report(error)
+  }
+}
+
 /** Listeners of one hook; one that throws is reported to `report` and the others still run. */
 function listeners<T>(report: (error: unknown) => void): Listeners<T> {
   const set = new Set<(value: T) => void>()
@@ -165,14 +180,8 @@ function listeners<T>(report: (error: unknown) => void): Listeners<T> {
       return () => set.delete(listener)
     },
     emit(value: T): void {
-      for (const listener of [...set]) {
-        try {
-          listener(value)
-        }
-        catch (error) {
-          report(error)
-        }
-      }
+      for (const listener of [...set])
+        guarded(() => listener(value), report)
     },
   }
 }
@@ -453,14 +462,8 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       void serve(event, id)
       return
     }
-    for (const handler of [...handlers.get(event.type) ?? []]) {
-      try {
-        handler(event.data, received(event))
-      }
-      catch (error) {
-        fail(toError(error))
-      }
-    }
+    for (const handler of [...handlers.get(event.type) ?? []])
+      guarded(() => handler(event.data, received(event)), reported)
   }
 
   /** Sends now when open, else waits in the outbox; `answer` says whether to wait for an answer to the event, and how long. */

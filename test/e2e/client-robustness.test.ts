@@ -125,6 +125,26 @@ describe('hub-server/client and its own listeners', () => {
   })
 })
 
+describe('hub-server/client and async handlers', () => {
+  it('reports what an async handler or listener rejects with to onError, not as an unhandled rejection', async () => {
+    const hub = await startHub({ auth: { token } })
+    const c = client(hub, 'c')
+    const errors: string[] = []
+    c.onError(error => errors.push(error.message))
+    c.onOpen(async () => {
+      throw new Error('async onOpen')
+    })
+    c.on('x', async () => {
+      throw new Error('async handler')
+    })
+    const other = client(hub, 'other')
+    await until(() => c.status === 'open' && other.status === 'open', 'both to open')
+    await other.emit('x', {}, { to: 'module:c' })
+    await until(() => errors.length === 2, 'both errors')
+    expect(errors.sort()).toEqual(['async handler', 'async onOpen'])
+  })
+})
+
 describe('hub-server/client registry view', () => {
   it('follows health, and two peers holding modules of one name, as the hub has them', async () => {
     const hub = await startHub({ auth: { token }, heartbeat: { readTimeout: 300 } })
