@@ -72,6 +72,15 @@ export interface ClientOptions {
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 /** The hub answers a request's timeout itself; the client's own timer only covers a hub that never answers. */
 const LOCAL_TIMEOUT_GRACE_MS = 2000
+/** The longest delay a timer takes: a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647
+
+/** A duration given by the user, checked: a timer of 0 spins (a heartbeat of 0 is a ping flood), one of NaN or past `MAX_TIMER_MS` fires at once. */
+function checkedMs(name: string, value: number, min = 1, max = MAX_TIMER_MS): number {
+  if (!(value >= min && value <= max))
+    throw new TypeError(`invalid ${name}: ${value} (from ${min} to ${max} ms)`)
+  return value
+}
 
 /** `connecting` (first socket), `open` (authenticated and announced), `reconnecting` (waiting or retrying), `closed` (for good). */
 export type ClientStatus = 'connecting' | 'open' | 'reconnecting' | 'closed'
@@ -232,14 +241,21 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   if (!WebSocketImpl)
     throw new TypeError('no WebSocket: pass `WebSocket` (e.g. from the `ws` package) to createClient')
   const mode = options.registry ?? 'delta'
-  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const requestTimeoutMs = checkedMs('requestTimeoutMs', options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 1, MAX_TIMER_MS - LOCAL_TIMEOUT_GRACE_MS)
+  const heartbeat = {
+    intervalMs: checkedMs('heartbeat.intervalMs', options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
+    timeoutMs: checkedMs('heartbeat.timeoutMs', options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS),
+  }
+  const queue = { maxSize: options.queue?.maxSize ?? DEFAULT_QUEUE_MAX_SIZE, maxWaitMs: checkedMs('queue.maxWaitMs', options.queue?.maxWaitMs ?? DEFAULT_QUEUE_MAX_WAIT_MS, 0) }
+  if (!(queue.maxSize >= 0))
+    throw new TypeError(`invalid queue.maxSize: ${queue.maxSize}`)
   const module = options.module
   const identity = module && (module.identity ?? { plugin: module.name, instanceId: `${module.name}-${Math.random().toString(36).slice(2, 10)}`, labels: module.labels ?? {} })
 
   const nextId = createIds()
   const view = createRegistryView()
   const calls = createCalls()
-  const outbox = createOutbox({ maxSize: options.queue?.maxSize ?? DEFAULT_QUEUE_MAX_SIZE, maxWaitMs: options.queue?.maxWaitMs ?? DEFAULT_QUEUE_MAX_WAIT_MS })
+  const outbox = createOutbox(queue)
   const handlers = new Map<string, Set<EventHandler<any>>>()
   const responders = new Map<string, RequestHandler<any>>()
   // What an error listener throws has nowhere left to go: reporting it again could loop.
@@ -269,10 +285,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     urls: (typeof options.url === 'string' ? [options.url] : options.url).map(withoutRegistryAtConnect),
     WebSocket: WebSocketImpl,
     reconnect: options.reconnect === false ? false : resolveReconnectOptions(options.reconnect),
-    heartbeat: {
-      intervalMs: options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
-      timeoutMs: options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
-    },
+    heartbeat,
     ping: () => encodeFrame(frame('transport:connection:heartbeat', { kind: 'ping' })),
     opened,
     frame: onFrame,
@@ -516,7 +529,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       return { delivered: Number(ack?.data.delivered) }
     },
     async request(type, data, requestOptions = {}) {
-      const timeoutMs = requestOptions.timeoutMs ?? requestTimeoutMs
+      const timeoutMs = checkedMs('timeoutMs', requestOptions.timeoutMs ?? requestTimeoutMs, 1, MAX_TIMER_MS - LOCAL_TIMEOUT_GRACE_MS)
       const to = destinations(requestOptions.to)
       const route = { ...(to ? { destinations: to } : { delivery: { mode: 'consumer', required: true } }), reply: { timeoutMs } }
       const reply = await transmit(frame(type, data, { route }), { timeoutMs: timeoutMs + LOCAL_TIMEOUT_GRACE_MS, timeout: () => new ClientError('timeout', 'request timed out') })

@@ -266,6 +266,13 @@ describe('hub-server/client as built', () => {
 })
 
 describe('hub-server/client options', () => {
+  it('refuses durations a timer cannot keep: 0 (a ping flood), NaN, past 24.8 days (they fire at once)', async () => {
+    for (const options of [{ heartbeat: { intervalMs: 0 } }, { heartbeat: { timeoutMs: Number.NaN } }, { requestTimeoutMs: 30 * 86_400_000 }, { queue: { maxWaitMs: -1 } }, { queue: { maxSize: Number.NaN } }])
+      expect(() => createClient({ url: 'ws://127.0.0.1:1/ws', WebSocket, ...options }), JSON.stringify(options)).toThrow(TypeError)
+    const c = client('ws://127.0.0.1:1/ws', undefined)
+    await expect(c.request('x', {}, { timeoutMs: 30 * 86_400_000 })).rejects.toThrow('invalid timeoutMs')
+  })
+
   it('refuses at once a URL no WebSocket takes, wherever it stands in the list', () => {
     for (const url of ['ftp://127.0.0.1/ws', 'ws://127.0.0.1/ws#x'])
       expect(() => createClient({ url: ['ws://127.0.0.1:1/ws', url], WebSocket })).toThrow(`not a WebSocket URL: ${url}`)
