@@ -356,7 +356,8 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       return false
     if (event.type === 'error' && (parentId === handshake.authenticate || parentId === handshake.announce)) {
       const message = errorMessage(event)
-      stoppedBy = errorFromEvent(message, true).code === 'unauthorized' ? new ClientError('unauthorized', message) : new ClientError('hub_error', `announce refused: ${message}`)
+      // Whatever the hub's wording (AIRI's server-runtime has its own), a refused authenticate is `unauthorized`.
+      stoppedBy = parentId === handshake.authenticate ? new ClientError('unauthorized', message) : new ClientError('hub_error', `announce refused: ${message}`)
       fail(stoppedBy)
       handshake = undefined
       connection.drop(4001, message, true)
@@ -367,8 +368,9 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     if (parentId === handshake.ping) {
       handshake = undefined
       status = 'open'
-      openListeners.emit({ reconnected: opens++ > 0 })
+      // Calls that waited go first: they were made before anything an onOpen listener sends.
       outbox.flush()
+      openListeners.emit({ reconnected: opens++ > 0 })
       return true
     }
     return false

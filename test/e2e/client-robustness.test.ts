@@ -189,6 +189,21 @@ describe('hub-server/client calls', () => {
     expect(await asker.request('late:answer', {})).toEqual({ ok: true })
   })
 
+  it('sends the calls that waited for the connection before what an onOpen listener sends', async () => {
+    const hub = await startHub({ auth: { token } })
+    const receiver = client(hub, 'receiver')
+    const got: unknown[] = []
+    receiver.on('n', data => got.push(data.n))
+    await until(() => receiver.status === 'open', 'the receiver to open')
+    const sender = client(hub, 'sender')
+    sender.onOpen(() => void sender.emit('n', { n: 2 }, { to: 'module:receiver' }))
+    const waited = sender.emit('n', { n: 1 }, { to: 'module:receiver' })
+    expect(sender.status).toBe('connecting')
+    await waited
+    await until(() => got.length === 2, 'both events')
+    expect(got).toEqual([1, 2])
+  })
+
   it('sends a call made while the socket is already closing once it is back, instead of losing it', async () => {
     const hub = await startHub({ auth: { token } })
     const socket = recordingWebSocket()
@@ -294,6 +309,19 @@ describe('hub-server/client liveness', () => {
 })
 
 describe('hub-server/client stopped by the hub', () => {
+  it('stops as unauthorized whatever words the hub refuses its authenticate with', async () => {
+    const hub = await fakeHub((event, socket) => {
+      if (event.type === 'module:authenticate')
+        sendAs(socket, 'error', { message: 'Invalid token.' }, event.metadata.event.id)
+    })
+    const c = client(hub.url, 'x')
+    const errors: unknown[] = []
+    c.onError(error => errors.push(error))
+    await until(() => c.status === 'closed', 'the client to stop')
+    expect(errors).toMatchObject([{ code: 'unauthorized', message: 'Invalid token.' }])
+    expect(hub.connections).toHaveLength(1)
+  })
+
   it('fails waiting and later calls with why it stopped, not as if closed by the user', async () => {
     const hub = await startHub({ auth: { token } })
     const refused = client(hub, 'x', { token: 'wrong' })
