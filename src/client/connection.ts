@@ -90,8 +90,19 @@ export function createConnection(options: ConnectionOptions): Connection {
 
   function open(): void {
     retryTimer = undefined
-    // A malformed URL throws here, on the first attempt, out of createClient.
-    const current = new options.WebSocket(options.urls[sockets++ % options.urls.length]!)
+    let current: WebSocketLike
+    try {
+      current = new options.WebSocket(options.urls[sockets++ % options.urls.length]!)
+    }
+    catch (error) {
+      // The first attempt throws out of createClient. A later one (a page that may not open a
+      // `ws:` URL of the list, say) is a failed attempt: reported, and the next one scheduled.
+      if (sockets === 1)
+        throw error
+      options.error(toError(error))
+      retry()
+      return
+    }
     socket = current
     // Liveness from the start: a socket whose upgrade is never answered is dropped and retried too.
     lastHeard = Date.now()
@@ -153,6 +164,10 @@ export function createConnection(options: ConnectionOptions): Connection {
     openedAt = 0
     options.dropped({ code, reason, willReconnect: !closed && options.reconnect !== false })
     // A listener told of the drop may have closed the client: then nothing is scheduled.
+    retry()
+  }
+
+  function retry(): void {
     if (closed || !options.reconnect)
       return
     const delayMs = backoffDelay(options.reconnect, attempt++)

@@ -288,6 +288,27 @@ describe('hub-server/client options', () => {
     await expect(c.request('x', {}, { timeoutMs: 30 * 86_400_000 })).rejects.toThrow('invalid timeoutMs')
   })
 
+  it('goes on to the next attempt when the WebSocket constructor throws on a reconnect (a page that may not open one of its URLs)', async () => {
+    const hub = await startHub({ auth: { token } })
+    let made = 0
+    const sockets: WebSocket[] = []
+    class Refusing extends WebSocket {
+      constructor(url: string) {
+        if (++made === 2)
+          throw new Error('refused by the page')
+        super(url)
+        sockets.push(this)
+      }
+    }
+    const c = client(hub, 'x', { WebSocket: Refusing as typeof WebSocket })
+    const errors: string[] = []
+    c.onError(error => errors.push(error.message))
+    await until(() => c.status === 'open', 'the client to open')
+    sockets[0]!.terminate()
+    await until(() => made === 3 && c.status === 'open', 'the third attempt to open')
+    expect(errors).toEqual(['refused by the page'])
+  })
+
   it('refuses at once a URL no WebSocket takes, wherever it stands in the list', () => {
     for (const url of ['ftp://127.0.0.1/ws', 'ws://127.0.0.1/ws#x'])
       expect(() => createClient({ url: ['ws://127.0.0.1:1/ws', url], WebSocket })).toThrow(`not a WebSocket URL: ${url}`)
