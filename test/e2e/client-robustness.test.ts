@@ -92,7 +92,8 @@ describe('hub-server/client and its own listeners', () => {
   it('keeps going when a listener throws: the reconnect, the view, the other listeners; onError hears it', async () => {
     const hub = await startHub({ auth: { token } })
     const socket = recordingWebSocket()
-    const c = client(hub, 'watcher', { WebSocket: socket.WebSocket })
+    // A backoff long enough for the test to see the client away.
+    const c = client(hub, 'watcher', { WebSocket: socket.WebSocket, reconnect: { initialDelayMs: 300 } })
     const errors: string[] = []
     c.onError(error => errors.push(error.message))
     c.onError(() => {
@@ -147,7 +148,7 @@ describe('hub-server/client and async handlers', () => {
 
 describe('hub-server/client registry view', () => {
   it('follows health, and two peers holding modules of one name, as the hub has them', async () => {
-    const hub = await startHub({ auth: { token }, heartbeat: { readTimeout: 300 } })
+    const hub = await startHub({ auth: { token }, heartbeat: { readTimeout: 500 } })
     const watcher = client(hub, 'watcher')
     const health: Array<[string, boolean]> = []
     watcher.onModules(change => health.push(...change.updated.map(entry => [entry.name, entry.healthy] as [string, boolean])))
@@ -249,7 +250,7 @@ describe('hub-server/client calls', () => {
   it('rejects data that cannot be sent at the call, even when it waited for the connection; a responder\'s such reply is an error reply', async () => {
     const hub = await startHub({ auth: { token } })
     const socket = recordingWebSocket()
-    const c = client(hub, 'c', { WebSocket: socket.WebSocket })
+    const c = client(hub, 'c', { WebSocket: socket.WebSocket, reconnect: { initialDelayMs: 300 } })
     c.respond('bad:reply', () => ({ n: 1n }) as any)
     const asker = client(hub, 'asker')
     await until(() => c.status === 'open' && asker.status === 'open', 'both to open')
@@ -318,12 +319,12 @@ describe('hub-server/client options', () => {
 describe('hub-server/client liveness', () => {
   it('keeps a live connection whose heartbeats come further apart than the timeout (a background tab\'s throttled timers)', async () => {
     const hub = await startHub({ auth: { token } })
-    const c = client(hub, 'tab', { heartbeat: { intervalMs: 60, timeoutMs: 30 } })
+    const c = client(hub, 'tab', { heartbeat: { intervalMs: 250, timeoutMs: 100 } })
     const closes: string[] = []
     c.onClose(info => closes.push(info.reason))
     await until(() => c.status === 'open', 'the client to open')
     // Several beats: each finds its last ping answered, however long ago that was.
-    await settle(400)
+    await settle(1000)
     expect(closes).toEqual([])
     expect(c.status).toBe('open')
   })
