@@ -171,6 +171,30 @@ describe('hub-server/client registry view', () => {
   })
 })
 
+describe('hub-server/client registry view under churn', () => {
+  it('equals the hub\'s registry, peer by peer, after joins, leaves and re-announces in the same turns, and a reconnect among them', async () => {
+    const hub = await startHub({ auth: { token } })
+    const socket = recordingWebSocket()
+    const watcher = client(hub, 'watcher', { WebSocket: socket.WebSocket })
+    await until(() => watcher.status === 'open', 'the watcher to open')
+    const keys = (): string[] => [...watcher.modules.values()].map(entry => `${entry.name}#${entry.index}@${entry.peer}`).sort()
+    const hubKeys = (): string[] => [...hub.server.hub.registry.entries()].map(entry => `${entry.name}#${entry.index}@${entry.peerId}`).sort()
+    const peers: HubClient[] = []
+    for (let round = 0; round < 4; round++) {
+      // Several join at once, one of a name already held; some leave in the same turn.
+      for (let i = 0; i < 5; i++)
+        peers.push(client(hub, undefined, { module: { name: `m${i % 3}`, index: i % 2 } }))
+      await until(() => peers.every(peer => peer.status === 'open'), 'the peers to open')
+      for (const peer of peers.splice(0, 3))
+        peer.close()
+      if (round === 2)
+        socket.sockets.at(-1)!.terminate()
+      await until(() => watcher.status === 'open' && hub.server.hub.registry.size === peers.length + 1 && keys().join() === hubKeys().join(), `the view to equal the registry (round ${round})`)
+    }
+    expect(keys()).toHaveLength(peers.length + 1)
+  })
+})
+
 describe('hub-server/client calls', () => {
   it('registers a responder given while the handshake is under way', async () => {
     const hub = await startHub({ auth: { token } })
