@@ -455,6 +455,14 @@ describe('hub-server/client against other hubs', () => {
     expect([...c.modules.values()]).toEqual([{ ...hands, healthy: false }])
   })
 
+  it('times out a request and an ack itself when the hub never answers them (AIRI\'s server-runtime knows neither)', async () => {
+    const hub = await fakeHub(pong)
+    const c = client(hub.url, 'x', { requestTimeoutMs: 50 })
+    await until(() => c.status === 'open', 'the client to open')
+    await expect(c.request('x', {}, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'timeout', message: 'request timed out' })
+    await expect(c.emit('x', {}, { ack: true })).rejects.toMatchObject({ code: 'timeout', message: 'no ack in time' })
+  })
+
   it('asks once to be brought up to date when deltas stop following, however many more arrive meanwhile', async () => {
     const asks: Array<unknown> = []
     const hub = await fakeHub((event, socket) => {
