@@ -1,17 +1,17 @@
 import type { ReconnectOptions } from './backoff.ts'
 import type { CloseInfo, HeartbeatOptions, ReconnectInfo } from './connection.ts'
 import type { QueueOptions } from './outbox.ts'
-import type { ModuleEntry, ModulesChange } from './registry-view.ts'
+import type { ModuleEntry, ModulesChange, RegistryPosition } from './registry-view.ts'
 import type { WebSocketConstructor } from './socket.ts'
 import type { WireEvent } from './wire.ts'
 import * as v from 'valibot'
 import { resolveReconnectOptions } from './backoff.ts'
 import { createCalls } from './calls.ts'
 import { CLIENT_CLOSED, createConnection, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './connection.ts'
-import { ClientError, errorFromEvent } from './errors.ts'
+import { ClientError, errorFromEvent, toError } from './errors.ts'
 import { createOutbox, DEFAULT_QUEUE_MAX_SIZE, DEFAULT_QUEUE_MAX_WAIT_MS } from './outbox.ts'
 import { createRegistryView, isEmptyChange } from './registry-view.ts'
-import { createIds, decodeFrame, Delta, encodeFrame, fromHub, ModuleChange, Sync } from './wire.ts'
+import { createIds, decodeFrame, Delta, encodeFrame, errorMessage, fromHub, ModuleChange, Sync } from './wire.ts'
 
 /** The module this client announces. */
 export interface ClientModule {
@@ -72,6 +72,15 @@ export interface ClientOptions {
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 /** The hub answers a request's timeout itself; the client's own timer only covers a hub that never answers. */
 const LOCAL_TIMEOUT_GRACE_MS = 2000
+/** The longest delay a timer takes: a longer one fires at once. */
+const MAX_TIMER_MS = 2_147_483_647
+
+/** A duration given by the user, checked: a timer of 0 spins (a heartbeat of 0 is a ping flood), one of NaN or past `MAX_TIMER_MS` fires at once. */
+function checkedMs(name: string, value: number, min = 1, max = MAX_TIMER_MS): number {
+  if (!(value >= min && value <= max))
+    throw new TypeError(`invalid ${name}: ${value} (from ${min} to ${max} ms)`)
+  return value
+}
 
 /** `connecting` (first socket), `open` (authenticated and announced), `reconnecting` (waiting or retrying), `closed` (for good). */
 export type ClientStatus = 'connecting' | 'open' | 'reconnecting' | 'closed'
@@ -81,20 +90,24 @@ export type Destinations = string | Array<string | Record<string, unknown>>
 
 /** An event as a handler receives it. */
 export interface ReceivedEvent<D = Record<string, unknown>> {
+  /** The event's type, as given to `on`. */
   type: string
+  /** The event's data. */
   data: D
   /** The sender as the hub stamped it, in the shape of the generation it announced with. */
   source?: Record<string, unknown>
   /** The sender's plugin id and instance id, read from `source` whatever its shape. */
   from?: { plugin: string, instance: string }
+  /** The event's id (`metadata.event.id`). */
   id?: string
+  /** The id of the event this one answers or follows, when the sender gave one. */
   parentId?: string
 }
 
 /** Event types and their data; `createClient<MyEvents>()` types `on`, `emit`, `request` and `respond`. */
 export type EventMap = Record<string, any>
 
-/** Handles a routed event: its data, and the event with its sender. */
+/** Handles a routed event: its data, and the event with its sender. It may be async; what it throws or rejects with goes to `onError`. */
 export type EventHandler<D> = (data: D, event: ReceivedEvent<D>) => void
 /** Answers a request; what it returns (or resolves to) is the reply's data, what it throws an error reply. */
 export type RequestHandler<D> = (data: D, event: ReceivedEvent<D>) => Record<string, unknown> | Promise<Record<string, unknown>>
@@ -139,7 +152,7 @@ export interface HubClient<E extends EventMap = EventMap> {
   onOpen: (listener: (info: { reconnected: boolean }) => void) => () => void
   /** Called each time a connection ends. */
   onClose: (listener: (info: CloseInfo) => void) => () => void
-  /** Called with errors no call waits for (a refused token or announce, a hub error about an event). */
+  /** Called with errors no call waits for (a refused token or announce, a hub error about an event, what a handler or another listener threw or rejected with). */
   onError: (listener: (error: Error) => void) => () => void
   /** Called when a reconnect attempt is scheduled. */
   onReconnect: (listener: (info: ReconnectInfo) => void) => () => void
@@ -152,7 +165,23 @@ interface Listeners<T> {
   emit: (value: T) => void
 }
 
-function listeners<T>(): Listeners<T> {
+/**
+ * Runs a user's handler or listener: what it throws, or the promise it returns rejects with (an
+ * async handler), goes to `report`; neither reaches the socket nor is an unhandled rejection.
+ */
+function guarded(run: () => unknown, report: (error: unknown) => void): void {
+  try {
+    const result = run()
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function')
+      (result as PromiseLike<unknown>).then(undefined, report)
+  }
+  catch (error) {
+    report(error)
+  }
+}
+
+/** Listeners of one hook; one that throws is reported to `report` and the others still run. */
+function listeners<T>(report: (error: unknown) => void): Listeners<T> {
   const set = new Set<(value: T) => void>()
   return {
     add(listener: (value: T) => void): () => void {
@@ -161,7 +190,7 @@ function listeners<T>(): Listeners<T> {
     },
     emit(value: T): void {
       for (const listener of [...set])
-        listener(value)
+        guarded(() => listener(value), report)
     },
   }
 }
@@ -196,6 +225,10 @@ function received<D>(event: WireEvent): ReceivedEvent<D> {
  */
 function withoutRegistryAtConnect(url: string): string {
   const parsed = new URL(url)
+  // Checked here, for every URL: a WebSocket constructor throws on these, and for the second URL
+  // of a list that would be on a reconnect, out of a timer (an uncaught exception in Node).
+  if (!['ws:', 'wss:', 'http:', 'https:', 'ws+unix:'].includes(parsed.protocol) || parsed.hash !== '')
+    throw new TypeError(`not a WebSocket URL: ${url}`)
   parsed.searchParams.set('registry', 'none')
   return parsed.toString()
 }
@@ -208,26 +241,41 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   if (!WebSocketImpl)
     throw new TypeError('no WebSocket: pass `WebSocket` (e.g. from the `ws` package) to createClient')
   const mode = options.registry ?? 'delta'
-  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const requestTimeoutMs = checkedMs('requestTimeoutMs', options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, 1, MAX_TIMER_MS - LOCAL_TIMEOUT_GRACE_MS)
+  const heartbeat = {
+    intervalMs: checkedMs('heartbeat.intervalMs', options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
+    timeoutMs: checkedMs('heartbeat.timeoutMs', options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS),
+  }
+  const queue = { maxSize: options.queue?.maxSize ?? DEFAULT_QUEUE_MAX_SIZE, maxWaitMs: checkedMs('queue.maxWaitMs', options.queue?.maxWaitMs ?? DEFAULT_QUEUE_MAX_WAIT_MS, 0) }
+  if (!(queue.maxSize >= 0))
+    throw new TypeError(`invalid queue.maxSize: ${queue.maxSize}`)
   const module = options.module
   const identity = module && (module.identity ?? { plugin: module.name, instanceId: `${module.name}-${Math.random().toString(36).slice(2, 10)}`, labels: module.labels ?? {} })
 
   const nextId = createIds()
   const view = createRegistryView()
   const calls = createCalls()
-  const outbox = createOutbox({ maxSize: options.queue?.maxSize ?? DEFAULT_QUEUE_MAX_SIZE, maxWaitMs: options.queue?.maxWaitMs ?? DEFAULT_QUEUE_MAX_WAIT_MS })
+  const outbox = createOutbox(queue)
   const handlers = new Map<string, Set<EventHandler<any>>>()
   const responders = new Map<string, RequestHandler<any>>()
-  const modulesListeners = listeners<ModulesChange>()
-  const openListeners = listeners<{ reconnected: boolean }>()
-  const closeListeners = listeners<CloseInfo>()
-  const errorListeners = listeners<Error>()
-  const reconnectListeners = listeners<ReconnectInfo>()
+  // What an error listener throws has nowhere left to go: reporting it again could loop.
+  const errorListeners = listeners<Error>(() => {})
+  const reported = (error: unknown): void => fail(toError(error))
+  const modulesListeners = listeners<ModulesChange>(reported)
+  const openListeners = listeners<{ reconnected: boolean }>(reported)
+  const closeListeners = listeners<CloseInfo>(reported)
+  const reconnectListeners = listeners<ReconnectInfo>(reported)
 
   let status: ClientStatus = 'connecting'
   let opens = 0
+  /** Sockets opened so far: a request is answered on the socket it came by, or not at all. */
+  let sockets = 0
   /** Ids of this connection's handshake frames; the ping's pong says the hub has processed the rest. */
   let handshake: { authenticate: string, announce?: string, ping: string } | undefined
+  /** Why the client stopped for good when `close()` did not stop it (a refused token): waiting and later calls fail with it. */
+  let stoppedBy: ClientError | undefined
+  /** Where the view stood when it last asked this connection to bring it up to date: one ask per position. */
+  let askedAt: { position: RegistryPosition | undefined } | undefined
 
   function off(type: string, handler: EventHandler<any>): void {
     handlers.get(type)?.delete(handler)
@@ -237,10 +285,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     urls: (typeof options.url === 'string' ? [options.url] : options.url).map(withoutRegistryAtConnect),
     WebSocket: WebSocketImpl,
     reconnect: options.reconnect === false ? false : resolveReconnectOptions(options.reconnect),
-    heartbeat: {
-      intervalMs: options.heartbeat?.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
-      timeoutMs: options.heartbeat?.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
-    },
+    heartbeat,
     ping: () => encodeFrame(frame('transport:connection:heartbeat', { kind: 'ping' })),
     opened,
     frame: onFrame,
@@ -250,8 +295,11 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       calls.rejectAll(info.reason === CLIENT_CLOSED
         ? new ClientError('closed', 'client closed before the answer')
         : new ClientError('disconnected', `connection lost before the answer (${info.code}${info.reason ? ` ${info.reason}` : ''})`))
-      if (status === 'closed')
-        outbox.failAll(new ClientError('closed', 'client closed'))
+      if (status === 'closed') {
+        if (info.reason !== CLIENT_CLOSED)
+          stoppedBy ??= new ClientError('not_connected', `connection lost (${info.code}${info.reason ? ` ${info.reason}` : ''}) and reconnect is off`)
+        outbox.failAll(stoppedBy ?? new ClientError('closed', 'client closed'))
+      }
       closeListeners.emit(info)
     },
     error: fail,
@@ -285,6 +333,8 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
   }
 
   function opened(): void {
+    sockets++
+    askedAt = undefined
     const authenticate = authenticateFrame()
     send(authenticate)
     let announce: string | undefined
@@ -305,19 +355,22 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     if (!handshake)
       return false
     if (event.type === 'error' && (parentId === handshake.authenticate || parentId === handshake.announce)) {
-      const message = String(event.data.message)
-      fail(errorFromEvent(message, true).code === 'unauthorized' ? new ClientError('unauthorized', message) : new ClientError('hub_error', `announce refused: ${message}`))
+      const message = errorMessage(event)
+      // Whatever the hub's wording (AIRI's server-runtime has its own), a refused authenticate is `unauthorized`.
+      stoppedBy = parentId === handshake.authenticate ? new ClientError('unauthorized', message) : new ClientError('hub_error', `announce refused: ${message}`)
+      fail(stoppedBy)
       handshake = undefined
       connection.drop(4001, message, true)
       return true
     }
-    if (parentId === handshake.authenticate)
-      return true
+    // Other answers to the authenticate (`module:authenticated`, and the sync AIRI's server-runtime
+    // sends with its id) go on to the registry view.
     if (parentId === handshake.ping) {
       handshake = undefined
       status = 'open'
-      openListeners.emit({ reconnected: opens++ > 0 })
+      // Calls that waited go first: they were made before anything an onOpen listener sends.
       outbox.flush()
+      openListeners.emit({ reconnected: opens++ > 0 })
       return true
     }
     return false
@@ -335,11 +388,17 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
         const delta = v.safeParse(Delta, event.data)
         if (delta.success && mode !== 'none') {
           const change = view.apply(delta.output)
-          if (change === 'gap')
-            // Deltas of one connection come in order; should one not follow, ask again from what we hold.
-            send(authenticateFrame())
-          else
+          if (change === 'gap') {
+            // Deltas of one connection come in order; should one not follow, ask again from what we
+            // hold, once: the deltas that come before the answer do not follow either.
+            if (askedAt?.position !== view.position) {
+              askedAt = { position: view.position }
+              send(authenticateFrame())
+            }
+          }
+          else {
             changed(change)
+          }
         }
         return true
       }
@@ -366,18 +425,23 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
 
   async function serve(event: WireEvent, id: string): Promise<void> {
     const handler = responders.get(event.type)
-    let reply: WireEvent
+    const socket = sockets
+    let reply: string
     try {
       if (!handler)
         throw new Error(`no handler for ${event.type}`)
       const result: unknown = await handler(event.data, received(event))
       const data = result !== null && typeof result === 'object' && !Array.isArray(result) ? result as Record<string, unknown> : { value: result }
-      reply = frame(event.type, data, { metadata: { event: { parentId: id } } })
+      // Encoded here: a reply that cannot be (a BigInt, a cycle) is an error reply, not an unhandled rejection.
+      reply = encodeFrame(frame(event.type, data, { metadata: { event: { parentId: id } } }))
     }
     catch (error) {
-      reply = frame('error', { message: error instanceof Error ? error.message : String(error) }, { metadata: { event: { parentId: id } } })
+      reply = encodeFrame(frame('error', { message: toError(error).message }, { metadata: { event: { parentId: id } } }))
     }
-    send(reply)
+    // Asked on a socket since gone: the hub told the asker `responder gone`, and knows the id on no
+    // other socket (it would route the reply as a new event, to everyone).
+    if (socket === sockets)
+      connection.send(reply)
   }
 
   function onFrame(text: string): void {
@@ -390,7 +454,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
         return
       const answered = calls.answer(parentId, (call) => {
         if (event.type === 'error')
-          call.reject(errorFromEvent(String(event.data.message), fromHub(event)))
+          call.reject(errorFromEvent(errorMessage(event), fromHub(event)))
         else
           call.resolve(event)
       })
@@ -405,7 +469,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       return
     }
     if (event.type === 'error') {
-      fail(errorFromEvent(String(event.data.message), fromHub(event)))
+      fail(errorFromEvent(errorMessage(event), fromHub(event)))
       return
     }
     const id = event.metadata?.event?.id
@@ -413,33 +477,30 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       void serve(event, id)
       return
     }
-    for (const handler of [...handlers.get(event.type) ?? []]) {
-      try {
-        handler(event.data, received(event))
-      }
-      catch (error) {
-        fail(error instanceof Error ? error : new Error(String(error)))
-      }
-    }
+    for (const handler of [...handlers.get(event.type) ?? []])
+      guarded(() => handler(event.data, received(event)), reported)
   }
 
   /** Sends now when open, else waits in the outbox; `answer` says whether to wait for an answer to the event, and how long. */
   function transmit(event: WireEvent & { metadata: { event: { id: string } } }, answer?: { timeoutMs: number, timeout: () => ClientError }): Promise<WireEvent | undefined> {
     return new Promise((resolve, reject) => {
+      // Encoded at the call: data that cannot be (a BigInt, a cycle) rejects it here, not later in the outbox.
+      const text = encodeFrame(event)
       const go = (): void => {
-        if (status !== 'open') {
+        // A socket already closing (its close not yet reported) takes nothing: the call waits for the next one.
+        if (status !== 'open' || !connection.send(text)) {
           outbox.push(go, reject)
           return
         }
+        // The answer comes in a later frame, never during `send`: waiting from here misses nothing.
         const answered = answer && calls.wait(event.metadata.event.id, answer.timeoutMs, answer.timeout)
-        send(event)
         if (answered)
           answered.then(resolve, reject)
         else
           resolve(undefined)
       }
       if (status === 'closed')
-        reject(new ClientError('closed', 'client closed'))
+        reject(stoppedBy ?? new ClientError('closed', 'client closed'))
       else
         go()
     })
@@ -470,7 +531,7 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
       return { delivered: Number(ack?.data.delivered) }
     },
     async request(type, data, requestOptions = {}) {
-      const timeoutMs = requestOptions.timeoutMs ?? requestTimeoutMs
+      const timeoutMs = checkedMs('timeoutMs', requestOptions.timeoutMs ?? requestTimeoutMs, 1, MAX_TIMER_MS - LOCAL_TIMEOUT_GRACE_MS)
       const to = destinations(requestOptions.to)
       const route = { ...(to ? { destinations: to } : { delivery: { mode: 'consumer', required: true } }), reply: { timeoutMs } }
       const reply = await transmit(frame(type, data, { route }), { timeoutMs: timeoutMs + LOCAL_TIMEOUT_GRACE_MS, timeout: () => new ClientError('timeout', 'request timed out') })
@@ -479,14 +540,14 @@ export function createClient<E extends EventMap = EventMap>(options: ClientOptio
     respond(type, handler) {
       const first = !responders.has(type)
       responders.set(type, handler)
-      if (first && status === 'open')
+      // Sent on an open socket even mid-handshake (after the handshake's own registrations); without one, the next handshake sends it.
+      if (first)
         send(frame('module:consumer:register', { event: type }))
       return () => {
         if (responders.get(type) !== handler)
           return
         responders.delete(type)
-        if (status === 'open')
-          send(frame('module:consumer:unregister', { event: type }))
+        send(frame('module:consumer:unregister', { event: type }))
       }
     },
     onModules: modulesListeners.add,

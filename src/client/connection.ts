@@ -1,6 +1,7 @@
 import type { ResolvedReconnectOptions } from './backoff.ts'
 import type { WebSocketConstructor, WebSocketLike } from './socket.ts'
 import { backoffDelay } from './backoff.ts'
+import { toError } from './errors.ts'
 import { OPEN } from './socket.ts'
 
 /** How the client tells a live connection from a dead one. */
@@ -11,7 +12,8 @@ export interface HeartbeatOptions {
    */
   intervalMs?: number
   /**
-   * Nothing received for this long: the connection is taken for dead and dropped (then reconnected).
+   * A ping unanswered (nothing received since it went out) for this long, or a socket still not
+   * open after it: the connection is taken for dead and dropped (then reconnected).
    * @default 45000
    */
   timeoutMs?: number
@@ -21,12 +23,16 @@ export interface HeartbeatOptions {
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 20_000
 /** `heartbeat.timeoutMs` unless told otherwise. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 45_000
+/** How long a dropped socket may take to close cleanly before it is cut (where it can be: `ws`). */
+const CLOSE_GRACE_MS = 1000
 /** The close reason of `close()`, as `onClose` reports it. */
 export const CLIENT_CLOSED = 'client closed'
 
 /** Why a socket ended, as `onClose` reports it. */
 export interface CloseInfo {
+  /** The close code: the hub's, or the client's own (4000 for a heartbeat or connect timeout, 4001 for a refused handshake, 1000 for `close()`). */
   code: number
+  /** The close reason, as given with the code. */
   reason: string
   /** True when the client will try again. */
   willReconnect: boolean
@@ -36,6 +42,7 @@ export interface CloseInfo {
 export interface ReconnectInfo {
   /** 1 for the first attempt after a drop. */
   attempt: number
+  /** How long until it (backoff with jitter). */
   delayMs: number
 }
 
@@ -75,25 +82,48 @@ export function createConnection(options: ConnectionOptions): Connection {
   let sockets = 0
   let openedAt = 0
   let lastHeard = 0
+  /** When the oldest ping still unanswered went out. */
+  let pingedAt: number | undefined
   let closed = false
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let heartbeatTimer: ReturnType<typeof setInterval> | undefined
 
   function open(): void {
     retryTimer = undefined
-    // A malformed URL throws here, on the first attempt, out of createClient.
-    const current = new options.WebSocket(options.urls[sockets++ % options.urls.length]!)
+    let current: WebSocketLike
+    try {
+      current = new options.WebSocket(options.urls[sockets++ % options.urls.length]!)
+    }
+    catch (error) {
+      // The first attempt throws out of createClient. A later one (a page that may not open a
+      // `ws:` URL of the list, say) is a failed attempt: reported, and the next one scheduled.
+      if (sockets === 1)
+        throw error
+      options.error(toError(error))
+      retry()
+      return
+    }
     socket = current
+    // Liveness from the start: a socket whose upgrade is never answered is dropped and retried too.
+    lastHeard = Date.now()
+    heartbeatTimer = setInterval(beat, options.heartbeat.intervalMs)
     current.onopen = () => {
       openedAt = lastHeard = Date.now()
-      heartbeatTimer = setInterval(beat, options.heartbeat.intervalMs)
+      pingedAt = undefined
       options.opened()
     }
     current.onmessage = (event: { data: unknown }) => {
       lastHeard = Date.now()
       // The hub sends text frames only (`ws` hands them over as strings too).
-      if (typeof event.data === 'string')
+      if (typeof event.data !== 'string')
+        return
+      // Whatever a frame sets off must not throw into the socket: in Node that is an uncaught exception.
+      try {
         options.frame(event.data)
+      }
+      catch (error) {
+        options.error(toError(error))
+      }
     }
     current.onerror = () => {
       // The close that follows says what happened; browsers give no detail here anyway.
@@ -102,10 +132,19 @@ export function createConnection(options: ConnectionOptions): Connection {
   }
 
   function beat(): void {
-    if (Date.now() - lastHeard > options.heartbeat.timeoutMs)
-      drop(4000, 'heartbeat timeout')
-    else
-      send(options.ping())
+    const now = Date.now()
+    if (!openedAt) {
+      if (now - lastHeard > options.heartbeat.timeoutMs)
+        drop(4000, 'connect timeout')
+      return
+    }
+    // Timed from the oldest ping not answered (nothing heard since), not from the last frame: a
+    // background tab runs this timer once a minute, and a live hub's answer is that old by then.
+    if (pingedAt === undefined || lastHeard >= pingedAt)
+      pingedAt = now
+    else if (now - pingedAt > options.heartbeat.timeoutMs)
+      return drop(4000, 'heartbeat timeout')
+    send(options.ping())
   }
 
   /** Forgets a socket (detached, so a late close of it changes nothing) and decides what comes next. */
@@ -123,13 +162,18 @@ export function createConnection(options: ConnectionOptions): Connection {
     if (openedAt && Date.now() - openedAt >= (options.reconnect ? options.reconnect.stableAfterMs : 0))
       attempt = 0
     openedAt = 0
-    const willReconnect = !closed && options.reconnect !== false
-    options.dropped({ code, reason, willReconnect })
-    if (willReconnect && options.reconnect) {
-      const delayMs = backoffDelay(options.reconnect, attempt++)
-      options.reconnecting({ attempt, delayMs })
-      retryTimer = setTimeout(open, delayMs)
-    }
+    options.dropped({ code, reason, willReconnect: !closed && options.reconnect !== false })
+    // A listener told of the drop may have closed the client: then nothing is scheduled.
+    retry()
+  }
+
+  function retry(): void {
+    if (closed || !options.reconnect)
+      return
+    const delayMs = backoffDelay(options.reconnect, attempt++)
+    // Scheduled before the listeners hear of it, so that a close() from one of them cancels it.
+    retryTimer = setTimeout(open, delayMs)
+    options.reconnecting({ attempt, delayMs })
   }
 
   function send(text: string): boolean {
@@ -147,6 +191,11 @@ export function createConnection(options: ConnectionOptions): Connection {
       current.close(code, reason)
     }
     catch {}
+    // `ws` waits 30 s for a frozen hub to answer the close, holding the Node process that long: give
+    // it a moment, then cut the socket (a no-op once closed; the timer holds nothing alive).
+    const terminate = current.terminate?.bind(current)
+    if (terminate)
+      (setTimeout(terminate, CLOSE_GRACE_MS) as { unref?: () => void }).unref?.()
     ended(current, code, reason, final)
   }
 

@@ -3,7 +3,9 @@ import type { Delta, WireModuleEntry } from './wire.ts'
 
 /** One module in the client's view of the hub's registry. */
 export interface ModuleEntry {
+  /** The module's name as announced. */
   name: string
+  /** Its index, when several instances of the module are numbered. */
   index?: number
   /** The peer holding it (a `peer:<id>` destination); a hub without the delta capability does not say. */
   peer?: string
@@ -15,7 +17,9 @@ export interface ModuleEntry {
 
 /** What one registry update changed; `onModules` listeners get it only when something did. */
 export interface ModulesChange {
+  /** Entries new to the view. */
   added: ModuleEntry[]
+  /** Entries gone from the view (as they were). */
   removed: ModuleEntry[]
   /** Entries still there whose health or identity changed (the new entry). */
   updated: ModuleEntry[]
@@ -23,7 +27,9 @@ export interface ModulesChange {
 
 /** Where a view stands in a hub node's registry: that node's `epoch` (one per start) and revision. */
 export interface RegistryPosition {
+  /** The hub node's start, as it names it. */
   epoch: string
+  /** The registry's revision on that node. */
   revision: number
 }
 

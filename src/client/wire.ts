@@ -47,6 +47,11 @@ export function encodeFrame(event: WireEvent): string {
   return JSON.stringify(event)
 }
 
+/** The text of an `error {message}` event; a message that is no string (a hostile hub) is not read. */
+export function errorMessage(event: WireEvent): string {
+  return typeof event.data.message === 'string' ? event.data.message : 'error without a message'
+}
+
 /** The hub's own events name it as their source plugin. */
 export const HUB_PLUGIN = 'hub-server'
 
