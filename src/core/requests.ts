@@ -10,8 +10,8 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from '../options.ts'
 
 /** Request types whose round-robin turn is remembered; the oldest is forgotten past it. */
 export const MAX_ROUND_ROBIN_TYPES = 10_000
-/** Answered requests remembered (at least half as many), so that a second reply from their responder is dropped (and counted), not routed. */
-export const MAX_ANSWERED_REQUESTS = 10_000
+/** Ended requests remembered (at least half as many), so that a late reply to one is dropped (and counted), not routed. */
+export const MAX_ENDED_REQUESTS = 10_000
 
 /** How a request ended, as `hub_requests_total{outcome}` counts it. */
 export type RequestOutcome = 'replied' | 'timeout' | 'no_responder' | 'responder_gone'
@@ -86,10 +86,11 @@ export function createRequests(options: RequestsOptions): Requests {
   const byResponder = new Map<string, Set<string>>()
   // Round-robin turns by request type: instances of one plugin share the load.
   const turns = new Map<string, number>()
-  // Answered requests by id → their responder, in two generations: the older one is dropped
-  // whole once the newer is full (deleting a Map's oldest entry one by one is slow in V8).
-  let answered = new Map<string, string>()
-  let answeredBefore = new Map<string, string>()
+  // Ended requests by id → their requester's peer id ('' for another node's), in two generations:
+  // the older one is dropped whole once the newer is full (deleting a Map's oldest entry one by
+  // one is slow in V8).
+  let ended = new Map<string, string>()
+  let endedBefore = new Map<string, string>()
   let local = 0
 
   // A peer's set stays while it is connected (emptied and refilled, not rebuilt); `leave` drops it.
@@ -118,13 +119,11 @@ export function createRequests(options: RequestsOptions): Requests {
       if (outcome)
         observers.emit('request', request.type, outcome)
     }
-    if (outcome === 'replied' || outcome === 'timeout') {
-      if (answered.size >= MAX_ANSWERED_REQUESTS / 2) {
-        answeredBefore = answered
-        answered = new Map()
-      }
-      answered.set(request.id, request.responderId)
+    if (ended.size >= MAX_ENDED_REQUESTS / 2) {
+      endedBefore = ended
+      ended = new Map()
     }
+    ended.set(request.id, typeof request.requester === 'string' ? '' : request.requester.id)
   }
 
   function fail(requester: Session, id: string, error: HubError): void {
@@ -172,10 +171,10 @@ export function createRequests(options: RequestsOptions): Requests {
     return pool[turn % pool.length]
   }
 
-  /** A second answer, an answer after the timeout, or one from a peer that is not the responder. */
+  /** A second answer, an answer after the request ended, or one from a peer that is not the responder. */
   function dropped(type: string, id: string, from: string): number {
     observers.emit('replyDropped', type)
-    logger.debug(`peer ${from}: reply to request ${id} dropped (answered already, timed out, or not its responder)`)
+    logger.debug(`peer ${from}: reply to request ${id} dropped (answered already, ended, or not its responder)`)
     return 0
   }
 
@@ -209,8 +208,11 @@ export function createRequests(options: RequestsOptions): Requests {
         return undefined
       const request = pending.get(id)
       if (!request) {
-        const responder = answered.get(id) ?? answeredBefore.get(id)
-        return responder === session.id ? dropped(event.type, id, session.id) : undefined
+        // A late reply (after the timeout, the requester's or the responder's leaving: a responder
+        // that reconnected answers as a new peer) goes to nobody; the requester's own events that
+        // name its request go on as events.
+        const requester = ended.get(id) ?? endedBefore.get(id)
+        return requester === undefined || requester === session.id ? undefined : dropped(event.type, id, session.id)
       }
       if (request.responderId !== session.id || request.responderNode !== undefined)
         return dropped(event.type, id, session.id)

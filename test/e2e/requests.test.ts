@@ -92,6 +92,44 @@ describe('requests with replies', () => {
     expect((await requester.waitFor(answering(id))).data).toEqual({ from: 'tool' })
   })
 
+  it('drops a late reply to a request that ended (its responder reconnected, its requester left), but routes the requester\'s own events that name it', async () => {
+    const hub = await startHub()
+    const [requester, responder, bystander] = await Promise.all([joined(hub, 'asker'), joined(hub, 'tool'), joined(hub, 'bystander')])
+    // Events of one sender arrive in order: once a bystander has its marker, an earlier event would have come.
+    const after = async (peer: RawPeer): Promise<void> => {
+      const marker = peer.send({ type: 'marker', data: {} })
+      await bystander.waitFor(e => e.type === 'marker' && e.metadata?.event?.id === marker)
+    }
+
+    const gone = requester.send({ type: 'tool:invoke', data: {}, route: { destinations: ['plugin:tool'], reply: true } })
+    await responder.waitFor(e => e.metadata?.event?.id === gone)
+    await responder.close()
+    expect((await requester.waitFor(answering(gone))).data).toEqual({ message: 'responder gone' })
+    // The responder comes back as a new peer and finishes the work it was given.
+    const back = await joined(hub, 'tool')
+    back.send({ type: 'tool:result', data: { late: true }, metadata: { event: { parentId: gone } } })
+    await after(back)
+
+    const left = requester.send({ type: 'tool:invoke', data: {}, route: { destinations: ['plugin:tool'], reply: true } })
+    await back.waitFor(e => e.metadata?.event?.id === left)
+    const requesterAgain = await joined(hub, 'asker-2')
+    await requester.close()
+    back.send({ type: 'tool:result', data: { orphan: true }, metadata: { event: { parentId: left } } })
+    await after(back)
+    expect(bystander.ofType('tool:result')).toEqual([])
+    expect(requesterAgain.ofType('tool:result')).toEqual([])
+
+    const metrics = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text()
+    expect(sample(metrics, 'hub_request_replies_dropped_total{type="tool:result"}')).toBe(2)
+
+    // The asker's own event naming its ended request is an event like any other.
+    const asker = await joined(hub, 'asker-3')
+    const own = asker.send({ type: 'tool:invoke', data: {}, route: { destinations: ['plugin:tool'], reply: { timeoutMs: 100 } } })
+    expect((await asker.waitFor(answering(own))).data).toEqual({ message: 'request timed out' })
+    asker.send({ type: 'thread:note', data: { about: own }, metadata: { event: { parentId: own } } })
+    expect((await bystander.waitFor(e => e.type === 'thread:note')).data).toEqual({ about: own })
+  })
+
   it('with route.delivery, asks the one consumer the consumer selection picks', async () => {
     const hub = await startHub()
     const [requester, first, second] = await Promise.all([joined(hub, 'asker'), joined(hub, 'worker-a'), joined(hub, 'worker-b')])
