@@ -9,13 +9,12 @@ export type { ReconnectOptions, ResolvedReconnectOptions } from './backoff.ts'
 
 // The client
 export { createClient, DEFAULT_REQUEST_TIMEOUT_MS } from './client.ts'
-export type { ClientModule, ClientOptions, ClientStatus, Destinations, EmitOptions, EventHandler, EventMap, HubClient, ReceivedEvent, RequestHandler, RequestOptions } from './client.ts'
-
 export { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from './connection.ts'
-export type { CloseInfo, HeartbeatOptions, ReconnectInfo } from './connection.ts'
 
+export type { CloseInfo, HeartbeatOptions, ReconnectInfo } from './connection.ts'
 // Errors
 export { ClientError } from './errors.ts'
+
 export type { ClientErrorCode } from './errors.ts'
 export { DEFAULT_QUEUE_MAX_SIZE, DEFAULT_QUEUE_MAX_WAIT_MS } from './outbox.ts'
 export type { QueueOptions } from './outbox.ts'
@@ -23,3 +22,4 @@ export type { QueueOptions } from './outbox.ts'
 export { moduleKey } from './registry-view.ts'
 export type { ModuleEntry, ModulesChange, RegistryPosition } from './registry-view.ts'
 export type { WebSocketConstructor, WebSocketLike } from './socket.ts'
+export type { ClientModule, ClientOptions, ClientStatus, Destinations, EmitOptions, EventHandler, EventMap, HubClient, ReceivedEvent, RequestHandler, RequestOptions } from './types.ts'
