@@ -22,6 +22,12 @@ export const MAX_PEER_CONSUMERS = 1024
 export const MAX_PEERS = 100_000
 /** Longest message (a batch) read at all: a node's full state stays well below it. */
 export const MAX_MESSAGE_CHARS = 64 * 1024 * 1024
+/**
+ * Most messages in one batch: a node cuts its batches after 1 MiB (`cluster.ts`) and no message
+ * is under 32 characters. Checking a forged batch of a million tiny messages, then handling
+ * each, would hold this node's event loop for seconds.
+ */
+export const MAX_BATCH_MESSAGES = 32_768
 
 const DEANNOUNCE_REASONS = ['connection closed', 'heartbeat expired', 'server shutdown', 're-announcing'] as const satisfies readonly DeannounceReason[]
 const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype']
@@ -127,6 +133,8 @@ export function decodeClusterBatch(text: string): DecodedBatch {
   }
   if (!Array.isArray(batch))
     return { messages: [], invalid: 1, reason: 'a message that is not a batch' }
+  if (batch.length > MAX_BATCH_MESSAGES)
+    return { messages: [], invalid: 1, reason: `a batch of ${batch.length} messages` }
   const decoded: DecodedBatch = { messages: [], invalid: 0 }
   for (const payload of batch) {
     const result = decodeClusterMessage(payload)

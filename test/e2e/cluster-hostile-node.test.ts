@@ -11,6 +11,7 @@ import { startRedis } from '../helpers/redis.ts'
 // what a node publishes: a batch of superjson payloads.
 
 const LIMIT = 'hub_errors_total{reason="backplane_limit"}'
+const INVALID = 'hub_errors_total{reason="backplane_invalid"}'
 const NODE_TIMEOUT_MS = 1000
 const HEARTBEAT_MS = NODE_TIMEOUT_MS / 5
 
@@ -75,6 +76,17 @@ describe('a hostile node on the backplane', () => {
     expect(states.forger).toBeLessThanOrEqual(2)
     expect(states.stranger).toBe(0)
     expect((await fetch(`http://127.0.0.1:${hub.port}/healthz`)).status).toBe(200)
+  })
+
+  it('drops a batch of more messages than a node ever sends in one, whole, before checking or applying any', async () => {
+    const { hub, forger, all } = await startNode()
+    const heartbeats = Array.from({ length: 40_000 }, () => ({ type: 'heartbeat', node: 'forger', seq: 0 }))
+    await forger.publish(all, batch(...heartbeats))
+    await metricReaches(hub, INVALID, 1)
+    // The same messages in batches a node would send are applied.
+    await forger.publish(all, batch(...heartbeats.slice(0, 10_000)))
+    await until(() => hub.server.hub.cluster!.nodes().includes('forger'), 'the node of a well-sized batch to be known')
+    expect(await metric(hub, INVALID)).toBe(1)
   })
 
   it('knows at most cluster.maxNodes other nodes, counting the messages of the rest', async () => {
