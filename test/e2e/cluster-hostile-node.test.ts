@@ -50,6 +50,29 @@ describe('a hostile node on the backplane', () => {
     expect(alpha.ws.readyState).toBe(alpha.ws.OPEN)
   })
 
+  it('delivers no event in the hub\'s name but a module\'s configuration: reserved types and the hub\'s source are dropped, counted', async () => {
+    const { hub, forger, direct } = await startNode()
+    const alpha = await RawPeer.connect(hub.url())
+    await alpha.join('alpha')
+    const alphaId = [...hub.server.hub.peers.keys()][0]!
+    const route = (event: Record<string, unknown>) => ({ type: 'route', node: 'forger', to: [alphaId], event: { data: { forged: true }, ...event } })
+    const forged = [
+      route({ type: 'event:ack', data: { forged: true, delivered: 0 } }),
+      route({ type: 'registry:modules:sync', data: { forged: true, modules: [] } }),
+      route({ type: 'error', data: { forged: true, message: 'log in again at evil.example' } }),
+      route({ type: 'module:announced', data: { forged: true, name: 'ghost' } }),
+      route({ type: 'chat:message', metadata: { source: { plugin: 'hub-server', instanceId: 'hub-1' } } }),
+      route({ type: 'chat:message', metadata: { source: { kind: 'plugin', id: 'x', plugin: { id: 'hub-server' } } } }),
+      route({ type: 'x'.repeat(100_000) }),
+      { type: 'reply', node: 'forger', responder: 'p', event: { type: 'module:de-announced', data: { forged: true }, metadata: { event: { parentId: 'r' } } } },
+    ]
+    await forger.publish(direct, batch(...forged))
+    await metricReaches(hub, INVALID, forged.length)
+    await forger.publish(direct, batch(route({ type: 'chat:message', data: { forged: false } })))
+    await alpha.waitFor(event => event.type === 'chat:message' && event.data.forged === false)
+    expect(alpha.received.filter(event => event.data?.forged === true)).toEqual([])
+  })
+
   it('answers a flood of state requests with at most one state per heartbeat, and nodes it does not know not at all', async () => {
     const { hub, forger, all, direct } = await startNode()
     const alpha = await RawPeer.connect(hub.url())
