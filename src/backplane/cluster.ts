@@ -4,7 +4,7 @@ import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason, HubEvent, PeerInfo } from '../types.ts'
 import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
 import { createTurnQueue } from '../core/turn.ts'
-import { decodeClusterBatch, encodeClusterMessage } from './messages.ts'
+import { decodeClusterBatch, encodeClusterMessage, MAX_MESSAGE_CHARS } from './messages.ts'
 
 /** A peer of this node as the cluster reads it: a silent one (`unhealthy`) is no consumer candidate elsewhere either. */
 export type LocalPeer = PeerInfo & { readonly unhealthy?: boolean }
@@ -91,6 +91,8 @@ interface NodeView {
   lastSeen: number
   /** Its authenticated peers, with a fingerprint of their modules, aliases, consumers and health to tell changes from repeats. */
   peers: Map<string, string>
+  /** The fingerprints' length together: about the size of its state. */
+  chars: number
   syncRequestedAt: number
   /** When this node last sent it its state; one asked for sooner is owed until the next tick. */
   stateSentAt: number
@@ -113,7 +115,7 @@ export function toPeerState({ id, modules = [], aliases, identity, protocol, unh
   return state
 }
 
-/** A fingerprint no state has. */
+/** Marks a fingerprint stale (no state's starts with it), its length kept for the node's size. */
 const STALE = '\0'
 
 /** A batch is cut after this many characters, so one busy turn does not become one huge message. */
@@ -269,6 +271,11 @@ export function createCluster(options: ClusterOptions): Cluster {
     publish(nodeChannel(node), { type: 'sync', node: nodeId })
   }
 
+  function record(view: NodeView, id: string, fingerprint: string): void {
+    view.chars += fingerprint.length - (view.peers.get(id)?.length ?? 0)
+    view.peers.set(id, fingerprint)
+  }
+
   function apply(node: string, view: NodeView, peer: RemotePeerState, reason: DeannounceReason): void {
     const fingerprint = peer.modules || peer.aliases || peer.identity || peer.consumers || peer.unhealthy ? JSON.stringify([peer.modules, peer.aliases, peer.identity, peer.consumers, peer.unhealthy]) : ''
     const known = view.peers.get(peer.id)
@@ -278,13 +285,22 @@ export function createCluster(options: ClusterOptions): Cluster {
       dropPastLimit(1, `peer ${peer.id.slice(0, 100)} of node ${node}: the node has ${maxPeersPerNode} peers already (cluster.maxPeersPerNode)`)
       return
     }
-    view.peers.set(peer.id, fingerprint)
+    // A node's whole state travels in one message when asked: one that could not is not held either.
+    if (view.chars + fingerprint.length - (known?.length ?? 0) > MAX_MESSAGE_CHARS) {
+      dropPastLimit(1, `peer ${peer.id.slice(0, 100)} of node ${node}: the node's state would pass ${MAX_MESSAGE_CHARS} characters`)
+      return
+    }
+    record(view, peer.id, fingerprint)
     port.upsert(node, peer, reason)
   }
 
   function remove(node: string, view: NodeView, id: string, reason: DeannounceReason): void {
-    if (view.peers.delete(id))
-      port.remove(node, id, reason)
+    const known = view.peers.get(id)
+    if (known === undefined)
+      return
+    view.chars -= known.length
+    view.peers.delete(id)
+    port.remove(node, id, reason)
   }
 
   function drop(node: string, reason: DeannounceReason): void {
@@ -342,9 +358,10 @@ export function createCluster(options: ClusterOptions): Cluster {
         return
       case 'health': {
         // The health in the fingerprint is stale now: the peer's next state is applied whatever it says.
-        const peers = views.get(message.node)?.peers
-        if (peers?.has(message.id))
-          peers.set(message.id, STALE)
+        const view = views.get(message.node)
+        const known = view?.peers.get(message.id)
+        if (known !== undefined && !known.startsWith(STALE))
+          record(view!, message.id, STALE + known)
         port.health(message.node, message.id, message.healthy)
         return
       }
@@ -362,7 +379,7 @@ export function createCluster(options: ClusterOptions): Cluster {
         dropPastLimit(1, `node ${message.node}: ${maxNodes} nodes are known already (cluster.maxNodes)`)
         return
       }
-      views.set(message.node, view = { seq: -1, lastSeen: now, peers: new Map(), syncRequestedAt: 0, stateSentAt: -Infinity, stateOwed: false })
+      views.set(message.node, view = { seq: -1, lastSeen: now, peers: new Map(), chars: 0, syncRequestedAt: 0, stateSentAt: -Infinity, stateOwed: false })
       logger.info(`cluster: node ${message.node} joined`)
     }
     if (message.type === 'sync') {

@@ -2,6 +2,7 @@ import type { RunningHub } from '../helpers/hub.ts'
 import type { RedisServer } from '../helpers/redis.ts'
 import { Redis } from 'ioredis'
 import { beforeEach, describe, expect, it } from 'vitest'
+import { createMemoryBackplane, createMemoryBus } from '../../src/backplane/memory.ts'
 import { listing, metric, metricReaches } from '../helpers/cluster.ts'
 import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
 import { until } from '../helpers/phoenix.ts'
@@ -132,5 +133,27 @@ describe('a hostile node on the backplane', () => {
     await forger.publish(all, batch({ type: 'left', node: 'forger', seq: 6, id: 'forged-0' }, { type: 'peer', node: 'forger', seq: 7, peer: peer(8) }))
     await until(() => hub.server.hub.remotePeers.has('forged-8'), 'a new peer in the freed place')
     expect(await listing(hub)).toEqual([1, 2, 3, 4, 8].map(i => `forged-${i}`))
+  })
+
+  it('holds no node\'s peers past what its state could carry in one message', async () => {
+    // In one process: 66 MiB through Redis would only test Redis.
+    const bus = createMemoryBus()
+    const hub = await startHub({ backplane: createMemoryBackplane(bus), cluster: { nodeTimeoutMs: 60_000 } })
+    hub.server.hub.start()
+    const forger = createMemoryBackplane(bus)
+    const all = `${hub.server.hub.options.cluster.prefix}:all`
+    // A peer of 22 modules of 1 MiB of labels each: three of them would pass the 64 Mi characters a message may hold.
+    const labels = Object.fromEntries(Array.from({ length: 256 }, (_, i) => [`l${i}`, 'v'.repeat(4000)]))
+    const peer = (i: number) => ({ id: `big-${i}`, modules: Array.from({ length: 22 }, (_, m) => ({ name: `big-${i}-${m}`, identity: { pluginId: 'big', instanceId: `${i}-${m}`, labels } })) })
+    await forger.publish(all, batch({ type: 'state', node: 'forger', seq: 0, hello: false, peers: [] }))
+    for (const i of [0, 1, 2])
+      await forger.publish(all, batch({ type: 'peer', node: 'forger', seq: i + 1, peer: peer(i) }))
+    await metricReaches(hub, LIMIT, 1)
+    expect([...hub.server.hub.remotePeers.keys()]).toEqual(['big-0', 'big-1'])
+    // One that leaves frees its share.
+    await forger.publish(all, batch({ type: 'left', node: 'forger', seq: 4, id: 'big-0' }, { type: 'peer', node: 'forger', seq: 5, peer: peer(2) }))
+    await until(() => hub.server.hub.remotePeers.has('big-2'), 'the third peer once the first left')
+    expect([...hub.server.hub.remotePeers.keys()]).toEqual(['big-1', 'big-2'])
+    expect(await metric(hub, LIMIT)).toBe(1)
   })
 })
