@@ -367,6 +367,14 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
 function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   const { hub, socket, options } = phoenix
   const [joinRef, , topic, , payload] = frame
+  // A channel holds its join_ref (twice: as is, and in its frames' prefix) for the socket's life:
+  // bounded like a name, or `maxChannels` huge refs would hold that many frames' worth.
+  const { maxNameLength } = hub.options.limits
+  if (typeof joinRef === 'string' && joinRef.length > maxNameLength) {
+    logRefusal(hub, `${socket.describe()} refused a join: its join_ref is over ${maxNameLength} characters`)
+    hub.observers.emit('error', 'limit_exceeded')
+    return reply(phoenix, frame, errorReply('limit exceeded: join_ref'))
+  }
   const colon = topic.indexOf(':')
   const prefix = topic.slice(0, colon)
   // A Layr8 agent without a DID of its own joins `plugins:`: the hub assigns one, its module name.

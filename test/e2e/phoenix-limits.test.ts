@@ -234,6 +234,17 @@ describe('phoenix gateway: channels per socket', () => {
     expect(sample(metrics, 'hub_errors_total{reason="too_many_channels"}')).toBe(2)
   })
 
+  it('refuses a join whose join_ref is longer than a name: a channel holds it for the socket\'s life', async () => {
+    const hub = await startHub()
+    const socket = await RawPhoenix.connect(rawUrl(hub))
+    const long = 'j'.repeat(300_000)
+    expect((await socket.request([long, '1', 'plugin:hoarder', 'phx_join', {}]))[4]).toEqual({ status: 'error', response: { reason: 'limit exceeded: join_ref' } })
+    expect(names(hub.server.hub)).toEqual([])
+    expect((await socket.request(['j'.repeat(256), '2', 'plugin:modest', 'phx_join', {}]))[4].status).toBe('ok')
+    const metrics = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text()
+    expect(sample(metrics, 'hub_errors_total{reason="limit_exceeded"}')).toBe(1)
+  })
+
   it('logs a flood of refused joins at most once a second, not once a join', async () => {
     const hub = await startHub({ env: { PHOENIX_MAX_CHANNELS: '1' }, limits: { eventsPerSec: 0 } })
     const warnings: string[] = []
