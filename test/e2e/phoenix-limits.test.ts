@@ -245,6 +245,24 @@ describe('phoenix gateway: channels per socket', () => {
     expect(sample(metrics, 'hub_errors_total{reason="limit_exceeded"}')).toBe(1)
   })
 
+  it('refuses a request whose ref or request_id is longer than a name: it is held until the reply, up to the longest timeout', async () => {
+    const hub = await startHub()
+    // A responder that reads every request and answers none.
+    const silent = await RawPeer.connect(hub.url())
+    await silent.join('silent')
+    silent.send({ type: 'module:consumer:register', data: { event: 'work', mode: 'consumer' } })
+    await until(() => hub.server.hub.consumers.handlers('work').length > 0, 'the consumer to register')
+    const socket = await RawPhoenix.connect(rawUrl(hub))
+    await socket.request(['1', '1', 'plugin:asker', 'phx_join', {}])
+    const long = 'r'.repeat(1000)
+    expect((await socket.request(['1', long, 'plugin:asker', 'work', { reply: true }]))[4]).toEqual({ status: 'error', response: { reason: 'limit exceeded: ref' } })
+    expect((await socket.request(['1', '2', 'plugin:asker', 'hub_call:work', { request_id: long }]))[4]).toEqual({ status: 'error', response: { reason: 'limit exceeded: ref' } })
+    // Short refs are served; a push that asks for nothing keeps any ref.
+    expect((await socket.request(['1', '3', 'plugin:asker', 'hub_call:work', { request_id: 'call-1' }]))[4].status).toBe('ok')
+    expect((await socket.request(['1', `${long}-note`, 'plugin:asker', 'note', { destinations: ['plugin:silent'] }]))[4].status).toBe('ok')
+    expect(silent.ofType('work')).toHaveLength(1)
+  })
+
   it('logs a flood of refused joins at most once a second, not once a join', async () => {
     const hub = await startHub({ env: { PHOENIX_MAX_CHANNELS: '1' }, limits: { eventsPerSec: 0 } })
     const warnings: string[] = []
