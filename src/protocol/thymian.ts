@@ -361,6 +361,13 @@ function emitAction(plugin: Plugin, frame: FrameOf<'emitAction'>): void {
   const { hub, session } = plugin
   const { id, name } = frame
   const fail = (error: { name: string, message: string }): void => write(plugin, { type: 'emitActionError', correlationId: id, name, error })
+  // The id is held until every handler answered (up to the longest request timeout): bounded like a name.
+  const { maxNameLength } = hub.options.limits
+  if (id.length > maxNameLength) {
+    logRefusal(hub, `${plugin.socket.describe()} refused an emitAction: its id is over ${maxNameLength} characters`)
+    hub.observers.emit('error', 'limit_exceeded')
+    return fail({ name: 'Error', message: 'limit exceeded: id' })
+  }
   const data = dataOf(frame.payload)
   const refused = hub.refusal({ type: name, data })
   if (refused)
