@@ -87,7 +87,7 @@ const Event = v.looseObject({
   data: PlainObject,
   metadata: v.optional(v.looseObject({
     source: v.optional(PlainObject),
-    event: v.optional(v.looseObject({ id: v.optional(v.string()), parentId: v.optional(v.string()) })),
+    event: v.optional(v.looseObject({ id: v.optional(Text), parentId: v.optional(Text) })),
   })),
 }) as unknown as v.GenericSchema<HubEvent, HubEvent>
 
