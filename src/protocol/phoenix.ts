@@ -321,6 +321,14 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
       const value = event.data[ruleOf(options.replies, event.type).correlate]
       if (typeof value !== 'string' && typeof value !== 'number')
         return
+      // Remembered past the request's end (4096 of them): a value longer than a name is not, and
+      // that request is not answered in the plugin's terms (it times out).
+      const { maxNameLength } = phoenix.hub.options.limits
+      if (typeof value === 'string' && value.length > maxNameLength) {
+        logRefusal(phoenix.hub, `${socket.describe()}: a ${event.type.slice(0, 100)} request's ${ruleOf(options.replies, event.type).correlate} is over ${maxNameLength} characters; its answer will not be matched`)
+        phoenix.hub.observers.emit('error', 'limit_exceeded')
+        return
+      }
       const { correlated } = requests
       const key = `${event.type}\0${value}`
       correlated.delete(key)

@@ -263,6 +263,25 @@ describe('phoenix gateway: channels per socket', () => {
     expect(silent.ofType('work')).toHaveLength(1)
   })
 
+  it('remembers no request_id of a request to a channel that is longer than a name: that request is not answered in the plugin\'s terms', async () => {
+    const hub = await startHub()
+    const plugin = await RawPhoenix.connect(rawUrl(hub))
+    await plugin.request(['1', '1', 'debug_plugin:models', 'phx_join', {}])
+    const requester = await RawPeer.connect(hub.url())
+    await requester.join('agent')
+    const long = 'q'.repeat(1000)
+    for (const [id, requestId] of [['call-long', long], ['call-short', 'req-1']]) {
+      requester.send({ type: 'invoke_model', data: { request_id: requestId }, metadata: { event: { id } }, route: { destinations: ['plugin:models'], reply: { timeoutMs: 500 } } })
+      await plugin.waitFor(f => f[3] === 'invoke_model' && f[4].request_id === requestId)
+      plugin.send(['1', `answer-${id}`, 'debug_plugin:models', 'invoke_model_response', { request_id: requestId, data: { text: 'hi' } }])
+    }
+    await requester.waitFor(event => event.type === 'invoke_model_response' && event.metadata?.event?.parentId === 'call-short')
+    const timedOut = await requester.waitFor(event => event.type === 'error' && event.metadata?.event?.parentId === 'call-long')
+    expect(timedOut.data.message).toBe('request timed out')
+    // Unmatched, the plugin's answer is a push like any other: no reply to the long request.
+    expect(requester.ofType('invoke_model_response').map(event => event.metadata?.event?.parentId)).toEqual([undefined, 'call-short'])
+  })
+
   it('logs a flood of refused joins at most once a second, not once a join', async () => {
     const hub = await startHub({ env: { PHOENIX_MAX_CHANNELS: '1' }, limits: { eventsPerSec: 0 } })
     const warnings: string[] = []
