@@ -224,7 +224,8 @@ export function createHub(input: HubOptions = {}): Hub {
       localPeers: () => authenticated.values(),
       consumersOf: consumers.of,
       deliver(event, peerIds, node) {
-        const recipients = peerIds.map(id => authenticated.get(id)).filter(session => session !== undefined)
+        // Each peer once, however often a (forged) route names it.
+        const recipients = [...new Set(peerIds)].map(id => authenticated.get(id)).filter(session => session !== undefined)
         // A request is forwarded to its one responder: its reply goes back to the requester's node.
         if (event.route?.reply !== undefined && recipients.length === 1)
           requests.served(node, event, recipients[0]!)

@@ -215,6 +215,19 @@ export interface HubOptions {
      * @default 'hub-server'
      */
     prefix?: string
+    /**
+     * Most other nodes known at once: the messages of a node past it are ignored (counted as
+     * `hub_errors_total{reason="backplane_limit"}`) until a known one leaves, so a forged or
+     * runaway node id cannot grow this node's tables without end.
+     * @default env `CLUSTER_MAX_NODES`, else 256
+     */
+    maxNodes?: number
+    /**
+     * Most peers of one other node known at once: past it, that node's new peers are ignored
+     * (counted the same way).
+     * @default env `CLUSTER_MAX_PEERS_PER_NODE`, else 100000
+     */
+    maxPeersPerNode?: number
   }
   /** Receives every error the hub handles itself instead of crashing. @default logs it */
   onError?: (error: unknown, context: { stage: ErrorStage, peerId?: string }) => void
@@ -231,7 +244,7 @@ export interface ResolvedHubOptions {
   readonly limits: Readonly<ResolvedLimits>
   /** Set when clustered. */
   readonly backplane?: Backplane
-  readonly cluster: { readonly nodeTimeoutMs: number, readonly heartbeatMs: number, readonly prefix: string }
+  readonly cluster: { readonly nodeTimeoutMs: number, readonly heartbeatMs: number, readonly prefix: string, readonly maxNodes: number, readonly maxPeersPerNode: number }
   readonly modules: readonly KnownModule[]
   readonly requiredTimeoutMs: number
   readonly logger: ConsolaInstance
@@ -282,6 +295,8 @@ export const DEFAULT_AUTH_TIMEOUT_MS = 30_000
 export const DEFAULT_AUTH_MAX_FAILURES = 3
 export const DEFAULT_NODE_TIMEOUT_MS = 10_000
 export const DEFAULT_CLUSTER_PREFIX = 'hub-server'
+export const DEFAULT_CLUSTER_MAX_NODES = 256
+export const DEFAULT_CLUSTER_MAX_PEERS_PER_NODE = 100_000
 export const DEFAULT_REQUIRED_TIMEOUT_MS = 4000
 
 /** The hub's env-configurable options. */
@@ -301,6 +316,8 @@ export const HUB_ENV_OPTIONS = envOptions({
   RATE_LIMIT_BYTES_PER_SEC: { option: 'limits.bytesPerSec', flag: 'rate-limit-bytes', value: '<bytes>', default: String(DEFAULT_RATE_LIMIT_BYTES_PER_SEC), description: 'bytes a socket may send per second (0 = no limit)' },
   REQUIRED_TIMEOUT_MS: { option: 'requiredTimeoutMs', flag: 'required-timeout', value: '<ms>', default: String(DEFAULT_REQUIRED_TIMEOUT_MS), description: 'how long start-up waits for the config\'s required modules before it logs the missing ones (and keeps serving)' },
   CLUSTER_NODE_TIMEOUT_MS: { option: 'cluster.nodeTimeoutMs', flag: 'node-timeout', value: '<ms>', default: String(DEFAULT_NODE_TIMEOUT_MS), description: 'a silent node is gone after this; its modules are de-announced' },
+  CLUSTER_MAX_NODES: { option: 'cluster.maxNodes', flag: 'cluster-max-nodes', value: '<n>', default: String(DEFAULT_CLUSTER_MAX_NODES), description: 'other nodes known at once; messages of any node past it are ignored' },
+  CLUSTER_MAX_PEERS_PER_NODE: { option: 'cluster.maxPeersPerNode', flag: 'cluster-max-peers-per-node', value: '<n>', default: String(DEFAULT_CLUSTER_MAX_PEERS_PER_NODE), description: 'peers of one other node known at once; past it its new peers are ignored' },
 })
 const ENV = HUB_ENV_OPTIONS
 
@@ -381,5 +398,11 @@ function resolveClusterOptions(cluster: HubOptions['cluster'], env: Env): Resolv
   const heartbeatMs = positiveInt('cluster.heartbeatMs', cluster?.heartbeatMs, env, Math.max(1, Math.floor(nodeTimeoutMs / 5)))
   if (heartbeatMs >= nodeTimeoutMs)
     invalid('cluster.heartbeatMs', heartbeatMs, `less than the node timeout (${nodeTimeoutMs})`)
-  return { nodeTimeoutMs, heartbeatMs, prefix: cluster?.prefix || DEFAULT_CLUSTER_PREFIX }
+  return {
+    nodeTimeoutMs,
+    heartbeatMs,
+    prefix: cluster?.prefix || DEFAULT_CLUSTER_PREFIX,
+    maxNodes: positiveInt(ENV.CLUSTER_MAX_NODES, cluster?.maxNodes, env, DEFAULT_CLUSTER_MAX_NODES),
+    maxPeersPerNode: positiveInt(ENV.CLUSTER_MAX_PEERS_PER_NODE, cluster?.maxPeersPerNode, env, DEFAULT_CLUSTER_MAX_PEERS_PER_NODE),
+  }
 }

@@ -4,7 +4,7 @@ import type { ErrorStage } from '../errors.ts'
 import type { DeannounceReason, HubEvent, PeerInfo } from '../types.ts'
 import type { Backplane, ClusterMessage, RemotePeerState } from './types.ts'
 import { createTurnQueue } from '../core/turn.ts'
-import { decodeClusterBatch, encodeClusterMessage } from './messages.ts'
+import { decodeClusterBatch, encodeClusterMessage, MAX_MESSAGE_CHARS } from './messages.ts'
 
 /** A peer of this node as the cluster reads it: a silent one (`unhealthy`) is no consumer candidate elsewhere either. */
 export type LocalPeer = PeerInfo & { readonly unhealthy?: boolean }
@@ -36,7 +36,7 @@ export interface ClusterPort {
 }
 
 /** Why the cluster dropped something: an invalid received message, or a routed event it could not forward. */
-export type DiscardReason = 'backplane_invalid' | 'backplane_dropped'
+export type DiscardReason = 'backplane_invalid' | 'backplane_dropped' | 'backplane_limit'
 
 export interface ClusterOptions {
   backplane: Backplane
@@ -48,6 +48,10 @@ export interface ClusterOptions {
   heartbeatMs: number
   /** A node not heard from for this long is gone: its modules are de-announced. */
   nodeTimeoutMs: number
+  /** Most other nodes known at once: messages of any node past it are ignored until one leaves. */
+  maxNodes: number
+  /** Most peers of one other node known at once: past it, that node's new peers are ignored. */
+  maxPeersPerNode: number
   logger: ConsolaInstance
   onError: (error: unknown, context: { stage: ErrorStage }) => void
 }
@@ -87,7 +91,12 @@ interface NodeView {
   lastSeen: number
   /** Its authenticated peers, with a fingerprint of their modules, aliases, consumers and health to tell changes from repeats. */
   peers: Map<string, string>
+  /** The fingerprints' length together: about the size of its state. */
+  chars: number
   syncRequestedAt: number
+  /** When this node last sent it its state; one asked for sooner is owed until the next tick. */
+  stateSentAt: number
+  stateOwed: boolean
 }
 
 /** A local peer as the other nodes learn it, with its consumer registrations. */
@@ -106,7 +115,7 @@ export function toPeerState({ id, modules = [], aliases, identity, protocol, unh
   return state
 }
 
-/** A fingerprint no state has. */
+/** Marks a fingerprint stale (no state's starts with it), its length kept for the node's size. */
 const STALE = '\0'
 
 /** A batch is cut after this many characters, so one busy turn does not become one huge message. */
@@ -146,7 +155,7 @@ function createDiscard(discard: ClusterPort['discard'], logger: ConsolaInstance,
  * (`messages.ts`); no timer or handler here lets an error escape: each goes to `onError`.
  */
 export function createCluster(options: ClusterOptions): Cluster {
-  const { backplane, nodeId, logger, onError, heartbeatMs, nodeTimeoutMs } = options
+  const { backplane, nodeId, logger, onError, heartbeatMs, nodeTimeoutMs, maxNodes, maxPeersPerNode } = options
   // Given at start: the hub's side of the cluster, which exists once the hub serves.
   let port: ClusterPort = { localPeers: () => [], consumersOf: () => undefined, upsert() {}, remove() {}, health() {}, deliver: () => 0, reply() {}, ack() {}, discard() {} }
   const allChannel = `${options.prefix}:all`
@@ -154,6 +163,7 @@ export function createCluster(options: ClusterOptions): Cluster {
   const views = new Map<string, NodeView>()
   const dropInvalid = createDiscard((reason, count) => port.discard(reason, count), logger, 'backplane_invalid', 'invalid backplane message(s)')
   const dropEvents = createDiscard((reason, count) => port.discard(reason, count), logger, 'backplane_dropped', 'event(s) for other nodes')
+  const dropPastLimit = createDiscard((reason, count) => port.discard(reason, count), logger, 'backplane_limit', 'backplane message(s) past the cluster\'s limits')
   // A tick this much later than due means this node did not run meanwhile: half the margin a
   // live node's heartbeats have before they would be taken for silence.
   const stallMs = (nodeTimeoutMs - heartbeatMs) / 2
@@ -239,6 +249,21 @@ export function createCluster(options: ClusterOptions): Cluster {
     return { type: 'state', node: nodeId, seq, peers, hello }
   }
 
+  /**
+   * Sends `node` this node's full state, at most once per heartbeat: a state is the costliest
+   * thing a node sends, and a tiny `sync` or `hello` asks for it. One asked for sooner is sent
+   * at the next tick, so nothing asked is lost.
+   */
+  function sendState(node: string, view: NodeView, now: number, owed = false): void {
+    if (!owed && now - view.stateSentAt < heartbeatMs) {
+      view.stateOwed = true
+      return
+    }
+    view.stateSentAt = now
+    view.stateOwed = false
+    publish(nodeChannel(node), state(false))
+  }
+
   function requestSync(node: string, view: NodeView, now: number): void {
     if (now - view.syncRequestedAt < heartbeatMs)
       return
@@ -246,17 +271,36 @@ export function createCluster(options: ClusterOptions): Cluster {
     publish(nodeChannel(node), { type: 'sync', node: nodeId })
   }
 
+  function record(view: NodeView, id: string, fingerprint: string): void {
+    view.chars += fingerprint.length - (view.peers.get(id)?.length ?? 0)
+    view.peers.set(id, fingerprint)
+  }
+
   function apply(node: string, view: NodeView, peer: RemotePeerState, reason: DeannounceReason): void {
     const fingerprint = peer.modules || peer.aliases || peer.identity || peer.consumers || peer.unhealthy ? JSON.stringify([peer.modules, peer.aliases, peer.identity, peer.consumers, peer.unhealthy]) : ''
-    if (view.peers.get(peer.id) === fingerprint)
+    const known = view.peers.get(peer.id)
+    if (known === fingerprint)
       return
-    view.peers.set(peer.id, fingerprint)
+    if (known === undefined && view.peers.size >= maxPeersPerNode) {
+      dropPastLimit(1, `peer ${peer.id.slice(0, 100)} of node ${node}: the node has ${maxPeersPerNode} peers already (cluster.maxPeersPerNode)`)
+      return
+    }
+    // A node's whole state travels in one message when asked: one that could not is not held either.
+    if (view.chars + fingerprint.length - (known?.length ?? 0) > MAX_MESSAGE_CHARS) {
+      dropPastLimit(1, `peer ${peer.id.slice(0, 100)} of node ${node}: the node's state would pass ${MAX_MESSAGE_CHARS} characters`)
+      return
+    }
+    record(view, peer.id, fingerprint)
     port.upsert(node, peer, reason)
   }
 
   function remove(node: string, view: NodeView, id: string, reason: DeannounceReason): void {
-    if (view.peers.delete(id))
-      port.remove(node, id, reason)
+    const known = view.peers.get(id)
+    if (known === undefined)
+      return
+    view.chars -= known.length
+    view.peers.delete(id)
+    port.remove(node, id, reason)
   }
 
   function drop(node: string, reason: DeannounceReason): void {
@@ -314,24 +358,33 @@ export function createCluster(options: ClusterOptions): Cluster {
         return
       case 'health': {
         // The health in the fingerprint is stale now: the peer's next state is applied whatever it says.
-        const peers = views.get(message.node)?.peers
-        if (peers?.has(message.id))
-          peers.set(message.id, STALE)
+        const view = views.get(message.node)
+        const known = view?.peers.get(message.id)
+        if (known !== undefined && !known.startsWith(STALE))
+          record(view!, message.id, STALE + known)
         port.health(message.node, message.id, message.healthy)
         return
       }
       case 'bye':
         drop(message.node, 'server shutdown')
         return
-      case 'sync':
-        publish(nodeChannel(message.node), state(false))
-        return
     }
     const now = Date.now()
     let view = views.get(message.node)
     if (!view) {
-      views.set(message.node, view = { seq: -1, lastSeen: now, peers: new Map(), syncRequestedAt: 0 })
+      // A node asks for a state only once it is known here (its own state or heartbeat came first).
+      if (message.type === 'sync')
+        return
+      if (views.size >= maxNodes) {
+        dropPastLimit(1, `node ${message.node}: ${maxNodes} nodes are known already (cluster.maxNodes)`)
+        return
+      }
+      views.set(message.node, view = { seq: -1, lastSeen: now, peers: new Map(), chars: 0, syncRequestedAt: 0, stateSentAt: -Infinity, stateOwed: false })
       logger.info(`cluster: node ${message.node} joined`)
+    }
+    if (message.type === 'sync') {
+      sendState(message.node, view, now)
+      return
     }
     view.lastSeen = now
     switch (message.type) {
@@ -339,7 +392,7 @@ export function createCluster(options: ClusterOptions): Cluster {
         if (message.seq >= view.seq)
           replace(message.node, view, message)
         if (message.hello)
-          publish(nodeChannel(message.node), state(false))
+          sendState(message.node, view, now)
         return
       case 'heartbeat':
         if (message.seq > view.seq)
@@ -384,6 +437,8 @@ export function createCluster(options: ClusterOptions): Cluster {
     for (const [node, view] of views) {
       if (now - view.lastSeen > nodeTimeoutMs)
         drop(node, 'heartbeat expired')
+      else if (view.stateOwed)
+        sendState(node, view, now, true)
     }
   }
 

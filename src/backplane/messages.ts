@@ -1,7 +1,8 @@
 import type { DeannounceReason, HubEvent } from '../types.ts'
 import type { ClusterMessage } from './types.ts'
 import * as v from 'valibot'
-import { fromSuperjson, isPlainJson, markPlainJson, toSuperjson } from '../core/event.ts'
+import { fromSuperjson, isPlainJson, isReservedEventType, markPlainJson, toSuperjson } from '../core/event.ts'
+import { HUB_PLUGIN } from '../core/refusals.ts'
 
 // Anything on the backplane's channels may have been published by anyone who can reach the
 // Redis: every message is checked before the cluster uses any of it, whole, so a bad one is
@@ -22,6 +23,12 @@ export const MAX_PEER_CONSUMERS = 1024
 export const MAX_PEERS = 100_000
 /** Longest message (a batch) read at all: a node's full state stays well below it. */
 export const MAX_MESSAGE_CHARS = 64 * 1024 * 1024
+/**
+ * Most messages in one batch: a node cuts its batches after 1 MiB (`cluster.ts`) and no message
+ * is under 32 characters. Checking a forged batch of a million tiny messages, then handling
+ * each, would hold this node's event loop for seconds.
+ */
+export const MAX_BATCH_MESSAGES = 32_768
 
 const DEANNOUNCE_REASONS = ['connection closed', 'heartbeat expired', 'server shutdown', 're-announcing'] as const satisfies readonly DeannounceReason[]
 const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype']
@@ -76,11 +83,11 @@ const PlainObject = v.custom<Record<string, unknown>>(isPlainObject, 'a plain ob
 
 // Only the envelope: the event is delivered as the sending node accepted it from its peer.
 const Event = v.looseObject({
-  type: v.pipe(v.string(), v.minLength(1)),
+  type: Name,
   data: PlainObject,
   metadata: v.optional(v.looseObject({
     source: v.optional(PlainObject),
-    event: v.optional(v.looseObject({ id: v.optional(v.string()), parentId: v.optional(v.string()) })),
+    event: v.optional(v.looseObject({ id: v.optional(Text), parentId: v.optional(Text) })),
   })),
 }) as unknown as v.GenericSchema<HubEvent, HubEvent>
 
@@ -96,6 +103,26 @@ const Message: v.GenericSchema<unknown, ClusterMessage> = v.variant('type', [
   v.object({ type: v.literal('reply'), node: Id, responder: Id, event: Event }),
   v.object({ type: v.literal('ack'), node: Id, token: Id, delivered: v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(MAX_PEERS)) }),
 ])
+
+/** The one event a node sends in its hub's name: a peer there configured a module here (`publish.ts`). */
+const HUB_ROUTED_TYPE = 'module:configure'
+
+/**
+ * Why an event a node forwards cannot be one: it forwards what its peers may publish (no
+ * reserved type; a reply may be an `error`) with the source it stamped from a module's identity,
+ * and in its hub's own name only `module:configure`. Anything else speaks for the hub: forged.
+ */
+function forgedEvent(message: ClusterMessage): string | undefined {
+  if (message.type !== 'route' && message.type !== 'reply')
+    return undefined
+  const { type, metadata } = message.event
+  const hubRouted = message.type === 'route' && type === HUB_ROUTED_TYPE
+  if (isReservedEventType(type) && !hubRouted && !(message.type === 'reply' && type === 'error'))
+    return `a ${message.type} message with an event of the reserved type ${JSON.stringify(type.slice(0, 40))}`
+  const plugin = (metadata?.source as { plugin?: unknown } | undefined)?.plugin
+  if (!hubRouted && (plugin === HUB_PLUGIN || (plugin as { id?: unknown } | undefined)?.id === HUB_PLUGIN))
+    return `a ${message.type} message with an event in the hub's name`
+}
 
 /** The messages that carry a peer's event: only they may hold values that need superjson. */
 const carriesEvent = (type: unknown): boolean => type === 'route' || type === 'reply'
@@ -127,6 +154,8 @@ export function decodeClusterBatch(text: string): DecodedBatch {
   }
   if (!Array.isArray(batch))
     return { messages: [], invalid: 1, reason: 'a message that is not a batch' }
+  if (batch.length > MAX_BATCH_MESSAGES)
+    return { messages: [], invalid: 1, reason: `a batch of ${batch.length} messages` }
   const decoded: DecodedBatch = { messages: [], invalid: 0 }
   for (const payload of batch) {
     const result = decodeClusterMessage(payload)
@@ -166,6 +195,9 @@ function decodeClusterMessage(payload: unknown): ClusterMessage | string {
     return `a ${type} message with ${path ? `${path.slice(0, 100)}: ` : ''}${issue.message.slice(0, 200)}`.replace(/[^\x20-\x7E]/g, '?')
   }
   const message = result.output
+  const forged = forgedEvent(message)
+  if (forged)
+    return forged.replace(/[^\x20-\x7E]/g, '?')
   // Keeps the fast path on this node too: its peers' frames are encoded without a walk.
   if (plain && (message.type === 'route' || message.type === 'reply'))
     markPlainJson(message.event)

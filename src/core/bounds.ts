@@ -144,6 +144,13 @@ export function checkRoute(destinations: unknown, limits: ShapeLimits): 'destina
 
 const destinationsOf = (value: unknown): unknown => typeof value === 'object' && value !== null ? (value as { destinations?: unknown }).destinations : undefined
 
+/** An event's id and parentId: held while its request is pending and remembered after, so bounded like a name. */
+export function checkEventIds(event: unknown, limits: ShapeLimits): 'event id' | undefined {
+  const ids = (event as { metadata?: { event?: { id?: unknown, parentId?: unknown } } } | null)?.metadata?.event
+  if ([ids?.id, ids?.parentId].some(id => typeof id === 'string' && id.length > limits.maxNameLength))
+    return 'event id'
+}
+
 /** `checkRoute` of both places an event's destinations may ride in (`route`, `data`). */
 export function checkRoutes(event: unknown, limits: ShapeLimits): ReturnType<typeof checkRoute> {
   if (typeof event !== 'object' || event === null)

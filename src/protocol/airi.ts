@@ -3,7 +3,7 @@ import type { Session } from '../core/session.ts'
 import type { Hub } from '../hub.ts'
 import type { AnnouncedIdentity, EventEncoder, HubEvent, Identity, StampedSource, WireIdentity } from '../types.ts'
 import * as v from 'valibot'
-import { checkData, checkRoutes } from '../core/bounds.ts'
+import { checkData, checkEventIds, checkRoutes } from '../core/bounds.ts'
 import { ConsumerRegistration, Data, DataDestinations, Route } from '../core/event-schema.ts'
 import { checkSuperjsonMeta, fromSuperjson, isPlainJson, markPlainJson, toSuperjson, toWireIdentity } from '../core/event.ts'
 import { HubError } from '../errors.ts'
@@ -156,7 +156,7 @@ export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
   // superjson copies its input by assignment: a prototype key would swap an object's prototype.
   const withMeta = wrapper?.meta !== undefined
   // Plain JSON has no cycles or shared parts, so its depth is all that can hurt.
-  const exceeded = checkRoutes(raw, limits) ?? checkData(raw, limits.maxDataDepth + 1, Infinity, withMeta)
+  const exceeded = checkRoutes(raw, limits) ?? checkEventIds(raw, limits) ?? checkData(raw, limits.maxDataDepth + 1, Infinity, withMeta)
     ?? (withMeta ? checkData(wrapper.meta, 2 * limits.maxDataDepth + 2, Infinity) ?? checkSuperjsonMeta(wrapper.meta) : undefined)
   if (exceeded)
     throw refuse(exceeded)
@@ -170,7 +170,7 @@ export function decodeAiriFrame(text: string, limits: ShapeLimits): HubEvent {
       throw invalid()
     }
     // References may have shared parts of the event (routes included) or closed a cycle.
-    const problem = plain ? undefined : checkData(event, limits.maxDataDepth + 1, limits.maxPayloadBytes, true) ?? checkRoutes(event, limits)
+    const problem = plain ? undefined : checkData(event, limits.maxDataDepth + 1, limits.maxPayloadBytes, true) ?? checkRoutes(event, limits) ?? checkEventIds(event, limits)
     if (problem)
       throw refuse(problem)
   }

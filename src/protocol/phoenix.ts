@@ -321,6 +321,14 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
       const value = event.data[ruleOf(options.replies, event.type).correlate]
       if (typeof value !== 'string' && typeof value !== 'number')
         return
+      // Remembered past the request's end (4096 of them): a value longer than a name is not, and
+      // that request is not answered in the plugin's terms (it times out).
+      const { maxNameLength } = phoenix.hub.options.limits
+      if (typeof value === 'string' && value.length > maxNameLength) {
+        logRefusal(phoenix.hub, `${socket.describe()}: a ${event.type.slice(0, 100)} request's ${ruleOf(options.replies, event.type).correlate} is over ${maxNameLength} characters; its answer will not be matched`)
+        phoenix.hub.observers.emit('error', 'limit_exceeded')
+        return
+      }
       const { correlated } = requests
       const key = `${event.type}\0${value}`
       correlated.delete(key)
@@ -367,6 +375,14 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
 function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   const { hub, socket, options } = phoenix
   const [joinRef, , topic, , payload] = frame
+  // A channel holds its join_ref (twice: as is, and in its frames' prefix) for the socket's life:
+  // bounded like a name, or `maxChannels` huge refs would hold that many frames' worth.
+  const { maxNameLength } = hub.options.limits
+  if (typeof joinRef === 'string' && joinRef.length > maxNameLength) {
+    logRefusal(hub, `${socket.describe()} refused a join: its join_ref is over ${maxNameLength} characters`)
+    hub.observers.emit('error', 'limit_exceeded')
+    return reply(phoenix, frame, errorReply('limit exceeded: join_ref'))
+  }
   const colon = topic.indexOf(':')
   const prefix = topic.slice(0, colon)
   // A Layr8 agent without a DID of its own joins `plugins:`: the hub assigns one, its module name.
@@ -478,9 +494,12 @@ async function push(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Channe
   const { reply: asked, ...data } = payload
   // `payload.reply`, or a request type the plugins answer in their own terms, asks for a reply.
   const request = answered ? undefined : asked as true | { timeoutMs?: number } | undefined ?? (Object.hasOwn(phoenix.options.replies, event) ? true : undefined)
+  const held = request && awaitedFrame(phoenix, frame)
+  if (held === null)
+    return reply(phoenix, frame, errorReply('limit exceeded: ref'))
   const id = nanoid()
-  if (request)
-    channel.requests.awaiting.set(id, frame)
+  if (held)
+    channel.requests.awaiting.set(id, held)
   const delivered = await publishPush(phoenix, frame, channel, answered ?? { type: event, data, metadata: { event: { id } }, route: request && { reply: request } })
   // A request is answered by its reply (or by why it got none), which may have come already.
   if (delivered !== undefined && !request)
@@ -534,6 +553,24 @@ function isHubCall([, , , event]: PhoenixFrame): boolean {
 /** The `request_id` of an accepted `hub_call:` push (checked by `HubCallPayload`). */
 const callIdOf = (frame: PhoenixFrame): unknown => (frame[4] as { request_id: unknown }).request_id
 
+/**
+ * What a request's answer needs of its push, held until the reply (up to the longest request
+ * timeout): its refs, topic and event, and a hub call's `request_id`, not the payload. null when
+ * a ref or request_id is longer than a name: refs are the client's counters, and each held one
+ * would keep a frame's worth per pending request.
+ */
+function awaitedFrame({ hub, socket }: PhoenixSocket, frame: PhoenixFrame): PhoenixFrame | null {
+  const [joinRef, ref, topic, event] = frame
+  const callId = isHubCall(frame) ? callIdOf(frame) : undefined
+  const { maxNameLength } = hub.options.limits
+  if ([ref, callId].some(value => typeof value === 'string' && value.length > maxNameLength)) {
+    logRefusal(hub, `${socket.describe()} refused a request: its ref is over ${maxNameLength} characters`)
+    hub.observers.emit('error', 'limit_exceeded')
+    return null
+  }
+  return [joinRef, ref, topic, event, callId === undefined ? null : { request_id: callId }]
+}
+
 /** What a hub call's requester gets for the reply `event`. */
 function hubCallAnswer(frame: PhoenixFrame, event: HubEvent): HubEvent {
   if (event.type === 'error')
@@ -561,8 +598,11 @@ async function hubCall(phoenix: PhoenixSocket, frame: PhoenixFrame, channel: Cha
   const refused = hub.refusal({ type, data })
   if (refused)
     return reply(phoenix, frame, errorReply(refused.code === 'reserved_event' ? 'reserved event' : refused.message))
+  const held = awaitedFrame(phoenix, frame)
+  if (held === null)
+    return reply(phoenix, frame, errorReply('limit exceeded: ref'))
   const id = nanoid()
-  channel.requests.awaiting.set(id, frame)
+  channel.requests.awaiting.set(id, held)
   if (await publishPush(phoenix, frame, channel, { type, data, metadata: { event: { id } }, route: { reply: true, delivery: { mode: 'consumer' } } }) !== undefined)
     reply(phoenix, frame, okReply())
 }

@@ -9,6 +9,7 @@ import * as v from 'valibot'
 import { envOptions, listOf, positiveInt } from '../env-options.ts'
 import { HubError } from '../errors.ts'
 import { defineGateway } from './gateway.ts'
+import { logRefusal } from './limits.ts'
 import { MAX_CORRELATED_REQUESTS } from './phoenix.ts'
 
 // Thymian remote plugins (`@thymian/plugin-websocket-proxy`): JSON text frames `{type, …}`.
@@ -124,6 +125,11 @@ export interface ThymianGatewayOptions {
    * @default env `THYMIAN_PORT`, else 0 (none)
    */
   port?: number
+  /**
+   * Events one plugin may name in its `register` (`onEvents`); a register naming more is refused.
+   * @default env `THYMIAN_MAX_EVENTS`, else 256
+   */
+  maxEvents?: number
   /** Where env-configurable options are read. @default process.env */
   env?: Env
 }
@@ -131,15 +137,18 @@ export interface ThymianGatewayOptions {
 export interface ResolvedThymianOptions {
   readonly path: string
   readonly port?: number
+  readonly maxEvents: number
 }
 
 export const DEFAULT_THYMIAN_PATH = '/thymian'
 /** How long an `emitAction` waits for its handlers when it names no `options.timeout` (Thymian's default). */
 export const DEFAULT_THYMIAN_ACTION_TIMEOUT_MS = 1000
+export const DEFAULT_THYMIAN_MAX_EVENTS = 256
 
 /** The Thymian gateway's env-configurable options. */
 export const THYMIAN_ENV_OPTIONS = envOptions({
   THYMIAN_PORT: { option: 'thymian.port', flag: 'thymian-port', value: '<port>', default: '', description: 'a port where Thymian plugins dial ws://host:<port> (Thymian\'s default 51234; empty = none, /thymian on the hub\'s port only)' },
+  THYMIAN_MAX_EVENTS: { option: 'thymian.maxEvents', flag: 'thymian-max-events', value: '<count>', default: String(DEFAULT_THYMIAN_MAX_EVENTS), description: 'events one Thymian plugin may name in its register (onEvents); a register naming more is refused' },
 })
 
 /** Resolves the gateway's options once. Throws `HubError('invalid_option')`. */
@@ -147,7 +156,8 @@ export function resolveThymianOptions(options: ThymianGatewayOptions = {}): Reso
   const env = options.env ?? process.env
   const [path] = listOf('thymian.path', [options.path ?? DEFAULT_THYMIAN_PATH], p => /^\/[^?#]*[^/?#]$/.test(p), 'a path like "/thymian"')
   const port = positiveInt(THYMIAN_ENV_OPTIONS.THYMIAN_PORT, options.port, env, 0, 0)
-  return { path: path!, port: port === 0 ? undefined : port }
+  const maxEvents = positiveInt(THYMIAN_ENV_OPTIONS.THYMIAN_MAX_EVENTS, options.maxEvents, env, DEFAULT_THYMIAN_MAX_EVENTS)
+  return { path: path!, port: port === 0 ? undefined : port, maxEvents }
 }
 
 // --- Plugins ---------------------------------------------------------------------------
@@ -284,11 +294,17 @@ function finish(plugin: Plugin, gathering: Gathering): void {
 }
 
 /** `register`: admission by the hub's rules, then `register-ack`; a refused plugin may not say ready. */
-function register(plugin: Plugin, frame: FrameOf<'register'>, reserved: Set<string>): void {
+function register(plugin: Plugin, frame: FrameOf<'register'>, reserved: Set<string>, maxEvents: number): void {
   const { hub, session } = plugin
   const refuse = (reason: string): void => {
     plugin.state = 'refused'
     write(plugin, { type: 'register-ack', ok: false, reason })
+  }
+  // Each named event is held for the socket's life: a bound, not the frame size, limits them.
+  if ((frame.onEvents?.length ?? 0) > maxEvents) {
+    logRefusal(hub, `${plugin.socket.describe()} registered past ${maxEvents} events (thymian.maxEvents)`)
+    hub.observers.emit('error', 'too_many_subscriptions')
+    return refuse(`Too many events (at most ${maxEvents}).`)
   }
   const { name } = frame
   // A configured module without a token is admitted by name (the operator chose that): it is
@@ -345,6 +361,13 @@ function emitAction(plugin: Plugin, frame: FrameOf<'emitAction'>): void {
   const { hub, session } = plugin
   const { id, name } = frame
   const fail = (error: { name: string, message: string }): void => write(plugin, { type: 'emitActionError', correlationId: id, name, error })
+  // The id is held until every handler answered (up to the longest request timeout): bounded like a name.
+  const { maxNameLength } = hub.options.limits
+  if (id.length > maxNameLength) {
+    logRefusal(hub, `${plugin.socket.describe()} refused an emitAction: its id is over ${maxNameLength} characters`)
+    hub.observers.emit('error', 'limit_exceeded')
+    return fail({ name: 'Error', message: 'limit exceeded: id' })
+  }
   const data = dataOf(frame.payload)
   const refused = hub.refusal({ type: name, data })
   if (refused)
@@ -394,7 +417,7 @@ const ALLOWED: Record<Plugin['state'], ReadonlySet<ThymianFrame['type']>> = {
   ready: new Set(['emit', 'emitAction', 'actionReply', 'actionError']),
 }
 
-function handleFrame(plugin: Plugin, text: string, reserved: Set<string>): void {
+function handleFrame(plugin: Plugin, text: string, reserved: Set<string>, options: ResolvedThymianOptions): void {
   const decoded = decodeThymianFrame(text)
   if ('close' in decoded)
     return closeFor(plugin, decoded.close)
@@ -403,7 +426,7 @@ function handleFrame(plugin: Plugin, text: string, reserved: Set<string>): void 
   if (!ALLOWED[plugin.state].has(frame.type))
     return closeFor(plugin, violation(`${frame.type} not allowed ${plugin.state === 'new' ? 'before register' : `after ${plugin.state === 'refused' ? 'a refused register' : plugin.state}`}`))
   switch (frame.type) {
-    case 'register': return register(plugin, frame, reserved)
+    case 'register': return register(plugin, frame, reserved, options.maxEvents)
     case 'ready': return ready(plugin, reserved)
     case 'emit': return emit(plugin, frame)
     case 'emitAction': return emitAction(plugin, frame)
@@ -429,7 +452,7 @@ export function thymianGateway(input: ThymianGatewayOptions = {}): Gateway {
       const plugin = { socket, hub: socket.hub, state: 'new', onActions: new Set(), onActionsJson: new Set(), onEventsJson: new Set(), actions: new Map(), asked: new Map() } as Omit<Plugin, 'session'> as Plugin
       plugin.session = socket.connect(connectionOf(plugin))
       return {
-        message: text => handleFrame(plugin, text, reserved),
+        message: text => handleFrame(plugin, text, reserved, options),
         closed() {
           if (plugin.state === 'registered')
             reserved.delete(plugin.name!)

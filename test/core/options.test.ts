@@ -51,7 +51,7 @@ describe('options', () => {
     expect(() => resolveHubOptions({ env: { MAX_PEERS: 'many' } })).toThrow('Invalid MAX_PEERS: "many" (expected an integer >= 1; flag --max-peers)')
     expect(() => resolveListenOptions({ env: { SHUTDOWN_TIMEOUT_MS: '-1' } })).toThrow('; flag --shutdown-timeout)')
     expect(() => resolveServerOptions({ env: { ALLOWED_HOSTS: 'a b' } })).toThrow('Invalid ALLOWED_HOSTS: "a b"')
-    expect(resolveThymianOptions({ env: { THYMIAN_PORT: '51234' } })).toEqual({ path: '/thymian', port: 51234 })
+    expect(resolveThymianOptions({ env: { THYMIAN_PORT: '51234', THYMIAN_MAX_EVENTS: '8' } })).toEqual({ path: '/thymian', port: 51234, maxEvents: 8 })
     expect(() => resolveThymianOptions({ env: { THYMIAN_PORT: 'yes' } })).toThrow('; flag --thymian-port)')
     expect(() => resolveMakaioOptions({ env: { MAKAIO_MAX_SUBSCRIPTIONS: '0' } })).toThrow('; flag --makaio-max-subscriptions)')
     expect(() => resolveMakaioOptions({ env: {}, broadcastTimeoutMs: 60_001 })).toThrow('Invalid makaio.broadcastTimeoutMs')

@@ -2,7 +2,7 @@ import type { RedisServer } from '../helpers/redis.ts'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { announced, deannounced, listing, metric, readyz, spawnNode, startNodes } from '../helpers/cluster.ts'
+import { announced, deannounced, listing, metric, metricReaches, readyz, spawnNode, startNodes } from '../helpers/cluster.ts'
 import { onCleanup, RawPeer, settle } from '../helpers/hub.ts'
 import { until } from '../helpers/phoenix.ts'
 import { startRedis } from '../helpers/redis.ts'
@@ -12,18 +12,6 @@ let redis: RedisServer
 
 const INVALID = 'hub_errors_total{reason="backplane_invalid"}'
 const DROPPED = 'hub_errors_total{reason="backplane_dropped"}'
-
-/** Polls a node's `/metrics` until `series` reaches `value`. */
-async function metricReaches(hub: { port: number }, series: string, value: number, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let last = await metric(hub, series)
-  while (last < value) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${series} to reach ${value} (it is ${last})`)
-    await settle(20)
-    last = await metric(hub, series)
-  }
-}
 
 describe('cluster faults over one real Redis', () => {
   beforeEach(async () => {

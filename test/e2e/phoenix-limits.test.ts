@@ -234,6 +234,54 @@ describe('phoenix gateway: channels per socket', () => {
     expect(sample(metrics, 'hub_errors_total{reason="too_many_channels"}')).toBe(2)
   })
 
+  it('refuses a join whose join_ref is longer than a name: a channel holds it for the socket\'s life', async () => {
+    const hub = await startHub()
+    const socket = await RawPhoenix.connect(rawUrl(hub))
+    const long = 'j'.repeat(300_000)
+    expect((await socket.request([long, '1', 'plugin:hoarder', 'phx_join', {}]))[4]).toEqual({ status: 'error', response: { reason: 'limit exceeded: join_ref' } })
+    expect(names(hub.server.hub)).toEqual([])
+    expect((await socket.request(['j'.repeat(256), '2', 'plugin:modest', 'phx_join', {}]))[4].status).toBe('ok')
+    const metrics = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text()
+    expect(sample(metrics, 'hub_errors_total{reason="limit_exceeded"}')).toBe(1)
+  })
+
+  it('refuses a request whose ref or request_id is longer than a name: it is held until the reply, up to the longest timeout', async () => {
+    const hub = await startHub()
+    // A responder that reads every request and answers none.
+    const silent = await RawPeer.connect(hub.url())
+    await silent.join('silent')
+    silent.send({ type: 'module:consumer:register', data: { event: 'work', mode: 'consumer' } })
+    await until(() => hub.server.hub.consumers.handlers('work').length > 0, 'the consumer to register')
+    const socket = await RawPhoenix.connect(rawUrl(hub))
+    await socket.request(['1', '1', 'plugin:asker', 'phx_join', {}])
+    const long = 'r'.repeat(1000)
+    expect((await socket.request(['1', long, 'plugin:asker', 'work', { reply: true }]))[4]).toEqual({ status: 'error', response: { reason: 'limit exceeded: ref' } })
+    expect((await socket.request(['1', '2', 'plugin:asker', 'hub_call:work', { request_id: long }]))[4]).toEqual({ status: 'error', response: { reason: 'limit exceeded: ref' } })
+    // Short refs are served; a push that asks for nothing keeps any ref.
+    expect((await socket.request(['1', '3', 'plugin:asker', 'hub_call:work', { request_id: 'call-1' }]))[4].status).toBe('ok')
+    expect((await socket.request(['1', `${long}-note`, 'plugin:asker', 'note', { destinations: ['plugin:silent'] }]))[4].status).toBe('ok')
+    expect(silent.ofType('work')).toHaveLength(1)
+  })
+
+  it('remembers no request_id of a request to a channel that is longer than a name: that request is not answered in the plugin\'s terms', async () => {
+    const hub = await startHub()
+    const plugin = await RawPhoenix.connect(rawUrl(hub))
+    await plugin.request(['1', '1', 'debug_plugin:models', 'phx_join', {}])
+    const requester = await RawPeer.connect(hub.url())
+    await requester.join('agent')
+    const long = 'q'.repeat(1000)
+    for (const [id, requestId] of [['call-long', long], ['call-short', 'req-1']]) {
+      requester.send({ type: 'invoke_model', data: { request_id: requestId }, metadata: { event: { id } }, route: { destinations: ['plugin:models'], reply: { timeoutMs: 500 } } })
+      await plugin.waitFor(f => f[3] === 'invoke_model' && f[4].request_id === requestId)
+      plugin.send(['1', `answer-${id}`, 'debug_plugin:models', 'invoke_model_response', { request_id: requestId, data: { text: 'hi' } }])
+    }
+    await requester.waitFor(event => event.type === 'invoke_model_response' && event.metadata?.event?.parentId === 'call-short')
+    const timedOut = await requester.waitFor(event => event.type === 'error' && event.metadata?.event?.parentId === 'call-long')
+    expect(timedOut.data.message).toBe('request timed out')
+    // Unmatched, the plugin's answer is a push like any other: no reply to the long request.
+    expect(requester.ofType('invoke_model_response').map(event => event.metadata?.event?.parentId)).toEqual([undefined, 'call-short'])
+  })
+
   it('logs a flood of refused joins at most once a second, not once a join', async () => {
     const hub = await startHub({ env: { PHOENIX_MAX_CHANNELS: '1' }, limits: { eventsPerSec: 0 } })
     const warnings: string[] = []

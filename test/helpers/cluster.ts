@@ -5,7 +5,7 @@ import type { RunningHub, WireEvent } from './hub.ts'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import process from 'node:process'
-import { onCleanup, RawPeer, startHub } from './hub.ts'
+import { onCleanup, RawPeer, settle, startHub } from './hub.ts'
 import { sample } from './metrics.ts'
 import { until } from './phoenix.ts'
 
@@ -63,6 +63,18 @@ export async function readyz(hub: { port: number }): Promise<{ status: number, b
 export async function metric(hub: { port: number }, series: string): Promise<number> {
   const exposition = await (await fetch(`http://127.0.0.1:${hub.port}/metrics`)).text()
   return sample(exposition, series) ?? 0
+}
+
+/** Polls a node's `/metrics` until `series` reaches `value`. */
+export async function metricReaches(hub: { port: number }, series: string, value: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last = await metric(hub, series)
+  while (last < value) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${series} to reach ${value} (it is ${last})`)
+    await settle(20)
+    last = await metric(hub, series)
+  }
 }
 
 /** The module names a peer newly connected to the node is given, sorted (duplicates kept). */
