@@ -3,7 +3,6 @@ import type { ClientOptions, HubClient } from '../../src/client/index.ts'
 import type { RunningHub } from '../helpers/hub.ts'
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer as createTcpServer } from 'node:net'
 import { join } from 'node:path'
 import process from 'node:process'
 import { pathToFileURL } from 'node:url'
@@ -11,7 +10,7 @@ import superjson from 'superjson'
 import { describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createClient } from '../../src/client/index.ts'
-import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { onCleanup, RawPeer, settle, startHub, startMuteServer } from '../helpers/hub.ts'
 import { until } from '../helpers/json-socket.ts'
 import { ROOT, run, tempDir } from '../helpers/process.ts'
 
@@ -414,17 +413,8 @@ describe('hub-server/client against other hubs', () => {
   })
 
   it('drops and retries a socket whose upgrade is never answered', async () => {
-    const server = createTcpServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const connections = new Set<Socket>()
-    server.on('connection', socket => connections.add(socket))
-    onCleanup(() => new Promise((resolve) => {
-      for (const socket of connections)
-        socket.destroy()
-      server.close(resolve)
-    }))
-    const c = client(`ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`, 'x', { heartbeat: { intervalMs: 20, timeoutMs: 100 } })
+    const { url, connections } = await startMuteServer()
+    const c = client(url, 'x', { heartbeat: { intervalMs: 20, timeoutMs: 100 } })
     const closes: string[] = []
     c.onClose(info => closes.push(info.reason))
     await until(() => connections.size >= 2, 'a second attempt')

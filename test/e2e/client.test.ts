@@ -1,16 +1,14 @@
-import type { Socket } from 'node:net'
 import type { ClientOptions, HubClient, ModulesChange } from '../../src/client/index.ts'
 import type { RunningHub } from '../helpers/hub.ts'
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer as createTcpServer } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { ClientError, createClient } from '../../src/client/index.ts'
 import { listenHub } from '../../src/listen.ts'
 import { createServer } from '../../src/server.ts'
-import { onCleanup, RawPeer, settle, startHub } from '../helpers/hub.ts'
+import { onCleanup, RawPeer, settle, startHub, startMuteServer } from '../helpers/hub.ts'
 import { until } from '../helpers/json-socket.ts'
 
 const token = 'secret'
@@ -257,17 +255,8 @@ describe('hub-server/client across disconnects', () => {
 
   it('closes while still connecting without an uncaught error from ws', async () => {
     // A server that takes the TCP connection and never answers the upgrade: the socket stays CONNECTING.
-    const server = createTcpServer()
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const connections = new Set<Socket>()
-    server.on('connection', socket => connections.add(socket))
-    onCleanup(() => new Promise((resolve) => {
-      for (const socket of connections)
-        socket.destroy()
-      server.close(resolve)
-    }))
-    const c = createClient({ url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`, WebSocket })
+    const { url, connections } = await startMuteServer()
+    const c = createClient({ url, WebSocket })
     await until(() => connections.size === 1, 'the TCP connection')
     c.close()
     await settle(50)

@@ -1,5 +1,8 @@
 import type { Buffer } from 'node:buffer'
+import type { Socket } from 'node:net'
 import type { ServerOptions } from '../../src/server.ts'
+import { once } from 'node:events'
+import { createServer as createTcpServer } from 'node:net'
 import superjson from 'superjson'
 import { afterEach } from 'vitest'
 import WebSocket from 'ws'
@@ -25,6 +28,24 @@ afterEach(async () => {
   for (const fn of fns)
     await fn()
 })
+
+/**
+ * A TCP server that takes connections and never answers an upgrade (a WebSocket to it stays
+ * CONNECTING), closed after the test: its URL and the connections it took.
+ */
+export async function startMuteServer(): Promise<{ url: string, connections: Set<Socket> }> {
+  const server = createTcpServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const connections = new Set<Socket>()
+  server.on('connection', socket => connections.add(socket))
+  onCleanup(() => new Promise((resolve) => {
+    for (const socket of connections)
+      socket.destroy()
+    server.close(resolve)
+  }))
+  return { url: `ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`, connections }
+}
 
 /** Starts a real hub on a free port (closed after the test). Logs are silenced unless asked for. */
 export async function startHub(options: ServerOptions = {}): Promise<RunningHub> {
