@@ -43,6 +43,9 @@ describe('docker-compose.yml', () => {
       }
     }
     expect(services.redis!.healthcheck!.test).toEqual(['CMD', 'redis-cli', 'ping'])
+    // Above the largest node state (one pub/sub message of up to 64 MiB), or Redis drops every subscriber.
+    const command = services.redis!.command as string[]
+    expect(command[command.indexOf('--client-output-buffer-limit') + 1]).toBe('pubsub 256mb 64mb 60')
   })
 
   it('configures each hub with .env, known variables, REDIS_URL at the redis service and a distinct instance id', () => {
