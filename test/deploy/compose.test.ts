@@ -11,6 +11,7 @@ import { ROOT } from '../helpers/process.ts'
 // the hub's own option spec, which is what breaks when one of them is edited alone.
 
 interface Service {
+  command?: string[]
   build?: string
   image?: string
   env_file?: string | string[]
@@ -44,7 +45,7 @@ describe('docker-compose.yml', () => {
     }
     expect(services.redis!.healthcheck!.test).toEqual(['CMD', 'redis-cli', 'ping'])
     // Above the largest node state (one pub/sub message of up to 64 MiB), or Redis drops every subscriber.
-    const command = services.redis!.command as string[]
+    const command = services.redis!.command!
     expect(command[command.indexOf('--client-output-buffer-limit') + 1]).toBe('pubsub 256mb 64mb 60')
   })
 
