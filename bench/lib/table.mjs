@@ -75,6 +75,8 @@ export function tableRows(results) {
     rows.push(row(`join storm N=${n}, hub-server/client`, 'times sooner than AIRI', entries, e => e.speedup, '>= 5x'))
     rows.push(row(`join storm N=${n}, delta peers counting like the AIRI peers`, 'ms until every view is complete', entries, e => e.counting?.convergedMs))
     rows.push(row(`join storm N=${n}, delta peers counting like the AIRI peers`, 'times sooner than AIRI', entries, e => e.countingSpeedup))
+    rows.push(row(`join storm N=${n}, hub-server/client with registry: 'none'`, 'ms until every client is open', entries, e => e.quiet?.convergedMs))
+    rows.push(row(`join storm N=${n}, hub-server/client with registry: 'none'`, 'server CPU ms', entries, e => e.quiet?.serverCpuMs))
     rows.push(row(`join storm N=${n}, bare ws sockets (raw relay)`, 'ms until every socket is open (floor)', entries, e => e.bare?.convergedMs))
     rows.push(row(`${n} views of ${n} modules, no network`, 'ms on the load generator (floor)', entries, e => e.views?.ms))
     rows.push(row(`join storm N=${n}, AIRI peers`, 'registry KiB received per peer', entries, e => round(e.airi.registryBytesPerPeer / 1024, 1)))

@@ -1,6 +1,7 @@
 // One share of a storm, in a process of its own (as clients are, in life). `start` joins peers
 // c<from>…c<to - 1> (at most `concurrency` joining at a time), of one `kind`:
 // - `client`: `hub-server/client` peers, each keeping a live view (`client.modules`);
+// - `quiet`: `hub-server/client` peers with `registry: 'none'` (complete once open: no view);
 // - `counting`: raw `ws` peers asking for registry deltas that count the modules they are told of
 //   without parsing the entries, as the bench's AIRI peers count `module:announced` frames;
 // - `bare`: raw `ws` sockets that only open (the floor of any storm on this machine).
@@ -34,8 +35,8 @@ class Counting extends WebSocket {
   }
 }
 
-function joinClient({ url, token, name, n, joined }) {
-  const client = createClient({ url, token, WebSocket: Counting, module: { name } })
+function joinClient({ url, token, name, n, joined, registry = 'delta' }) {
+  const client = createClient({ url, token, WebSocket: Counting, module: { name }, registry })
   client.onError(() => {})
   // Each open lets the next peer join, so that `concurrency` join at a time.
   let first = true
@@ -44,7 +45,7 @@ function joinClient({ url, token, name, n, joined }) {
       joined()
     first = false
   })
-  return { complete: () => client.status === 'open' && client.modules.size === n, close: () => client.close() }
+  return { complete: () => client.status === 'open' && (registry === 'none' || client.modules.size === n), close: () => client.close() }
 }
 
 const DELTA = Buffer.from('{"json":{"type":"registry:modules:delta"')
@@ -89,7 +90,7 @@ function joinBare({ url, joined }) {
   return { complete: () => ws.readyState === WebSocket.OPEN, close: () => ws.terminate() }
 }
 
-const joiners = { client: joinClient, counting: joinCounting, bare: joinBare }
+const joiners = { client: joinClient, quiet: options => joinClient({ ...options, registry: 'none' }), counting: joinCounting, bare: joinBare }
 
 function start({ kind, url, token, from, to, n, concurrency }) {
   const queue = Array.from({ length: to - from }, (_, i) => from + i)

@@ -7,7 +7,8 @@
 // their default backoff (1 s → 30 s, jitter 0.5), in a few processes (storm-clients.mjs).
 // Beside them, what bounds a storm on this machine: N bare `ws` sockets opening (to the raw relay),
 // N peers of the delta capability that count modules without parsing them (as the AIRI peers do),
-// and the load generator building N views of N modules with no network at all.
+// N clients that want no registry (`registry: 'none'`), and the load generator building N views of
+// N modules with no network at all.
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
@@ -148,8 +149,9 @@ export async function storms({ target, token, n, concurrency = 500, processes = 
   const options = { token, n, concurrency, processes, timeoutMs }
   const bare = (await shareStorm({ ...options, kind: 'bare', target: targets.ws })).join
   const counting = (await shareStorm({ ...options, kind: 'counting', target })).join
+  const quiet = (await shareStorm({ ...options, kind: 'quiet', target })).join
   const { join: client, reconnect } = await shareStorm({ ...options, kind: 'client', target, reconnect: true })
   const views = await viewsFloor({ n, processes, perFrame: Math.max(1, Math.round(n / client.framesPerPeer)), timeoutMs })
   const speedup = storm => airi.convergedMs && storm.convergedMs ? round(airi.convergedMs / storm.convergedMs, 1) : null
-  return { n, processes, airi, bare, counting, client, reconnect, views, speedup: speedup(client), countingSpeedup: speedup(counting) }
+  return { n, processes, airi, bare, counting, quiet, client, reconnect, views, speedup: speedup(client), countingSpeedup: speedup(counting) }
 }
