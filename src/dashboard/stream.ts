@@ -89,7 +89,6 @@ export function createDashboardStreams(hub: Hub, view: TopologyView, stats: Dash
         history: stats.history(),
         errors: stats.recentErrors(),
         closes: stats.recentCloses(),
-        batchMs: DASHBOARD_BATCH_MS,
       })
       for (const page of fresh) {
         page.fresh = false
