@@ -16,7 +16,6 @@ export interface Calls {
   answer: (parentId: string, settle: (call: { resolve: (event: WireEvent) => void, reject: (error: ClientError) => void }) => void) => boolean
   /** Rejects every waiting call (the connection dropped, or the client closed). */
   rejectAll: (error: ClientError) => void
-  readonly size: number
 }
 
 /** Creates the table of waiting calls. */
@@ -50,9 +49,6 @@ export function createCalls(): Calls {
     rejectAll(error) {
       for (const id of [...waiting.keys()])
         settle(id)?.reject(error)
-    },
-    get size() {
-      return waiting.size
     },
   }
 }

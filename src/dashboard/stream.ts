@@ -10,8 +10,6 @@ const SAMPLE_MS = 1000
 export interface DashboardStreams {
   /** A page's live stream (server-sent events): a `snapshot`, then `update` batches; `who` names it in log lines. */
   open: (who: string) => Response
-  /** Pages open now. */
-  readonly size: number
   /** Ends every page's stream (the hub is closing). */
   close: () => void
 }
@@ -89,7 +87,6 @@ export function createDashboardStreams(hub: Hub, view: TopologyView, stats: Dash
         history: stats.history(),
         errors: stats.recentErrors(),
         closes: stats.recentCloses(),
-        batchMs: DASHBOARD_BATCH_MS,
       })
       for (const page of fresh) {
         page.fresh = false
@@ -146,9 +143,6 @@ export function createDashboardStreams(hub: Hub, view: TopologyView, stats: Dash
   }
 
   return {
-    get size() {
-      return pages.size
-    },
     close() {
       for (const page of [...pages])
         leave(page, true)
