@@ -75,10 +75,9 @@ function describePeer(peer: PeerInfo): ExplainPeer {
   const { node } = peer as Partial<RemotePeer>
   if (node !== undefined)
     described.node = node
-  // Gateways that name themselves set it (`PeerInfo.protocol`); older ports leave it out.
-  const { protocol } = peer as { protocol?: unknown }
-  if (typeof protocol === 'string')
-    described.protocol = protocol
+  // Gateways that name themselves set it; older ports leave it out.
+  if (peer.protocol !== undefined)
+    described.protocol = peer.protocol
   return described
 }
 
