@@ -252,7 +252,7 @@ export function createExplain(options: ExplainOptions): Explain {
 function runMiddleware(steps: RouteSteps, event: HubEvent, sender: PeerInfo | undefined, given: Set<PeerInfo>, exclude: (peer: PeerInfo, verdict: Verdict) => void, done: (left: Set<PeerInfo>) => void): void | Promise<void> {
   const context = createRouteContext(event, sender, given, true)
   const named = steps.middleware.map(middlewareName)
-  let still = new Set(given)
+  let still = given
   let reached = false
   // The middleware running when the chain stopped: the innermost one entered.
   let entered = -1
