@@ -179,13 +179,14 @@ export function createConsumers(options: { maxPerPeer: number, maxStickyKeys?: n
           // A consumer joining, leaving or falling out of candidacy starts the turn again.
           const members = candidates.map(consumer => consumer.peer.id).join('\0')
           let cursor = cursors.get(key)
-          if (cursor?.members !== members)
+          if (cursor?.members !== members) {
             cursor = { members, next: 0 }
-          const chosen = candidates[cursor.next % candidates.length]!
-          if (!preview) {
-            cursors.set(key, cursor)
-            cursor.next = (cursor.next + 1) % candidates.length
+            if (!preview)
+              cursors.set(key, cursor)
           }
+          const chosen = candidates[cursor.next % candidates.length]!
+          if (!preview)
+            cursor.next = (cursor.next + 1) % candidates.length
           return { group, peer: chosen.peer }
         }
         case 'sticky': {

@@ -50,14 +50,14 @@ export const ConsumerRegistration = v.object({
   priority: v.optional(v.pipe(v.number(), v.finite())),
 })
 
+/** Destinations, in `route.destinations` or `data.destinations`: valid in either place. */
+export const DataDestinations = v.optional(v.array(v.union([v.string(), Expression])))
+
 /** `route`: destinations, delivery, reply, ack, bypass; other fields are let through. */
 export const Route = v.looseObject({
-  destinations: v.optional(v.array(v.union([v.string(), Expression]))),
+  destinations: DataDestinations,
   bypass: v.optional(v.boolean()),
   delivery: v.optional(Delivery),
   reply: v.optional(Reply),
   ack: v.optional(v.boolean()),
 })
-
-// Destinations may also ride in `data.destinations`; they must be valid there too.
-export const DataDestinations = v.optional(v.array(v.union([v.string(), Expression])))

@@ -75,10 +75,9 @@ function describePeer(peer: PeerInfo): ExplainPeer {
   const { node } = peer as Partial<RemotePeer>
   if (node !== undefined)
     described.node = node
-  // Gateways that name themselves set it (`PeerInfo.protocol`); older ports leave it out.
-  const { protocol } = peer as { protocol?: unknown }
-  if (typeof protocol === 'string')
-    described.protocol = protocol
+  // Gateways that name themselves set it; older ports leave it out.
+  if (peer.protocol !== undefined)
+    described.protocol = peer.protocol
   return described
 }
 
@@ -253,7 +252,7 @@ export function createExplain(options: ExplainOptions): Explain {
 function runMiddleware(steps: RouteSteps, event: HubEvent, sender: PeerInfo | undefined, given: Set<PeerInfo>, exclude: (peer: PeerInfo, verdict: Verdict) => void, done: (left: Set<PeerInfo>) => void): void | Promise<void> {
   const context = createRouteContext(event, sender, given, true)
   const named = steps.middleware.map(middlewareName)
-  let still = new Set(given)
+  let still = given
   let reached = false
   // The middleware running when the chain stopped: the innermost one entered.
   let entered = -1

@@ -143,29 +143,31 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
   }
 
   /**
-   * Delivers a sync kept for its revision: encoded once per pure encoder (one per protocol),
-   * whichever turn its peers ask in. Another encoder's frame (a socket's own, like Makaio's
-   * routing filter) is not kept: it may differ next time, and there is one per socket.
+   * A sync built once per revision (`revisionOf`) for all who ask, whichever turn (a reconnect
+   * storm's many turns), and encoded once per pure encoder (one per protocol). Another encoder's
+   * frame (a socket's own, like Makaio's routing filter) is not kept: it may differ next time,
+   * and there is one per socket. The sender returns how many peers it went to.
    */
-  function deliverKept(sync: KeptSync, to: Session[]): number {
-    const delivered = deliver(sync.event, to, undefined, ignoreBacklog, sync.frames)
-    for (const encoder of sync.frames.keys()) {
-      if (!encoder.pure)
-        sync.frames.delete(encoder)
+  function keptSync(revisionOf: () => number, build: () => HubEvent): (to: Iterable<Session>) => number {
+    let kept: KeptSync | undefined
+    return (to) => {
+      const ready = keepingUp(to)
+      if (ready.length === 0)
+        return 0
+      const revision = revisionOf()
+      if (kept?.revision !== revision)
+        kept = { revision, event: markPlainJson(build()), frames: new Map() }
+      const delivered = deliver(kept.event, ready, undefined, ignoreBacklog, kept.frames)
+      for (const encoder of kept.frames.keys()) {
+        if (!encoder.pure)
+          kept.frames.delete(encoder)
+      }
+      return delivered
     }
-    return delivered
   }
 
-  // A sync is the registry's state, built and encoded once per revision for all who ask (a reconnect storm's many turns).
-  let syncCache: KeptSync | undefined
-  function sendSync(to: Iterable<Session>): void {
-    const ready = keepingUp(to)
-    if (ready.length === 0)
-      return
-    if (syncCache?.revision !== registry.revision)
-      syncCache = { revision: registry.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(entryData) })), frames: new Map() }
-    deliverKept(syncCache, ready)
-  }
+  // The registry's state, for peers that hear every change.
+  const sendSync = keptSync(() => registry.revision, () => createEvent('registry:modules:sync', { modules: [...registry.entries()].map(entryData) }))
   const syncs = createTurnQueue<Session>(asked => sendSync(new Set(asked.filter(session => perChange.has(session) && session.state !== 'closed'))))
 
   const deltaEntry = (entry: ModuleEntry): DeltaEntry => ({ peer: entry.peerId, ...entryData(entry), healthy: healthOf(entry) })
@@ -177,16 +179,8 @@ export function createRegistryFeed(options: RegistryFeedOptions): RegistryFeed {
     removed: diff.removed.map(({ peerId, name, index }) => ({ peer: peerId, name, index })),
     health: diff.health.map(({ entry: { peerId, name, index }, healthy }) => ({ peer: peerId, name, index, healthy })),
   }))
-  // The full registry for delta peers, built and encoded once per revision; returns how many it went to.
-  let fullSync: KeptSync | undefined
-  function sendFullSync(to: Iterable<Session>): number {
-    const ready = keepingUp(to)
-    if (ready.length === 0)
-      return 0
-    if (fullSync?.revision !== log.revision)
-      fullSync = { revision: log.revision, event: markPlainJson(createEvent('registry:modules:sync', { modules: [...registry.entries()].map(deltaEntry), epoch: log.epoch, revision: log.revision })), frames: new Map() }
-    return deliverKept(fullSync, ready)
-  }
+  // The full registry for delta peers: with health, so kept by the log's revision (health changes bump it).
+  const sendFullSync = keptSync(() => log.revision, () => createEvent('registry:modules:sync', { modules: [...registry.entries()].map(deltaEntry), epoch: log.epoch, revision: log.revision }))
 
   // The revision delta peers were last brought to; the turn's changes lie after it.
   let flushed = log.revision
