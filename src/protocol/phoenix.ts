@@ -318,12 +318,13 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
         reply(phoenix, frame, replyOf(event))
     },
     requested(event) {
-      const value = event.data[ruleOf(options.replies, event.type).correlate]
+      const { correlate } = ruleOf(options.replies, event.type)
+      const value = event.data[correlate]
       if (typeof value !== 'string' && typeof value !== 'number')
         return
       // Remembered past the request's end (4096 of them): a value longer than a name is not, and
       // that request is not answered in the plugin's terms (it times out).
-      if (isOverlong(phoenix.hub, socket, value, 'the correlate value of a request to it (its answer will not be matched)'))
+      if (isOverlong(phoenix.hub, socket, value, `the ${correlate} of a request to it (its answer will not be matched)`))
         return
       const { correlated } = requests
       const key = `${event.type}\0${value}`
