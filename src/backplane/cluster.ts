@@ -368,23 +368,23 @@ export function createCluster(options: ClusterOptions): Cluster {
       case 'bye':
         drop(message.node, 'server shutdown')
         return
+      case 'sync': {
+        // A node asks for a state only once it is known here (its own state or heartbeat came first).
+        const view = views.get(message.node)
+        if (view)
+          sendState(message.node, view, Date.now())
+        return
+      }
     }
     const now = Date.now()
     let view = views.get(message.node)
     if (!view) {
-      // A node asks for a state only once it is known here (its own state or heartbeat came first).
-      if (message.type === 'sync')
-        return
       if (views.size >= maxNodes) {
         dropPastLimit(1, `node ${message.node}: ${maxNodes} nodes are known already (cluster.maxNodes)`)
         return
       }
       views.set(message.node, view = { seq: -1, lastSeen: now, peers: new Map(), chars: 0, syncRequestedAt: 0, stateSentAt: -Infinity, stateOwed: false })
       logger.info(`cluster: node ${message.node} joined`)
-    }
-    if (message.type === 'sync') {
-      sendState(message.node, view, now)
-      return
     }
     view.lastSeen = now
     switch (message.type) {

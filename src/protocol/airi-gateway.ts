@@ -1,6 +1,7 @@
 import type { Gateway } from './gateway.ts'
+import * as v from 'valibot'
 import { HubError } from '../errors.ts'
-import { airiCurrentEncoder, airiEncoder, eventIdOfFrame, handleAiriFrame } from './airi.ts'
+import { airiCurrentEncoder, airiEncoder, eventIdOfFrame, handleAiriFrame, RegistryMode } from './airi.ts'
 import { defineGateway } from './gateway.ts'
 
 export interface AiriGatewayOptions {
@@ -27,8 +28,6 @@ const AIRI_EVENTS = [
   'transport:connection:heartbeat',
 ]
 
-const REGISTRY_MODES = new Set(['delta', 'none'])
-
 /** The native AIRI endpoint (all three client generations): one hub session per socket. */
 export function airiGateway({ path = DEFAULT_AIRI_PATH }: AiriGatewayOptions = {}): Gateway {
   return defineGateway({
@@ -40,14 +39,15 @@ export function airiGateway({ path = DEFAULT_AIRI_PATH }: AiriGatewayOptions = {
     // `?registry=delta|none`: how the peer hears the registry from its connection on (a bot that wants none of it never gets a sync).
     upgrade(request) {
       const mode = new URL(request.url).searchParams.get('registry')
-      if (mode !== null && !REGISTRY_MODES.has(mode))
+      if (mode !== null && !v.is(RegistryMode, mode))
         return new Response('registry must be delta or none', { status: 400 })
     },
     open(socket) {
       const { hub } = socket
-      const mode = socket.query.get('registry') as 'delta' | 'none' | null
+      const mode = socket.query.get('registry')
+      const registry = v.is(RegistryMode, mode) ? { mode } : undefined
       // A peer that asks for the registry its way is of the current generation (identities as announced).
-      const session = socket.connect(socket.connection(mode ? airiCurrentEncoder : airiEncoder), mode ? { registry: { mode } } : undefined)
+      const session = socket.connect(socket.connection(registry ? airiCurrentEncoder : airiEncoder), registry && { registry })
       return {
         message: text => handleAiriFrame(hub, session, text),
         rateLimited: text => session.connection.fail(hub.refuse(session, new HubError('rate_limited', 'rate limited')), eventIdOfFrame(text)),

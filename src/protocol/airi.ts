@@ -65,6 +65,9 @@ const Configure = v.pipe(
   v.check(input => input.moduleName !== undefined || input.identity !== undefined),
 )
 
+/** How a peer asks to hear the registry (`RegistryRequest['mode']`), in-band or at the upgrade (`/ws?registry=`). */
+export const RegistryMode = v.picklist(['delta', 'none'])
+
 /**
  * `module:authenticate`: AIRI sends `{token}`; a peer of ours may also ask how it hears the
  * registry (`registry: {mode, since?}`, see `RegistryRequest`). Other fields are let through as today.
@@ -72,7 +75,7 @@ const Configure = v.pipe(
 const ModuleAuthenticate = v.looseObject({
   token: v.optional(v.unknown()),
   registry: v.optional(v.strictObject({
-    mode: v.picklist(['delta', 'none']),
+    mode: RegistryMode,
     since: v.optional(v.strictObject({
       epoch: v.pipe(v.string(), v.maxLength(64)),
       revision: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),

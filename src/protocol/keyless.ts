@@ -32,7 +32,7 @@ export function keylessOf(setting: EnvOption, explicit: Record<string, string[]>
 }
 
 /** The listed entry that admits module `name`: itself, or for `<entry>__release__<version>`, its entry. */
-export function keylessEntryOf(names: ReadonlySet<string>, name: string): string | undefined {
+function keylessEntryOf(names: ReadonlySet<string>, name: string): string | undefined {
   if (names.has(name))
     return name
   const at = name.lastIndexOf(RELEASE_NAME)

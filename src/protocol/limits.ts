@@ -44,6 +44,20 @@ export function logRefusal(hub: Hub, line: string): void {
 }
 
 /**
+ * Whether `value`, which a gateway would hold past the frame that brought it (a ref, an id), is
+ * longer than a name may be (`limits.maxNameLength`): then it is counted (`limit_exceeded`) and
+ * logged, naming the peer and `what` it was.
+ */
+export function isOverlong(hub: Hub, socket: { describe: () => string }, value: unknown, what: string): boolean {
+  const { maxNameLength } = hub.options.limits
+  if (typeof value !== 'string' || value.length <= maxNameLength)
+    return false
+  hub.observers.emit('error', 'limit_exceeded')
+  logRefusal(hub, `${socket.describe()}: ${what} is over ${maxNameLength} characters`)
+  return true
+}
+
+/**
  * Admission at the upgrade, for every gateway: the HTTP answer refusing a socket from
  * `address` (`pending` when it brings no token), or undefined when it may upgrade.
  */

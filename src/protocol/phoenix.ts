@@ -16,7 +16,7 @@ import { HubError } from '../errors.ts'
 import { defineGateway, failureEvent } from './gateway.ts'
 import { keylessOf, keylessRefusal } from './keyless.ts'
 import { assignDid, createLayr8Inbox, LAYR8_EVENTS, LAYR8_TOPIC, routeAck, routeMessage } from './layr8.ts'
-import { logRefusal } from './limits.ts'
+import { isOverlong, logRefusal } from './limits.ts'
 
 // --- Codec -----------------------------------------------------------------------------
 
@@ -318,17 +318,14 @@ function channelConnection(phoenix: PhoenixSocket, joinRef: PhoenixRef, topic: s
         reply(phoenix, frame, replyOf(event))
     },
     requested(event) {
-      const value = event.data[ruleOf(options.replies, event.type).correlate]
+      const { correlate } = ruleOf(options.replies, event.type)
+      const value = event.data[correlate]
       if (typeof value !== 'string' && typeof value !== 'number')
         return
       // Remembered past the request's end (4096 of them): a value longer than a name is not, and
       // that request is not answered in the plugin's terms (it times out).
-      const { maxNameLength } = phoenix.hub.options.limits
-      if (typeof value === 'string' && value.length > maxNameLength) {
-        logRefusal(phoenix.hub, `${socket.describe()}: a ${event.type.slice(0, 100)} request's ${ruleOf(options.replies, event.type).correlate} is over ${maxNameLength} characters; its answer will not be matched`)
-        phoenix.hub.observers.emit('error', 'limit_exceeded')
+      if (isOverlong(phoenix.hub, socket, value, `the ${correlate} of a request to it (its answer will not be matched)`))
         return
-      }
       const { correlated } = requests
       const key = `${event.type}\0${value}`
       correlated.delete(key)
@@ -377,12 +374,8 @@ function join(phoenix: PhoenixSocket, frame: PhoenixFrame): void {
   const [joinRef, , topic, , payload] = frame
   // A channel holds its join_ref (twice: as is, and in its frames' prefix) for the socket's life:
   // bounded like a name, or `maxChannels` huge refs would hold that many frames' worth.
-  const { maxNameLength } = hub.options.limits
-  if (typeof joinRef === 'string' && joinRef.length > maxNameLength) {
-    logRefusal(hub, `${socket.describe()} refused a join: its join_ref is over ${maxNameLength} characters`)
-    hub.observers.emit('error', 'limit_exceeded')
+  if (isOverlong(hub, socket, joinRef, 'a refused join\'s join_ref'))
     return reply(phoenix, frame, errorReply('limit exceeded: join_ref'))
-  }
   const colon = topic.indexOf(':')
   const prefix = topic.slice(0, colon)
   // A Layr8 agent without a DID of its own joins `plugins:`: the hub assigns one, its module name.
@@ -562,12 +555,8 @@ const callIdOf = (frame: PhoenixFrame): unknown => (frame[4] as { request_id: un
 function awaitedFrame({ hub, socket }: PhoenixSocket, frame: PhoenixFrame): PhoenixFrame | null {
   const [joinRef, ref, topic, event] = frame
   const callId = isHubCall(frame) ? callIdOf(frame) : undefined
-  const { maxNameLength } = hub.options.limits
-  if ([ref, callId].some(value => typeof value === 'string' && value.length > maxNameLength)) {
-    logRefusal(hub, `${socket.describe()} refused a request: its ref is over ${maxNameLength} characters`)
-    hub.observers.emit('error', 'limit_exceeded')
+  if (isOverlong(hub, socket, ref, 'a refused request\'s ref') || isOverlong(hub, socket, callId, 'a refused hub call\'s request_id'))
     return null
-  }
   return [joinRef, ref, topic, event, callId === undefined ? null : { request_id: callId }]
 }
 

@@ -9,7 +9,7 @@ import * as v from 'valibot'
 import { envOptions, listOf, positiveInt } from '../env-options.ts'
 import { HubError } from '../errors.ts'
 import { defineGateway } from './gateway.ts'
-import { logRefusal } from './limits.ts'
+import { isOverlong, logRefusal } from './limits.ts'
 import { MAX_CORRELATED_REQUESTS } from './phoenix.ts'
 
 // Thymian remote plugins (`@thymian/plugin-websocket-proxy`): JSON text frames `{type, …}`.
@@ -362,12 +362,8 @@ function emitAction(plugin: Plugin, frame: FrameOf<'emitAction'>): void {
   const { id, name } = frame
   const fail = (error: { name: string, message: string }): void => write(plugin, { type: 'emitActionError', correlationId: id, name, error })
   // The id is held until every handler answered (up to the longest request timeout): bounded like a name.
-  const { maxNameLength } = hub.options.limits
-  if (id.length > maxNameLength) {
-    logRefusal(hub, `${plugin.socket.describe()} refused an emitAction: its id is over ${maxNameLength} characters`)
-    hub.observers.emit('error', 'limit_exceeded')
+  if (isOverlong(hub, plugin.socket, id, 'a refused emitAction\'s id'))
     return fail({ name: 'Error', message: 'limit exceeded: id' })
-  }
   const data = dataOf(frame.payload)
   const refused = hub.refusal({ type: name, data })
   if (refused)
